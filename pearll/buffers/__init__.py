@@ -1,0 +1,7 @@
+"""Experience buffers: storage, bookkeeping and sampling of env transitions."""
+
+from pearll.buffers.base import BaseBuffer
+from pearll.buffers.replay import ReplayBuffer
+from pearll.buffers.rollout import RolloutBuffer
+
+__all__ = ["BaseBuffer", "ReplayBuffer", "RolloutBuffer"]

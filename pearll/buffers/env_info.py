@@ -1,0 +1,110 @@
+"""What a buffer needs to know about the env it serves: spaces, sub-env count, autoreset mode.
+
+Gymnasium vector envs reset finished sub-envs by themselves, in one of three modes
+(``env.metadata["autoreset_mode"]``), and each needs its own handling to store exact
+transitions:
+
+- NEXT_STEP (default): the step *after* an episode's end is a reset step (its action is
+  ignored, its next observation is the new episode's first). The buffer drops it.
+- SAME_STEP: the ending step already returns the new episode's first observation; the true
+  final one is in ``info["final_obs"][i]`` where ``info["_final_obs"][i]`` is set.
+- DISABLED: the caller resets sub-envs itself, as with a single env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """The per-sub-env spaces, the number of sub-envs and how they reset."""
+
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    num_envs: int
+    is_vector: bool
+    autoreset_mode: AutoresetMode
+
+    @classmethod
+    def of(cls, env: Any, autoreset_mode: AutoresetMode | str | None = None) -> EnvInfo:
+        """Read ``env``: a gymnasium Env, a VectorEnv, or anything with the same attributes.
+
+        An object with ``num_envs`` is a vector env; its per-sub-env spaces are
+        ``single_observation_space``/``single_action_space`` when it has them, else
+        ``observation_space``/``action_space``. ``autoreset_mode`` overrides the env's metadata.
+        """
+        num_envs = getattr(env, "num_envs", None)
+        is_vector = num_envs is not None
+        if is_vector:
+            obs_space = getattr(env, "single_observation_space", env.observation_space)
+            act_space = getattr(env, "single_action_space", env.action_space)
+        else:
+            obs_space, act_space = env.observation_space, env.action_space
+        if autoreset_mode is None:
+            metadata = getattr(env, "metadata", None) or {}
+            autoreset_mode = metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        mode = _parse_mode(autoreset_mode) if is_vector else AutoresetMode.DISABLED
+        return cls(obs_space, act_space, int(num_envs or 1), is_vector, mode)
+
+
+def _parse_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    if isinstance(mode, AutoresetMode):
+        return mode
+    for member in AutoresetMode:
+        if str(mode).lower() in (member.value.lower(), member.name.lower()):
+            return member
+    choices = ", ".join(m.name for m in AutoresetMode)
+    raise ValueError(f"autoreset_mode: expected one of {choices}, got {mode!r}")
+
+
+def reset_steps(ended: np.ndarray, prev_ended: np.ndarray, mode: AutoresetMode) -> np.ndarray:
+    """Which steps of a ``(T, E)`` batch are NEXT_STEP reset steps, to be dropped.
+
+    ``ended`` marks steps that terminated or truncated; ``prev_ended`` is the same flag for the
+    step before the batch (per sub-env). In NEXT_STEP mode a step directly after an end is a
+    reset step; no step is one in the other modes.
+    """
+    if mode is not AutoresetMode.NEXT_STEP:
+        return np.zeros(ended.shape, dtype=bool)
+    before = np.empty_like(ended)
+    before[0] = prev_ended
+    before[1:] = ended[:-1]
+    return before
+
+
+def substitute_final_observations(
+    next_observation: Any, info: dict | None, ended: np.ndarray, mode: AutoresetMode
+) -> Any:
+    """The true next observations of one vector step: SAME_STEP's ``final_obs`` where set.
+
+    ``next_observation`` has the env axis first (an array or a dict of arrays); ``ended`` is
+    ``(E,)``. Raises ValueError if a SAME_STEP sub-env ended without a final observation in info.
+    """
+    if mode is not AutoresetMode.SAME_STEP or not ended.any():
+        return next_observation
+    mask = np.asarray((info or {}).get("_final_obs", np.zeros_like(ended)), dtype=bool)
+    missing = ended & ~mask
+    if missing.any():
+        raise ValueError(
+            f"autoreset mode SAME_STEP: sub-envs {np.flatnonzero(missing).tolist()} ended but "
+            "info has no 'final_obs' for them; pass the info dict the vector env returned"
+        )
+    final = info["final_obs"]
+    if isinstance(next_observation, dict):
+        return {
+            key: _replace_rows(value, mask, [final[i][key] for i in np.flatnonzero(mask)])
+            for key, value in next_observation.items()
+        }
+    return _replace_rows(next_observation, mask, [final[i] for i in np.flatnonzero(mask)])
+
+
+def _replace_rows(array: Any, mask: np.ndarray, rows: list[Any]) -> np.ndarray:
+    out = np.array(array, copy=True)
+    out[mask] = np.stack([np.asarray(r) for r in rows]).reshape(out[mask].shape)
+    return out

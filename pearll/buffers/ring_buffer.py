@@ -1,0 +1,218 @@
+"""RingBuffer: what ReplayBuffer and RolloutBuffer share (adding, bookkeeping, last, all, output).
+
+The two differ only in where next observations live (:attr:`RingBuffer.spare_rows`) and in how
+``sample`` chooses rows; subclasses set the first and implement the second.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pearll.buffers.base import BaseBuffer
+from pearll.buffers.env_info import reset_steps
+from pearll.buffers.output import convert, shape_env_axis
+from pearll.buffers.ring import Ring, WritePlan
+from pearll.buffers.steps import StepBatch, steps_from_args
+from pearll.buffers.tree import tree_map
+from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
+from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
+
+STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
+
+
+class RingBuffer(BaseBuffer):
+    """A BaseBuffer whose sub-envs each write a ring of ``buffer_size`` rows.
+
+    Subclasses say where next observations live with ``spare_rows`` (True: in the next row of
+    ``observations``; False: in a ``next_observations`` array) and implement ``sample``.
+    """
+
+    spare_rows: bool
+
+    def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
+        super().__init__(env, buffer_size, device, **kwargs)
+        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+
+    def _field_specs(self) -> dict[str, Any]:
+        specs = super()._field_specs()
+        if not self.spare_rows:
+            specs["next_observations"] = specs["observations"]
+        return specs
+
+    def _required_bytes(self) -> int:
+        valid_mask = self.buffer_size * self.num_envs
+        return super()._required_bytes() + valid_mask
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + self._ring.valid.nbytes
+
+    def reset(self) -> None:
+        super().reset()
+        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+
+    def __len__(self) -> int:
+        """Transitions stored, over all sub-envs."""
+        return int(self._ring.count.sum())
+
+    @property
+    def counts(self) -> np.ndarray:
+        """``(E,)`` transitions stored per sub-env."""
+        return self._ring.count.copy()
+
+    # --- adding -----------------------------------------------------------------------------
+
+    def add_trajectory(
+        self,
+        observation: Observation,
+        action: np.ndarray | int,
+        reward: float | np.ndarray,
+        next_observation: Observation,
+        done: bool | np.ndarray,
+        truncated: bool | np.ndarray = False,
+        info: dict | None = None,
+    ) -> None:
+        """Store one step: ``(obs, action, reward, next_obs, terminated, truncated)``.
+
+        For a vector env every argument has the env axis first and ``info`` is the vector env's
+        info dict (SAME_STEP envs carry the true final observations there). ``done`` means
+        terminated: the TD target masks it. ``truncated`` ends the episode without that mask.
+        NEXT_STEP reset steps are recognised and dropped, so pass every step as the env gave it.
+        """
+        if self.env_info.is_vector and np.ndim(truncated) == 0:
+            truncated = np.full(self.num_envs, bool(truncated))
+        self._add(
+            steps_from_args(
+                self.env_info, self._specs, observation, action, reward,
+                next_observation, done, truncated, info, num_steps=None,
+            )
+        )  # fmt: skip
+
+    def add_batch_trajectories(
+        self,
+        observations: Observation,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_observations: Observation,
+        dones: np.ndarray,
+        truncateds: np.ndarray | None = None,
+        infos: Sequence[dict | None] | None = None,
+    ) -> None:
+        """Store T consecutive steps at once, written vectorised.
+
+        Each argument has a leading time axis: ``(T, ...)`` for a single env, ``(T, E, ...)``
+        for a vector env; ``infos`` is a list of T vector-env info dicts (needed for SAME_STEP).
+        The steps must follow one another as the env produced them.
+        """
+        num_steps = len(np.asarray(rewards))
+        if truncateds is None:
+            truncateds = np.zeros(np.shape(rewards), dtype=bool)
+        self._add(
+            steps_from_args(
+                self.env_info, self._specs, observations, actions, rewards,
+                next_observations, dones, truncateds, infos, num_steps=num_steps,
+            )
+        )  # fmt: skip
+
+    def _add(self, steps: StepBatch) -> None:
+        ended = steps.ended
+        keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
+        plan = self._ring.plan(keep, ended)
+        self._write(plan, steps)
+        self._ring.commit(plan)
+
+    def _write(self, plan: WritePlan, steps: StepBatch) -> None:
+        at_steps = (plan.step_t, plan.step_env)
+        rows = (plan.step_row, plan.step_env)
+        for name in STEP_FIELDS:
+            self._storage[name][rows] = getattr(steps, name)[at_steps]
+        _scatter(self._storage["observations"], rows, steps.observations, at_steps)
+        if self.spare_rows:
+            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
+            _scatter(self._storage["observations"], target, steps.next_observations, source)
+        else:
+            _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def sample(
+        self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
+    ) -> Trajectories:
+        """A batch of ``batch_size`` transitions per sub-env."""
+
+    def last(
+        self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
+    ) -> Trajectories:
+        """Each sub-env's ``batch_size`` most recent transitions, oldest first.
+
+        Shapes ``(B, ...)``, ``(E, B, ...)``, or ``(E * B, ...)`` with ``flatten_env``. Raises
+        ValueError if some sub-env holds fewer.
+        """
+        _check_batch_size(batch_size)
+        parse_trajectory_type(dtype)
+        return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
+
+    def all(self, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy") -> Trajectories:
+        """Every stored transition, oldest first.
+
+        With the env axis, each sub-env's m most recent (m the smallest count, so the batch is
+        rectangular); with ``flatten_env=True``, every stored transition, sub-env by sub-env.
+        """
+        parse_trajectory_type(dtype)
+        self._ring.require_transitions()
+        if not (self.env_info.is_vector and flatten_env):
+            return self.last(int(self._ring.count.min()), flatten_env, dtype)
+        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in range(self.num_envs)]
+        merged = {
+            name: tree_map(
+                lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)
+            )
+            for name in parts[0]
+        }
+        return self._package(merged, flatten_env=True, dtype=dtype)
+
+    def _trajectories(
+        self, rows: np.ndarray, flatten_env: bool, dtype: str | TrajectoryType
+    ) -> Trajectories:
+        """Gather ``(E, B)`` rows (row ``rows[e, i]`` of sub-env ``e``) into Trajectories."""
+        return self._package(self._gather(rows), flatten_env, dtype)
+
+    def _gather(self, rows: np.ndarray, envs: Any = None) -> dict[str, Any]:
+        envs = np.arange(self.num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
+        storage = self._storage
+        if self.spare_rows:
+            next_obs_rows, next_source = (rows + 1) % self.buffer_size, "observations"
+        else:
+            next_obs_rows, next_source = rows, "next_observations"
+        return {
+            "observations": tree_map(lambda a: a[rows, envs], storage["observations"]),
+            "actions": storage["actions"][rows, envs],
+            "rewards": storage["rewards"][rows, envs],
+            "next_observations": tree_map(lambda a: a[next_obs_rows, envs], storage[next_source]),
+            "dones": storage["dones"][rows, envs],
+        }
+
+    def _package(
+        self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
+    ) -> Trajectories:
+        shaped = shape_env_axis(gathered, self.env_info.is_vector, flatten_env)
+        fields = convert(shaped, dtype, self._device_spec)
+        record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
+        return record(**fields)
+
+
+def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:
+    """``storage[rows] = values[at]`` leaf by leaf."""
+    tree_map(lambda s, v: s.__setitem__(rows, v[at]), storage, values)
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"batch_size: expected a positive int, got {type(batch_size).__name__}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")

@@ -1,0 +1,115 @@
+"""What a gymnasium space stores as (shape, dtype), and checking values against it.
+
+A space maps to a :class:`FieldSpec` (or a dict of them for Dict spaces): the per-transition
+shape and dtype a buffer allocates, plus the space itself for range checks. Discrete values are
+stored as ``(1,)`` int64 arrays so that Discrete actions give the tutorial's ``(buffer_size, 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from pearll.buffers.tree import tree_map
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """The shape (without batch axes) and dtype of one stored value, and the space it came from."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    space: spaces.Space | None = None
+
+
+def spec_from_space(space: spaces.Space) -> FieldSpec | dict[str, Any]:
+    """The FieldSpec tree a buffer allocates for values of ``space``."""
+    if isinstance(space, spaces.Dict):
+        return {key: spec_from_space(sub) for key, sub in space.spaces.items()}
+    if isinstance(space, spaces.Box):
+        return FieldSpec(tuple(space.shape), np.dtype(space.dtype), space)
+    if isinstance(space, spaces.Discrete):
+        return FieldSpec((1,), np.dtype(np.int64), space)
+    if isinstance(space, spaces.MultiDiscrete):
+        return FieldSpec(tuple(space.nvec.shape), np.dtype(np.int64), space)
+    if isinstance(space, spaces.MultiBinary):
+        return FieldSpec(tuple(np.atleast_1d(space.n)), np.dtype(np.int8), space)
+    raise TypeError(
+        f"unsupported space {space!r}: expected Box, Discrete, MultiDiscrete, MultiBinary or a "
+        "Dict of them"
+    )
+
+
+SCALAR_FLOAT = FieldSpec((1,), np.dtype(np.float32))
+SCALAR_BOOL = FieldSpec((1,), np.dtype(np.bool_))
+
+
+def coerce(
+    value: Any,
+    spec: FieldSpec | dict[str, Any],
+    lead: tuple[int, ...],
+    name: str,
+    check_range: bool = False,
+) -> np.ndarray | dict[str, Any]:
+    """``value`` as an array (tree) of shape ``lead + spec.shape``, or a clear error.
+
+    ``lead`` is the batch prefix the caller promised: ``()`` for one step of a single env,
+    ``(E,)`` for a vector env, ``(T,)`` or ``(T, E)`` for a batch of steps. A spec of shape
+    ``(1,)`` also accepts values of shape ``lead`` (a scalar reward, done or Discrete action).
+    Nothing is written anywhere; errors are ValueError (shape, range) or TypeError (dtype).
+    """
+    if isinstance(spec, dict):
+        if not isinstance(value, dict) or set(value) != set(spec):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise ValueError(f"{name}: expected a dict with keys {sorted(spec)}, got {got}")
+        return {k: coerce(value[k], spec[k], lead, f"{name}[{k!r}]", check_range) for k in spec}
+    array = np.asarray(value)
+    expected = lead + spec.shape
+    if array.shape != expected:
+        if spec.shape == (1,) and array.shape == lead:
+            array = array.reshape(expected)
+        else:
+            raise ValueError(f"{name}: expected shape {expected}, got {array.shape}")
+    _check_dtype(array.dtype, spec.dtype, name)
+    if check_range and spec.space is not None:
+        _check_range(array, spec.space, name)
+    return array
+
+
+def _check_dtype(got: np.dtype, want: np.dtype, name: str) -> None:
+    numeric = got.kind in "biuf"
+    integer_target = want.kind in "biu"
+    if not numeric or (integer_target and got.kind == "f"):
+        raise TypeError(f"{name}: expected values castable to {want}, got dtype {got}")
+
+
+def _check_range(array: np.ndarray, space: spaces.Space, name: str) -> None:
+    if isinstance(space, spaces.Discrete):
+        low, high = space.start, space.start + space.n - 1
+    elif isinstance(space, spaces.MultiDiscrete):
+        low, high = space.start, space.start + space.nvec - 1
+    elif isinstance(space, spaces.MultiBinary):
+        low, high = 0, 1
+    elif isinstance(space, spaces.Box):
+        low, high = space.low, space.high
+    else:
+        return
+    inside = (array >= low) & (array <= high)  # False for NaN too
+    if not inside.all():
+        bad = array[~inside] if array.ndim else array
+        raise ValueError(f"{name}: {np.ravel(bad)[:5]} outside the space {space}")
+
+
+def nbytes_per_item(spec: FieldSpec | dict[str, Any]) -> int:
+    """Bytes one value of ``spec`` occupies."""
+    total = 0
+
+    def add(leaf: FieldSpec) -> None:
+        nonlocal total
+        total += int(np.prod(leaf.shape, dtype=np.int64)) * leaf.dtype.itemsize
+
+    tree_map(add, spec)
+    return total

@@ -1,0 +1,1 @@
+"""Types and enumerations shared across pearll."""

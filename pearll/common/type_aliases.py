@@ -1,0 +1,36 @@
+"""The records buffers return and the types of what goes into them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# An observation is an array, or a dict of arrays for gymnasium Dict spaces (nested dicts allowed).
+Observation = np.ndarray | dict[str, Any]
+
+
+@dataclass
+class Trajectories:
+    """A batch of transitions (s, a, r, s', terminated).
+
+    Shapes, for a batch of B transitions of an env whose observation has shape ``obs_shape``:
+    ``(B, *obs_shape)`` from a single env, ``(E, B, *obs_shape)`` from E sub-envs, or
+    ``(E * B, *obs_shape)`` with ``flatten_env=True``. ``actions`` has the action's shape
+    (``(..., 1)`` for Discrete); ``rewards`` and ``dones`` have a trailing axis of 1 and dtype
+    float32, so ``1 - dones`` works as a TD mask. ``dones`` is 1 only for a termination: a
+    truncated transition has ``dones == 0`` and its ``next_observations`` is the true final
+    observation, so the TD target bootstraps from it.
+    """
+
+    observations: Any
+    actions: Any
+    rewards: Any
+    next_observations: Any
+    dones: Any
+
+
+@dataclass
+class DictTrajectories(Trajectories):
+    """Trajectories whose observations and next_observations are dicts of arrays, one per key."""
