@@ -1,0 +1,79 @@
+"""Test envs, built in one place for every test module.
+
+``TaggedEnv`` is the workhorse: each observation encodes (env tag, episode number, step number),
+so a stored transition can be checked against the truth by value alone. Its episodes end at a
+random step, by termination or by truncation (time limit), from a seeded schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
+
+
+class TaggedEnv(gym.Env):
+    """Observation ``[tag, episode, step]`` (float32); Discrete(3) actions; reward = step.
+
+    Episode lengths are drawn from ``1..max_len``; an episode ends by termination with
+    probability ``p_terminate`` else by truncation. With ``dict_obs`` the observation is
+    ``{"tag": [tag, episode, step], "parity": step % 2}`` (a Box and a Discrete leaf).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, tag: int = 0, max_len: int = 6, p_terminate: float = 0.5, dict_obs=False):
+        self.tag, self.max_len, self.p_terminate = tag, max_len, p_terminate
+        self.dict_obs = dict_obs
+        box = spaces.Box(-1e9, 1e9, shape=(3,), dtype=np.float32)
+        self.observation_space = (
+            spaces.Dict({"tag": box, "parity": spaces.Discrete(2)}) if dict_obs else box
+        )
+        self.action_space = spaces.Discrete(3)
+        self.episode = -1
+        self.schedule = np.random.default_rng(tag)
+
+    def _obs(self) -> Any:
+        vector = np.array([self.tag, self.episode, self.t], dtype=np.float32)
+        return {"tag": vector, "parity": self.t % 2} if self.dict_obs else vector
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.schedule = np.random.default_rng(seed * 1000 + self.tag)
+        self.episode += 1
+        self.t = 0
+        self.length = int(self.schedule.integers(1, self.max_len + 1))
+        self.terminates = bool(self.schedule.random() < self.p_terminate)
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        ended = self.t >= self.length
+        return (
+            self._obs(),
+            float(self.t),
+            ended and self.terminates,
+            ended and not self.terminates,
+            {},
+        )
+
+
+def tagged_vector_env(num_envs: int, mode: AutoresetMode, dict_obs: bool = False, **kwargs):
+    """A SyncVectorEnv of TaggedEnvs with tags 0..num_envs-1 in autoreset ``mode``."""
+    fns = [
+        (lambda i=i: TaggedEnv(tag=i, dict_obs=dict_obs, **kwargs)) for i in range(num_envs)
+    ]
+    return SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def make_env(num_envs: int | None, mode: AutoresetMode = AutoresetMode.NEXT_STEP, **kwargs):
+    """A single TaggedEnv (``num_envs=None``) or a vector env of them."""
+    if num_envs is None:
+        return TaggedEnv(**kwargs)
+    return tagged_vector_env(num_envs, mode, **kwargs)
