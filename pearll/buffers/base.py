@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from abc import ABC, abstractmethod
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from pearll.buffers import persistence
 from pearll.buffers.env_info import EnvInfo
+from pearll.buffers.errors import CheckpointError
 from pearll.buffers.memory import check_memory
 from pearll.buffers.output import resolve_device
 from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, nbytes_per_item, spec_from_space
 from pearll.buffers.tree import tree_leaves, tree_map
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.type_aliases import Observation, Trajectories
+
+Buffer = TypeVar("Buffer", bound="BaseBuffer")
 
 
 class BaseBuffer(ABC):
@@ -32,6 +39,11 @@ class BaseBuffer(ABC):
     for Dict spaces), ``actions`` ``(buffer_size, [E,] *act_shape)`` (``(..., 1)`` int64 for
     Discrete), ``rewards`` and ``dones`` ``(buffer_size, [E,] 1)`` float32, ``truncateds``
     ``(buffer_size, [E,] 1)`` bool. The env axis ``E`` is there only for vector envs.
+
+    Persistence: :meth:`save` and :meth:`load` (see :mod:`pearll.buffers.persistence` for the
+    format and for the three methods through which a subclass saves its own state).
+    Threads: ``self._lock`` (an RLock) guards the state; subclasses hold it while they change
+    it or read rows from it, so that one thread may add while another samples.
     """
 
     def __init__(
@@ -47,13 +59,17 @@ class BaseBuffer(ABC):
             raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
         if buffer_size <= 0:
             raise ValueError(f"buffer_size: expected a positive int, got {buffer_size}")
+        self._lock = threading.RLock()
         self.env_info = EnvInfo.of(env, autoreset_mode)
         self.buffer_size = int(buffer_size)
         self._device_spec = device
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._specs = self._field_specs()
-        check_memory(self._required_bytes(), type(self).__name__)
-        self._storage = self._allocate()
+        if persistence.rebuilding():
+            self._storage: dict[str, Any] = {}  # load puts the saved arrays here
+        else:
+            check_memory(self._required_bytes(), type(self).__name__)
+            self._storage = self._allocate()
 
     @property
     def num_envs(self) -> int:
@@ -116,6 +132,68 @@ class BaseBuffer(ABC):
     def truncateds(self) -> np.ndarray:
         return self._public("truncateds")
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock cannot be pickled; a copy gets a lock of its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # --- persistence (protocol: pearll/buffers/persistence.py) -------------------------------
+
+    def save(self, path: str | os.PathLike, progress: bool | None = None) -> Path:
+        """Save the buffer to the checkpoint directory ``path``, crash-safely; return ``path``.
+
+        A directory of ``.npy`` files and a JSON manifest (format, checksums, spaces), written
+        straight from the arrays (no copy of them in memory). A process killed during the save
+        leaves the previous checkpoint at ``path``, or the new one; never a mix. Other threads'
+        adds and samples wait until it is done. ``progress``: a tqdm bar (default: >= 100 MB).
+        """
+        return persistence.save(self, path, progress)
+
+    @classmethod
+    def load(
+        cls: type[Buffer],
+        path: str | os.PathLike,
+        env: Any = None,
+        mmap: bool = False,
+        *,
+        verify: bool | None = None,
+        progress: bool | None = None,
+    ) -> Buffer:
+        """The buffer saved at ``path``, behaving exactly as when saved (same seeded samples).
+
+        ``env=None`` rebuilds the spaces from the checkpoint. ``mmap=True`` maps the arrays
+        from disk copy-on-write instead of reading them (instant; the files never change);
+        their checksums are then checked only with ``verify=True``. Raises
+        :class:`~pearll.buffers.errors.CheckpointError` for a damaged or foreign checkpoint.
+        """
+        return persistence.load(cls, path, env, mmap, verify, progress)
+
+    def _config(self) -> dict[str, Any]:
+        """JSON-able keyword arguments with which ``cls(env, **config)`` rebuilds this buffer."""
+        return {
+            "buffer_size": self.buffer_size,
+            "device": str(self._device_spec),
+            "autoreset_mode": self.env_info.autoreset_mode.value,
+        }
+
+    def _state(self) -> dict[str, Any]:
+        """What changes as the buffer is used: arrays and JSON values (see persistence)."""
+        return {"storage": self._storage, "rng": self.rng.bit_generator.state}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`_state` returned (on a buffer rebuilt with :meth:`_config`)."""
+        lead = (self.buffer_size, self.num_envs)
+        expected = {
+            name: tree_map(lambda s: _shape_only(lead + s.shape, s.dtype), spec)
+            for name, spec in self._specs.items()
+        }
+        persistence.check_like(state["storage"], expected, "state.storage")
+        self._storage = state["storage"]
+        self.rng = _generator_from_state(state["rng"])
+
     @abstractmethod
     def reset(self) -> None:
         """Empty the buffer: fresh zeroed arrays, as after construction."""
@@ -157,3 +235,22 @@ class BaseBuffer(ABC):
         dtype: str | TrajectoryType = "numpy",
     ) -> Trajectories:
         """Every stored transition, in order."""
+
+
+def _shape_only(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of ``shape`` and ``dtype`` that takes no memory (for shape checks)."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def _generator_from_state(state: dict[str, Any]) -> np.random.Generator:
+    """A Generator whose bit generator (PCG64 or another numpy one) is in ``state``."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    bit_generator_class = getattr(np.random, str(name), None)
+    known = isinstance(bit_generator_class, type) and issubclass(
+        bit_generator_class, np.random.BitGenerator
+    )
+    if not known:
+        raise CheckpointError(f"state.rng: not a numpy bit generator state: {name!r}")
+    bit_generator = bit_generator_class()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)

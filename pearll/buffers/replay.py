@@ -35,5 +35,6 @@ class ReplayBuffer(RingBuffer):
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        rows = self._ring.uniform_rows(self.rng, batch_size)
-        return self._trajectories(rows, flatten_env, dtype)
+        with self._lock:
+            rows = self._ring.uniform_rows(self.rng, batch_size)
+            return self._trajectories(rows, flatten_env, dtype)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
+from pearll.buffers import persistence
 from pearll.buffers.base import BaseBuffer
 from pearll.buffers.env_info import reset_steps
 from pearll.buffers.output import convert, shape_env_axis
@@ -29,6 +31,15 @@ class RingBuffer(BaseBuffer):
 
     Subclasses say where next observations live with ``spare_rows`` (True: in the next row of
     ``observations``; False: in a ``next_observations`` array) and implement ``sample``.
+
+    Threads: adds and reads may come from different threads. Each add (one step, or a whole
+    batch) is written and committed under ``self._lock``, and each read (``sample``, ``last``,
+    ``all``) chooses its rows and gathers them under the same lock, so a read sees every add
+    completely or not at all: never a half-written transition, and never a row overwritten
+    between being chosen and being read. Input checks run outside the lock. Adds from several
+    threads to the same sub-env interleave whole calls, so each call should be a whole
+    episode (or each thread should own a buffer) for episodes to stay contiguous. Subclasses
+    hold ``self._lock`` in ``sample`` the same way.
     """
 
     spare_rows: bool
@@ -52,17 +63,31 @@ class RingBuffer(BaseBuffer):
         return super().nbytes + self._ring.valid.nbytes
 
     def reset(self) -> None:
-        super().reset()
-        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        with self._lock:
+            super().reset()
+            self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
 
     def __len__(self) -> int:
         """Transitions stored, over all sub-envs."""
-        return int(self._ring.count.sum())
+        with self._lock:
+            return int(self._ring.count.sum())
 
     @property
     def counts(self) -> np.ndarray:
         """``(E,)`` transitions stored per sub-env."""
-        return self._ring.count.copy()
+        with self._lock:
+            return self._ring.count.copy()
+
+    def _state(self) -> dict[str, Any]:
+        ring = {f.name: getattr(self._ring, f.name) for f in fields(Ring)}
+        return {**super()._state(), "ring": ring}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        empty = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        expected = {f.name: getattr(empty, f.name) for f in fields(Ring)}
+        persistence.check_like(state["ring"], expected, "state.ring")
+        self._ring = Ring(**state["ring"])
 
     # --- adding -----------------------------------------------------------------------------
 
@@ -120,10 +145,11 @@ class RingBuffer(BaseBuffer):
 
     def _add(self, steps: StepBatch) -> None:
         ended = steps.ended
-        keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
-        plan = self._ring.plan(keep, ended)
-        self._write(plan, steps)
-        self._ring.commit(plan)
+        with self._lock:
+            keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
+            plan = self._ring.plan(keep, ended)
+            self._write(plan, steps)
+            self._ring.commit(plan)
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)
@@ -155,7 +181,8 @@ class RingBuffer(BaseBuffer):
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
+        with self._lock:
+            return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
 
     def all(self, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy") -> Trajectories:
         """Every stored transition, oldest first.
@@ -164,10 +191,13 @@ class RingBuffer(BaseBuffer):
         rectangular); with ``flatten_env=True``, every stored transition, sub-env by sub-env.
         """
         parse_trajectory_type(dtype)
-        self._ring.require_transitions()
-        if not (self.env_info.is_vector and flatten_env):
-            return self.last(int(self._ring.count.min()), flatten_env, dtype)
-        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in range(self.num_envs)]
+        with self._lock:
+            self._ring.require_transitions()
+            if not (self.env_info.is_vector and flatten_env):
+                return self.last(int(self._ring.count.min()), flatten_env, dtype)
+            parts = [
+                self._gather(self._ring.ordered_rows(e)[None], [e]) for e in range(self.num_envs)
+            ]
         merged = {
             name: tree_map(
                 lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)

@@ -33,15 +33,16 @@ class RolloutBuffer(RingBuffer):
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        self._ring.require_transitions()
-        short = np.flatnonzero(self._ring.count < batch_size)
-        if len(short):
-            raise ValueError(
-                f"batch_size: a RolloutBuffer sample is a run of stored transitions, so at most "
-                f"{int(self._ring.count.min())} here; got {batch_size}"
+        with self._lock:
+            self._ring.require_transitions()
+            short = np.flatnonzero(self._ring.count < batch_size)
+            if len(short):
+                raise ValueError(
+                    "batch_size: a RolloutBuffer sample is a run of stored transitions, so at "
+                    f"most {int(self._ring.count.min())} here; got {batch_size}"
+                )
+            starts = self.rng.integers(0, self._ring.count - batch_size + 1)
+            rows = np.stack(
+                [self._ring.ordered_rows(e)[s : s + batch_size] for e, s in enumerate(starts)]
             )
-        starts = self.rng.integers(0, self._ring.count - batch_size + 1)
-        rows = np.stack(
-            [self._ring.ordered_rows(e)[s : s + batch_size] for e, s in enumerate(starts)]
-        )
-        return self._trajectories(rows, flatten_env, dtype)
+            return self._trajectories(rows, flatten_env, dtype)
