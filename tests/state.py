@@ -14,7 +14,8 @@ BUFFER_CLASSES = (ReplayBuffer, RolloutBuffer)
 
 def state_leaves(tree: Any, keys: tuple = ()) -> dict[tuple, Any]:
     if isinstance(tree, dict):
-        return {k: v for key, sub in tree.items() for k, v in state_leaves(sub, (*keys, key)).items()}
+        leaves = (state_leaves(sub, (*keys, key)) for key, sub in tree.items())
+        return {k: v for subtree in leaves for k, v in subtree.items()}
     return {keys: tree}
 
 

@@ -364,11 +364,19 @@ def _check_env(buffer: BaseBuffer, saved: dict[str, Any]) -> None:
             raise ValueError(f"env: the buffer was saved with {what} {want}, this env has {got}")
 
 
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
 @contextmanager
-def _progress_bar(total: int, show: bool | None, description: str) -> Iterator[tqdm]:
-    enabled = total >= PROGRESS_MIN_BYTES if show is None else show
+def _progress_bar(total: int, show: bool | None, description: str) -> Iterator[Any]:
+    if not (total >= PROGRESS_MIN_BYTES if show is None else show):
+        # No tqdm object at all: tqdm takes a lock shared across fork()ed processes, which a
+        # process killed inside tqdm leaves held, so small saves stay clear of it.
+        yield _NoBar()
+        return
     with tqdm(
-        total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
-        disable=not enabled, leave=False,
-    ) as bar:  # fmt: skip
+        total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=False
+    ) as bar:
         yield bar

@@ -37,15 +37,22 @@ def advance(buffer: ReplayBuffer, round_: int) -> None:
     buffer.sample(3)
 
 
-def saving_child(path) -> None:
+def saving_child(path, rounds: int = 10**6) -> None:
     """Save rounds 1, 2, 3, ... to ``path`` until killed (runs in a forked process)."""
     try:
         buffer = state_after(0)
-        for round_ in range(1, 10**6):
+        for round_ in range(1, rounds + 1):
             advance(buffer, round_)
             buffer.save(path)
     finally:
         os._exit(0)
+
+
+def fork(child, *args) -> int:
+    pid = os.fork()
+    if pid == 0:
+        child(*args)
+    return pid
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -53,16 +60,14 @@ def test_sigkill_at_random_moments_always_leaves_a_saved_state(tmp_path):
     path = tmp_path / "ckpt"
     state_after(0).save(path)
     started = time.perf_counter()
-    state_after(1).save(path)
-    one_round = time.perf_counter() - started
+    os.waitpid(fork(saving_child, path, 1), 0)
+    first_save = time.perf_counter() - started  # from fork to a completed save
     rng = np.random.default_rng(0)
     kills, interrupted, loaded_rounds = 0, 0, set()
     deadline = time.monotonic() + 20
     while kills < 50 and time.monotonic() < deadline:
-        pid = os.fork()
-        if pid == 0:
-            saving_child(path)
-        time.sleep(rng.uniform(0, 1.5 * one_round))  # mostly mid-save
+        pid = fork(saving_child, path)
+        time.sleep(rng.uniform(0, 2 * first_save))  # most kills land in the first two saves
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         kills += 1

@@ -93,7 +93,7 @@ def test_base_class_load_finds_the_saved_class_and_others_refuse(tmp_path):
     original, _ = filled(RolloutBuffer, None, 12)
     original.save(tmp_path / "ckpt")
     assert type(BaseBuffer.load(tmp_path / "ckpt")) is RolloutBuffer
-    with pytest.raises(CheckpointError, match="holds a pearll.buffers.rollout.RolloutBuffer"):
+    with pytest.raises(CheckpointError, match=r"holds a pearll\.buffers\.rollout\.RolloutBuffer"):
         ReplayBuffer.load(tmp_path / "ckpt")
 
 

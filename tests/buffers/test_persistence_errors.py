@@ -79,7 +79,7 @@ def test_truncated_array_file(checkpoint):
 
 def test_manifest_from_the_future(checkpoint):
     rewrite_manifest(checkpoint, lambda m: m.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(CheckpointError, match="manifest.json: format version 2.*upgrade pearll"):
+    with pytest.raises(CheckpointError, match=r"manifest\.json: format version 2.*upgrade pearll"):
         ReplayBuffer.load(checkpoint)
 
 
@@ -89,7 +89,7 @@ def test_manifest_that_is_not_json_or_not_ours(checkpoint):
     with pytest.raises(CheckpointError, match="not a pearll buffer checkpoint"):
         ReplayBuffer.load(checkpoint)
     manifest.write_text('{"format": "pearll-buffer-che')
-    with pytest.raises(CheckpointError, match="manifest.json: not valid JSON"):
+    with pytest.raises(CheckpointError, match=r"manifest\.json: not valid JSON"):
         ReplayBuffer.load(checkpoint)
 
 
@@ -103,7 +103,7 @@ def test_foreign_directory_and_missing_pointer_target(tmp_path, checkpoint):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("hello")
-    with pytest.raises(CheckpointError, match="CURRENT: missing, so .* is not a pearll checkpoint"):
+    with pytest.raises(CheckpointError, match=r"CURRENT: missing, so .* is not a pearll"):
         ReplayBuffer.load(foreign)
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         ReplayBuffer.load(tmp_path / "nowhere")
@@ -119,7 +119,7 @@ def test_save_refuses_a_directory_holding_other_files(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("hello")
-    with pytest.raises(FileExistsError, match="notes.txt"):
+    with pytest.raises(FileExistsError, match=r"notes\.txt"):
         ReplayBuffer(make_env(None), 4).save(foreign)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
 
