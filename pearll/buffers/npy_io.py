@@ -47,8 +47,8 @@ def write_npy(path: Path, array: np.ndarray, progress: Progress) -> NpyInfo:
     with open(path, "wb") as file:
         file.write(header)
         for chunk in _chunks(array):
-            file.write(chunk)
             digest.update(chunk)
+            file.write(chunk)
             progress(chunk.nbytes)
         file.flush()
         os.fsync(file.fileno())
@@ -61,18 +61,17 @@ def read_npy(path: Path, info: NpyInfo, verify: bool, progress: Progress) -> np.
 
     With ``verify`` the SHA-256 of the bytes read is compared with ``info.sha256``.
     """
+    array = np.empty(info.shape, dtype=np.dtype(info.dtype))
     with _open(path) as file:
         header = _check_header(path, file, info)
-        array = np.empty(info.shape, dtype=np.dtype(info.dtype))
-        digest = hashlib.new(HASH, header) if verify else None
+        digest = hashlib.new(HASH, header)
         for chunk in _chunks(array):
-            got = file.readinto(chunk)
-            if got != chunk.nbytes:
+            if file.readinto(chunk) != chunk.nbytes:
                 raise CheckpointError(f"{path}: truncated: the file ended before its data did")
-            if digest is not None:
+            if verify:
                 digest.update(chunk)
             progress(chunk.nbytes)
-    if digest is not None:
+    if verify:
         _check_digest(path, digest.hexdigest(), info)
     return array
 
