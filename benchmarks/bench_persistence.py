@@ -11,7 +11,7 @@ through ``add_batch_trajectories``, then times in one run:
 - ``load(mmap=True)`` (open only) and ``load(mmap=True, verify=True)``;
 - baselines on the same buffer and disk: ``pickle.dump`` of the buffer (protocol 5, what
   whole-object checkpointing does) and ``np.save`` of each array (no checksum), each followed
-  by an fsync as pearll's save does (a checkpoint must survive a crash).
+  by an fsync, into new files while the old ones exist, as pearll's crash-safe save does.
 
 Peak memory is the highest RSS above the RSS before the operation, sampled every 2 ms by a
 thread (psutil), plus tracemalloc's peak of Python-level allocations (numpy included). A load
@@ -124,15 +124,18 @@ def run(gb: float, directory: Path) -> None:
           f"filled in {time.perf_counter() - started:.1f} s")  # fmt: skip
     results: list = []
     checkpoint = directory / "ckpt"
-    # Writes run twice, alternating, because a disk's first write to fresh blocks is often
-    # slower than later ones: the second round compares like with like.
-    for round_ in (1, 2):
+    # Every save writes new files while the previous ones still exist, then deletes them (a
+    # crash-safe save must), and runs in rounds, alternating: a disk may write fresh blocks
+    # slower than reused ones, so only like rounds compare.
+    for round_ in (1, 2, 3):
         with measured(f"pearll save #{round_}", size, results):
             buffer.save(checkpoint, progress=False)
         with measured(f"pickle.dump + fsync #{round_}", size, results):
-            pickle_dump(buffer, directory / "buffer.pkl")
+            pickle_dump(buffer, directory / f"buffer-{round_}.pkl")
+            (directory / f"buffer-{round_ - 1}.pkl").unlink(missing_ok=True)
         with measured(f"np.save + fsync #{round_}", size, results):
-            np_save(buffer, directory / "plain")
+            np_save(buffer, directory / f"plain-{round_}")
+            shutil.rmtree(directory / f"plain-{round_ - 1}", ignore_errors=True)
 
     buffer.rng = np.random.default_rng(0)  # so a loaded copy samples what ``expected`` holds
     expected = buffer.sample(64).observations
@@ -155,11 +158,11 @@ def run(gb: float, directory: Path) -> None:
     with measured("pearll load mmap+verify cold", size, results):
         mapped = ReplayBuffer.load(checkpoint, mmap=True, verify=True, progress=False)
     del mapped
-    with measured("pickle.load cold", size, results), open(directory / "buffer.pkl", "rb") as f:
+    with measured("pickle.load cold", size, results), open(directory / "buffer-3.pkl", "rb") as f:
         pickle.load(f)
     drop_from_page_cache(directory)
     with measured("np.load cold (no checksum)", size, results):
-        for file in sorted((directory / "plain").iterdir()):
+        for file in sorted((directory / "plain-3").iterdir()):
             np.load(file)
 
     print(

@@ -5,10 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from gymnasium import spaces
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pearll.buffers import BaseBuffer, ReplayBuffer, RolloutBuffer
 from pearll.buffers.errors import CheckpointError
@@ -156,6 +160,46 @@ def test_mmap_load_maps_large_arrays_and_never_writes_the_files(tmp_path):
     loaded.add_trajectory(obs, 1, 2.0, obs, True)
     verify_checkpoint(tmp_path / "ckpt")  # the files are as saved
     assert_same_state(ReplayBuffer.load(tmp_path / "ckpt"), saved)
+
+
+def test_mmap_loaded_buffer_saves_over_its_own_checkpoint(tmp_path):
+    env = make_env(None)
+    env.observation_space = spaces.Box(-1e9, 1e9, shape=(128,), dtype=np.float32)
+    buffer = RolloutBuffer(env, 4096, seed=0)
+    obs = np.ones(128, dtype=np.float32)
+    for t in range(50):
+        buffer.add_trajectory(obs * t, 0, float(t), obs * (t + 1), t % 9 == 8)
+    buffer.save(tmp_path / "ckpt")
+    mapped = RolloutBuffer.load(tmp_path / "ckpt", mmap=True)
+    for t in range(50, 70):
+        for b in (buffer, mapped):
+            b.add_trajectory(obs * t, 1, float(t), obs * (t + 1), False)
+    mapped.save(tmp_path / "ckpt")  # deletes the files it is mapped from
+    assert_same_state(mapped, buffer)
+    assert_same_state(RolloutBuffer.load(tmp_path / "ckpt"), buffer)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    buffer_class=st.sampled_from(BUFFER_CLASSES),
+    num_envs=st.sampled_from([None, 1, 2]),
+    mode=st.sampled_from(MODES),
+    size=st.integers(2, 12),
+    before=st.integers(0, 40),
+    after=st.integers(0, 40),
+)
+def test_save_load_at_any_point_changes_nothing(buffer_class, num_envs, mode, size, before, after):
+    original, runner = filled(buffer_class, num_envs, before, mode=mode, size=size)
+    with tempfile.TemporaryDirectory() as directory:
+        original.save(Path(directory) / "ckpt")
+        loaded = buffer_class.load(Path(directory) / "ckpt")
+    for _ in range(after):
+        args = runner.step()
+        for buffer in (original, loaded):
+            buffer.add_trajectory(*args[:6], info=args[6])
+    assert_same_state(loaded, original)
+    if len(original) and original.counts.min() >= 2:
+        assert_same_output(loaded, original, batch_size=2)
 
 
 def test_pickle_round_trip_despite_the_lock():
