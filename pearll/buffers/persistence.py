@@ -161,27 +161,33 @@ def load(
         _rebuilding.reset(token)
     if env is not None:
         _check_env(buffer, manifest["env"])
-    infos = {name: _info_from_json(entry) for name, entry in manifest["files"].items()}
+    arrays = _read_arrays(snapshot, manifest, mmap, bool(verify), progress)
+    buffer._set_state(_join_state(manifest["state"], arrays, snapshot / MANIFEST))
+    return buffer
+
+
+def _read_arrays(
+    snapshot: Path, manifest: dict[str, Any], mmap: bool, verify_mapped: bool, progress: Any
+) -> dict[str, np.ndarray]:
+    """Every file of the snapshot by name: read and checked, or (large ones, mmap) mapped."""
+    infos = _file_infos(manifest, snapshot / MANIFEST)
     mapped = {name for name, info in infos.items() if mmap and _data_bytes(info) >= MMAP_MIN_BYTES}
     in_memory = sum(_data_bytes(info) for name, info in infos.items() if name not in mapped)
     check_memory(in_memory, f"loading {snapshot}")
-    verify_mapped = bool(verify) if mmap else True
     to_read = in_memory + (sum(_data_bytes(infos[n]) for n in mapped) if verify_mapped else 0)
-    with _progress_bar(to_read, progress, f"loading {Path(path).name}") as bar:
-        arrays = {
+    with _progress_bar(to_read, progress, f"loading {snapshot.parent.name}") as bar:
+        return {
             name: open_npy(snapshot / name, info, verify_mapped, bar.update)
             if name in mapped
             else read_npy(snapshot / name, info, True, bar.update)
             for name, info in infos.items()
         }
-    buffer._set_state(_join_state(manifest["state"], arrays, snapshot / MANIFEST))
-    return buffer
 
 
 def verify_checkpoint(path: str | os.PathLike, progress: bool | None = None) -> None:
     """Check the checkpoint at ``path`` file by file (sizes, headers, checksums); raise if bad."""
     snapshot = current_snapshot(Path(path))
-    infos = {n: _info_from_json(e) for n, e in _read_manifest(snapshot)["files"].items()}
+    infos = _file_infos(_read_manifest(snapshot), snapshot / MANIFEST)
     total = sum(info.file_bytes for info in infos.values())
     with _progress_bar(total, progress, f"verifying {Path(path).name}") as bar:
         for name, info in infos.items():
@@ -314,8 +320,14 @@ def _info_to_json(info: NpyInfo) -> dict[str, Any]:
     }
 
 
-def _info_from_json(entry: dict[str, Any]) -> NpyInfo:
-    return NpyInfo(tuple(entry["shape"]), entry["dtype"], int(entry["bytes"]), entry["sha256"])
+def _file_infos(manifest: dict[str, Any], file: Path) -> dict[str, NpyInfo]:
+    try:
+        return {
+            name: NpyInfo(tuple(e["shape"]), np.dtype(e["dtype"]).str, int(e["bytes"]), e["sha256"])
+            for name, e in manifest["files"].items()
+        }
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{file}: malformed 'files' entry ({error!r})") from None
 
 
 def _data_bytes(info: NpyInfo) -> int:

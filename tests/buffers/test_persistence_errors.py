@@ -146,3 +146,9 @@ def test_state_that_cannot_be_saved_is_refused_before_writing(tmp_path):
     with pytest.raises(TypeError, match=r"_state\(\): extra: not a numpy array or JSON value"):
         buffer.save(tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_manifest_with_a_malformed_file_entry(checkpoint):
+    rewrite_manifest(checkpoint, lambda m: next(iter(m["files"].values())).pop("sha256"))
+    with pytest.raises(CheckpointError, match=r"manifest\.json: malformed 'files' entry"):
+        ReplayBuffer.load(checkpoint)
