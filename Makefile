@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/ruff check pearll tests benchmarks
 	$(BIN)/ruff format --check pearll tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
 	$(BIN)/python -m pearll.demo

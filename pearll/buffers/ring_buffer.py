@@ -108,7 +108,9 @@ class RingBuffer(BaseBuffer):
         for a vector env; ``infos`` is a list of T vector-env info dicts (needed for SAME_STEP).
         The steps must follow one another as the env produced them.
         """
-        num_steps = len(np.asarray(rewards))
+        if np.ndim(rewards) == 0:
+            raise ValueError("rewards: expected a leading time axis (T, ...), got a scalar")
+        num_steps = len(rewards)
         if truncateds is None:
             truncateds = np.zeros(np.shape(rewards), dtype=bool)
         self._add(

@@ -72,7 +72,8 @@ def coerce(
         if spec.shape == (1,) and array.shape == lead:
             array = array.reshape(expected)
         else:
-            raise ValueError(f"{name}: expected shape {expected}, got {array.shape}")
+            also = f" or {lead}" if spec.shape == (1,) else ""
+            raise ValueError(f"{name}: expected shape {expected}{also}, got {array.shape}")
     _check_dtype(array.dtype, spec.dtype, name)
     if check_range and spec.space is not None:
         _check_range(array, spec.space, name)

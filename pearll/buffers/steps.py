@@ -50,20 +50,18 @@ def steps_from_args(
     """Validate and reshape one step (``num_steps=None``) or a batch of ``num_steps`` steps."""
     env_lead = (info.num_envs,) if info.is_vector else ()
     lead = env_lead if num_steps is None else (num_steps, *env_lead)
-    dones = coerce(done, SCALAR_BOOL, lead, "done").astype(bool)
-    truncateds = coerce(truncated, SCALAR_BOOL, lead, "truncated").astype(bool)
-    ended = (dones | truncateds)[..., 0].reshape(-1, info.num_envs)
-    next_observation = _true_next_observations(info, next_observation, infos, ended, num_steps)
     fields = {
         "observations": coerce(observation, specs["observations"], lead, "observation"),
         "actions": coerce(action, specs["actions"], lead, "action", check_range=True),
         "rewards": coerce(reward, SCALAR_FLOAT, lead, "reward"),
-        "next_observations": coerce(
-            next_observation, specs["observations"], lead, "next_observation"
-        ),
-        "dones": dones,
-        "truncateds": truncateds,
+        "dones": coerce(done, SCALAR_BOOL, lead, "done").astype(bool),
+        "truncateds": coerce(truncated, SCALAR_BOOL, lead, "truncated").astype(bool),
     }
+    ended = (fields["dones"] | fields["truncateds"])[..., 0].reshape(-1, info.num_envs)
+    next_observation = _true_next_observations(info, next_observation, infos, ended, num_steps)
+    fields["next_observations"] = coerce(
+        next_observation, specs["observations"], lead, "next_observation"
+    )
     to_batch = _batch_axes(info.is_vector, num_steps is None)
     return StepBatch(**{name: tree_map(to_batch, tree) for name, tree in fields.items()})
 
