@@ -80,8 +80,8 @@ class SumTree:
 
         Each target ``x`` of tree ``t`` (``0 <= x < total()[t]``) gives the leaf ``i`` with
         ``sum(leaves < i) <= x < sum(leaves <= i)``. The leaf found always has a positive value,
-        even where rounding puts ``x`` at or past the total: the search then takes the last
-        positive leaf. Every tree searched must have a positive total.
+        even where rounding puts ``x`` at or past the total (the search then follows the last
+        positive child wherever it runs past a node's sum). Every tree must have a positive total.
         """
         targets = np.ascontiguousarray(targets, dtype=np.float64)
         if targets.ndim != 2 or targets.shape[0] != self.num_trees:
