@@ -100,8 +100,12 @@ class Ring:
             step_t, step_env, step_row, next_t, next_env, next_row, advance, ended_last
         )
 
-    def commit(self, plan: WritePlan) -> None:
-        """Update the bookkeeping once the plan's data is written."""
+    def commit(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
+        """Update the bookkeeping once the plan's data is written.
+
+        Returns the ``(rows, envs)`` the write passed over (overwritten or made pending): they
+        hold no transition now unless they are among ``plan.step_row``.
+        """
         touched_rows, touched_envs = self._rows_passed_over(plan.advance)
         lost = np.bincount(
             touched_envs[self.valid[touched_rows, touched_envs]], minlength=self.num_envs
@@ -112,6 +116,7 @@ class Ring:
         self.pos = (self.pos + plan.advance) % self.capacity
         self.size = np.minimum(self.size + plan.advance, self.capacity)
         self.prev_ended = plan.ended_last
+        return touched_rows, touched_envs
 
     def _rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every (row, env) the write overwrites, including the new pending row."""

@@ -120,12 +120,13 @@ class RingBuffer(BaseBuffer):
             )
         )  # fmt: skip
 
-    def _add(self, steps: StepBatch) -> None:
+    def _add(self, steps: StepBatch) -> tuple[WritePlan, tuple[np.ndarray, np.ndarray]]:
+        """Write ``steps``; returns the plan and the ``(rows, envs)`` passed over (see commit)."""
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
         self._write(plan, steps)
-        self._ring.commit(plan)
+        return plan, self._ring.commit(plan)
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)
@@ -184,28 +185,45 @@ class RingBuffer(BaseBuffer):
         """Gather ``(E, B)`` rows (row ``rows[e, i]`` of sub-env ``e``) into Trajectories."""
         return self._package(self._gather(rows), flatten_env, dtype)
 
-    def _gather(self, rows: np.ndarray, envs: Any = None) -> dict[str, Any]:
-        envs = np.arange(self.num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
+    def _gather(
+        self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The fields of the transitions starting at ``rows`` (E, B) of sub-envs ``envs`` (E,).
+
+        ``last_rows`` (E, B), for samples spanning several steps (n-step returns), is the row of
+        each sample's last step: ``next_observations`` and ``dones`` are read there. It
+        defaults to ``rows``.
+        """
+        envs = env_column(self.num_envs, envs)
+        last_rows = rows if last_rows is None else last_rows
         storage = self._storage
         if self.spare_rows:
-            next_obs_rows, next_source = (rows + 1) % self.buffer_size, "observations"
+            next_obs_rows, next_source = (last_rows + 1) % self.buffer_size, "observations"
         else:
-            next_obs_rows, next_source = rows, "next_observations"
+            next_obs_rows, next_source = last_rows, "next_observations"
         return {
             "observations": tree_map(lambda a: a[rows, envs], storage["observations"]),
             "actions": storage["actions"][rows, envs],
             "rewards": storage["rewards"][rows, envs],
             "next_observations": tree_map(lambda a: a[next_obs_rows, envs], storage[next_source]),
-            "dones": storage["dones"][rows, envs],
+            "dones": storage["dones"][last_rows, envs],
         }
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
     ) -> Trajectories:
         shaped = shape_env_axis(gathered, self.env_info.is_vector, flatten_env)
-        fields = convert(shaped, dtype, self._device_spec)
+        return self._record(convert(shaped, dtype, self._device_spec))
+
+    def _record(self, fields: dict[str, Any]) -> Trajectories:
+        """The record type of this buffer's output, filled with ``fields``."""
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
+
+
+def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
+    """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
+    return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
 
 
 def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:

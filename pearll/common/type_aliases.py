@@ -22,6 +22,12 @@ class Trajectories:
     float32, so ``1 - dones`` works as a TD mask. ``dones`` is 1 only for a termination: a
     truncated transition has ``dones == 0`` and its ``next_observations`` is the true final
     observation, so the TD target bootstraps from it.
+
+    ``discounts`` is set only by buffers built with ``n_step`` (else None): float32, shaped like
+    ``rewards``, ``gamma ** k`` for the k steps the sample actually spans (fewer than n at an
+    episode end or at the newest transition), so the TD target is
+    ``rewards + discounts * (1 - dones) * V(next_observations)``; ``rewards`` is then the
+    discounted sum over those k steps and ``next_observations`` the observation k steps on.
     """
 
     observations: Any
@@ -29,8 +35,24 @@ class Trajectories:
     rewards: Any
     next_observations: Any
     dones: Any
+    discounts: Any = None
 
 
 @dataclass
 class DictTrajectories(Trajectories):
     """Trajectories whose observations and next_observations are dicts of arrays, one per key."""
+
+
+@dataclass(kw_only=True)
+class PrioritizedTrajectories(Trajectories):
+    """Trajectories from prioritized replay, with what ``update_priorities`` and the loss need.
+
+    ``indices``: int64, shape ``(B,)``, ``(E, B)`` or ``(E * B,)`` like the batch axes: the slot
+    of each sample (``row * num_envs + env``; the row itself for a single env), to pass back to
+    ``update_priorities``. ``weights``: float32, shaped like ``rewards`` (trailing axis of 1),
+    the importance weights ``(N * P(i)) ** -beta / max weight`` to multiply the per-sample
+    loss by. Observations may be dicts, as in :class:`DictTrajectories`.
+    """
+
+    indices: Any
+    weights: Any
