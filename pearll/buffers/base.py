@@ -10,8 +10,9 @@ import numpy as np
 from pearll.buffers.env_info import EnvInfo
 from pearll.buffers.memory import check_memory
 from pearll.buffers.output import resolve_device
-from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, nbytes_per_item, spec_from_space
-from pearll.buffers.tree import tree_leaves, tree_map
+from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, spec_from_space
+from pearll.buffers.storage import PackedStorage, required_bytes
+from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.type_aliases import Observation, Trajectories
 
@@ -75,21 +76,25 @@ class BaseBuffer(ABC):
             "truncateds": SCALAR_BOOL,
         }
 
+    def _mirror_first_row(self) -> bool:
+        """Whether storage keeps a copy of row 0 after the last row (see storage.py)."""
+        return False
+
     def _required_bytes(self) -> int:
-        rows = self.buffer_size * self.num_envs
-        return sum(rows * nbytes_per_item(spec) for spec in self._specs.values())
+        mirror = self._mirror_first_row()
+        return required_bytes(self._specs, self.buffer_size, self.num_envs, mirror)
 
     def _allocate(self) -> dict[str, Any]:
-        lead = (self.buffer_size, self.num_envs)
-        return {
-            name: tree_map(lambda s: np.zeros(lead + s.shape, dtype=s.dtype), spec)
-            for name, spec in self._specs.items()
-        }
+        """Packed storage for every field; returns the per-field views ``(buffer_size, E, ...)``."""
+        self._packed = PackedStorage(
+            self._specs, self.buffer_size, self.num_envs, self._mirror_first_row()
+        )
+        return self._packed.fields
 
     @property
     def nbytes(self) -> int:
-        """Bytes of all arrays the buffer allocated (its capacity, not what is filled)."""
-        return sum(leaf.nbytes for tree in self._storage.values() for leaf in tree_leaves(tree))
+        """Bytes the buffer allocated (its capacity, not what is filled), padding included."""
+        return self._packed.nbytes
 
     def _public(self, name: str) -> Any:
         """A view of a stored array, without the env axis for a single env."""

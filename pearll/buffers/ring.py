@@ -158,6 +158,8 @@ class Ring:
     def uniform_rows(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
         """``(E, batch_size)`` rows drawn uniformly, with replacement, per sub-env."""
         self.require_transitions()
+        if self.num_envs == 1:
+            return self._uniform_rows_single_env(rng, batch_size)
         high = np.broadcast_to(self.size[:, None], (self.num_envs, batch_size))
         envs = np.broadcast_to(np.arange(self.num_envs)[:, None], high.shape)
         rows = rng.integers(0, high)
@@ -168,6 +170,16 @@ class Ring:
             rows[rejected] = rng.integers(0, high[rejected])
             rejected[rejected] = ~self.valid[rows[rejected], envs[rejected]]
         return rows
+
+    def _uniform_rows_single_env(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
+        # The same draw as uniform_rows, without the env-axis broadcasting (the hot path).
+        valid, high = self.valid[:, 0], int(self.size[0])
+        rows = rng.integers(0, high, batch_size)
+        rejected = ~valid[rows]
+        while rejected.any():
+            rows[rejected] = rng.integers(0, high, int(rejected.sum()))
+            rejected[rejected] = ~valid[rows[rejected]]
+        return rows[None]
 
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""

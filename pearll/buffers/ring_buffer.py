@@ -43,6 +43,9 @@ class RingBuffer(BaseBuffer):
             specs["next_observations"] = specs["observations"]
         return specs
 
+    def _mirror_first_row(self) -> bool:
+        return self.spare_rows
+
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
         return super()._required_bytes() + valid_mask
@@ -137,6 +140,8 @@ class RingBuffer(BaseBuffer):
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             _scatter(self._storage["observations"], target, steps.next_observations, source)
+            if not (plan.step_row.all() and plan.next_row.all()):
+                self._packed.sync_mirror()
         else:
             _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
 
@@ -167,10 +172,13 @@ class RingBuffer(BaseBuffer):
         rectangular); with ``flatten_env=True``, every stored transition, sub-env by sub-env.
         """
         parse_trajectory_type(dtype)
-        self._ring.require_transitions()
+        if not len(self):
+            raise RuntimeError("the buffer holds no transition; add some first")
         if not (self.env_info.is_vector and flatten_env):
-            return self.last(int(self._ring.count.min()), flatten_env, dtype)
-        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in range(self.num_envs)]
+            smallest = int(self._ring.count.min())
+            return self._trajectories(self._ring.recent_rows(smallest), flatten_env, dtype)
+        filled = np.flatnonzero(self._ring.count)
+        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in filled]
         merged = {
             name: tree_map(
                 lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)
@@ -195,18 +203,14 @@ class RingBuffer(BaseBuffer):
         defaults to ``rows``.
         """
         envs = env_column(self.num_envs, envs)
-        last_rows = rows if last_rows is None else last_rows
-        storage = self._storage
-        if self.spare_rows:
-            next_obs_rows, next_source = (last_rows + 1) % self.buffer_size, "observations"
-        else:
-            next_obs_rows, next_source = last_rows, "next_observations"
+        first = self._packed.gather(rows, envs)
+        last = first if last_rows is None else self._packed.gather(last_rows, envs)
         return {
-            "observations": tree_map(lambda a: a[rows, envs], storage["observations"]),
-            "actions": storage["actions"][rows, envs],
-            "rewards": storage["rewards"][rows, envs],
-            "next_observations": tree_map(lambda a: a[next_obs_rows, envs], storage[next_source]),
-            "dones": storage["dones"][last_rows, envs],
+            "observations": first["observations"],
+            "actions": first["actions"],
+            "rewards": first["rewards"],
+            "next_observations": last["next_observations"],
+            "dones": last["dones"],
         }
 
     def _package(
