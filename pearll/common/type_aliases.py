@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,9 @@ class Trajectories:
     episode end or at the newest transition), so the TD target is
     ``rewards + discounts * (1 - dones) * V(next_observations)``; ``rewards`` is then the
     discounted sum over those k steps and ``next_observations`` the observation k steps on.
+
+    ``extras`` holds the buffer's declared extra fields (name -> array of shape batch axes + the
+    field's shape), empty if none; with ``n_step``, those of each sample's first step.
     """
 
     observations: Any
@@ -36,6 +39,7 @@ class Trajectories:
     next_observations: Any
     dones: Any
     discounts: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
