@@ -60,3 +60,31 @@ class PrioritizedTrajectories(Trajectories):
 
     indices: Any
     weights: Any
+
+
+@dataclass
+class RolloutBatch:
+    """A minibatch of B stored transitions for an on-policy update (PPO and kin).
+
+    ``observations`` ``(B, *obs_shape)`` (a dict of arrays for Dict spaces), ``actions``
+    ``(B, *act_shape)`` (``(B, 1)`` int64 for Discrete), ``values`` (V(s) as given to
+    ``compute_advantages``), ``advantages`` and ``returns`` ``(B,)`` float32; ``extras`` the
+    buffer's declared extra fields, ``(B, *shape)`` each. numpy arrays or torch tensors.
+    """
+
+    observations: Any
+    actions: Any
+    values: Any
+    advantages: Any
+    returns: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log_probs(self) -> Any:
+        """The extra field ``log_prob``: log-probabilities of the actions when they were taken."""
+        if "log_prob" not in self.extras:
+            raise KeyError(
+                "log_probs: the buffer has no extra field 'log_prob'; declare it with "
+                "extra_fields={'log_prob': ((), np.float32)} and pass log_prob= when adding"
+            )
+        return self.extras["log_prob"]
