@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=4)
     parser.add_argument("--total-steps", type=int, default=500_000)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # tiny MLPs: threads cost more than they give
+    torch.set_num_threads(1)  # for evaluation too (train_ppo sets it for training)
     print(f"PPO CartPole-v1, {args.num_envs} sub-envs, budget {args.total_steps} env steps")
     print("seed  env_steps  updates  train_s  eval_mean(20)  eval_min  solved")
     for seed in args.seeds:
