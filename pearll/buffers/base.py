@@ -10,7 +10,7 @@ import numpy as np
 from pearll.buffers.env_info import EnvInfo
 from pearll.buffers.memory import check_memory
 from pearll.buffers.output import resolve_device
-from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, spec_from_space
+from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
 from pearll.buffers.storage import PackedStorage, required_bytes
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType
@@ -27,12 +27,16 @@ class BaseBuffer(ABC):
         device: where ``dtype="torch"`` output lands; ``"auto"`` is cuda when available, else cpu.
         seed: an int or a ``numpy.random.Generator`` for this buffer's sampling (no global RNG).
         autoreset_mode: overrides ``env.metadata["autoreset_mode"]`` of a vector env.
+        extra_fields: per-step fields the caller stores beside the transition, as
+            ``{name: (shape, dtype)}``, e.g. ``{"log_prob": ((), np.float32)}``; the add methods
+            then take each as a keyword argument and read-outs return them in ``extras``.
 
     Arrays (numpy, allocated lazily by the OS, checked against available memory first):
     ``observations`` ``(buffer_size, [E,] *obs_shape)`` in the space's dtype (a dict of arrays
     for Dict spaces), ``actions`` ``(buffer_size, [E,] *act_shape)`` (``(..., 1)`` int64 for
     Discrete), ``rewards`` and ``dones`` ``(buffer_size, [E,] 1)`` float32, ``truncateds``
-    ``(buffer_size, [E,] 1)`` bool. The env axis ``E`` is there only for vector envs.
+    ``(buffer_size, [E,] 1)`` bool, ``extras[name]`` ``(buffer_size, [E,] *shape)`` in the
+    declared dtype. The env axis ``E`` is there only for vector envs.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class BaseBuffer(ABC):
         *,
         seed: int | np.random.Generator | None = None,
         autoreset_mode: Any = None,
+        extra_fields: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int | np.integer):
             raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
@@ -52,6 +57,7 @@ class BaseBuffer(ABC):
         self.buffer_size = int(buffer_size)
         self._device_spec = device
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._extra_specs = extra_field_specs(extra_fields)
         self._specs = self._field_specs()
         check_memory(self._required_bytes(), type(self).__name__)
         self._storage = self._allocate()
@@ -74,6 +80,7 @@ class BaseBuffer(ABC):
             "rewards": SCALAR_FLOAT,
             "dones": SCALAR_FLOAT,
             "truncateds": SCALAR_BOOL,
+            "extras": dict(self._extra_specs),
         }
 
     def _mirror_first_row(self) -> bool:
@@ -120,6 +127,11 @@ class BaseBuffer(ABC):
     @property
     def truncateds(self) -> np.ndarray:
         return self._public("truncateds")
+
+    @property
+    def extras(self) -> dict[str, np.ndarray]:
+        """The caller-declared per-step fields (see ``extra_fields``), name -> array view."""
+        return self._public("extras")
 
     @abstractmethod
     def reset(self) -> None:

@@ -78,6 +78,7 @@ class RingBuffer(BaseBuffer):
         done: bool | np.ndarray,
         truncated: bool | np.ndarray = False,
         info: dict | None = None,
+        **extras: Any,
     ) -> None:
         """Store one step: ``(obs, action, reward, next_obs, terminated, truncated)``.
 
@@ -85,13 +86,15 @@ class RingBuffer(BaseBuffer):
         info dict (SAME_STEP envs carry the true final observations there). ``done`` means
         terminated: the TD target masks it. ``truncated`` ends the episode without that mask.
         NEXT_STEP reset steps are recognised and dropped, so pass every step as the env gave it.
+        ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
+        ``reward`` plus the field's shape.
         """
         if self.env_info.is_vector and np.ndim(truncated) == 0:
             truncated = np.full(self.num_envs, bool(truncated))
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observation, action, reward,
-                next_observation, done, truncated, info, num_steps=None,
+                next_observation, done, truncated, info, num_steps=None, extras=extras,
             )
         )  # fmt: skip
 
@@ -104,12 +107,14 @@ class RingBuffer(BaseBuffer):
         dones: np.ndarray,
         truncateds: np.ndarray | None = None,
         infos: Sequence[dict | None] | None = None,
+        **extras: Any,
     ) -> None:
         """Store T consecutive steps at once, written vectorised.
 
         Each argument has a leading time axis: ``(T, ...)`` for a single env, ``(T, E, ...)``
         for a vector env; ``infos`` is a list of T vector-env info dicts (needed for SAME_STEP).
-        The steps must follow one another as the env produced them.
+        The steps must follow one another as the env produced them. ``extras`` as in
+        :meth:`add_trajectory`, with the same leading axes.
         """
         if np.ndim(rewards) == 0:
             raise ValueError("rewards: expected a leading time axis (T, ...), got a scalar")
@@ -120,6 +125,7 @@ class RingBuffer(BaseBuffer):
             steps_from_args(
                 self.env_info, self._specs, observations, actions, rewards,
                 next_observations, dones, truncateds, infos, num_steps=num_steps,
+                extras=extras,
             )
         )  # fmt: skip
 
@@ -137,6 +143,7 @@ class RingBuffer(BaseBuffer):
         for name in STEP_FIELDS:
             self._storage[name][rows] = getattr(steps, name)[at_steps]
         _scatter(self._storage["observations"], rows, steps.observations, at_steps)
+        _scatter(self._storage["extras"], rows, steps.extras, at_steps)
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             _scatter(self._storage["observations"], target, steps.next_observations, source)
@@ -211,6 +218,7 @@ class RingBuffer(BaseBuffer):
             "rewards": first["rewards"],
             "next_observations": last["next_observations"],
             "dones": last["dones"],
+            "extras": first["extras"],
         }
 
     def _package(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,9 @@ class Trajectories:
     episode end or at the newest transition), so the TD target is
     ``rewards + discounts * (1 - dones) * V(next_observations)``; ``rewards`` is then the
     discounted sum over those k steps and ``next_observations`` the observation k steps on.
+
+    ``extras`` holds the buffer's declared extra fields (name -> array of shape batch axes + the
+    field's shape), empty if none; with ``n_step``, those of each sample's first step.
     """
 
     observations: Any
@@ -36,6 +39,7 @@ class Trajectories:
     next_observations: Any
     dones: Any
     discounts: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,3 +60,31 @@ class PrioritizedTrajectories(Trajectories):
 
     indices: Any
     weights: Any
+
+
+@dataclass
+class RolloutBatch:
+    """A minibatch of B stored transitions for an on-policy update (PPO and kin).
+
+    ``observations`` ``(B, *obs_shape)`` (a dict of arrays for Dict spaces), ``actions``
+    ``(B, *act_shape)`` (``(B, 1)`` int64 for Discrete), ``values`` (V(s) as given to
+    ``compute_advantages``), ``advantages`` and ``returns`` ``(B,)`` float32; ``extras`` the
+    buffer's declared extra fields, ``(B, *shape)`` each. numpy arrays or torch tensors.
+    """
+
+    observations: Any
+    actions: Any
+    values: Any
+    advantages: Any
+    returns: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log_probs(self) -> Any:
+        """The extra field ``log_prob``: log-probabilities of the actions when they were taken."""
+        if "log_prob" not in self.extras:
+            raise KeyError(
+                "log_probs: the buffer has no extra field 'log_prob'; declare it with "
+                "extra_fields={'log_prob': ((), np.float32)} and pass log_prob= when adding"
+            )
+        return self.extras["log_prob"]
