@@ -22,6 +22,8 @@ from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
 
 STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
+# The stored fields a transition is read from (next observations aside).
+READ_FIELDS = ("observations", "actions", "rewards", "dones", "extras")
 
 
 class RingBuffer(BaseBuffer):
@@ -210,16 +212,15 @@ class RingBuffer(BaseBuffer):
         defaults to ``rows``.
         """
         envs = env_column(self.num_envs, envs)
-        first = self._packed.gather(rows, envs)
-        last = first if last_rows is None else self._packed.gather(last_rows, envs)
-        return {
-            "observations": first["observations"],
-            "actions": first["actions"],
-            "rewards": first["rewards"],
-            "next_observations": last["next_observations"],
-            "dones": last["dones"],
-            "extras": first["extras"],
-        }
+        gather, spare = self._packed.gather, self.spare_rows
+        if last_rows is None:
+            names = READ_FIELDS if spare else (*READ_FIELDS, "next_observations")
+            return gather(rows, envs, names, next_observations=spare)
+        first = gather(rows, envs, ("observations", "actions", "rewards", "extras"), False)
+        last = gather(
+            last_rows, envs, ("dones",) if spare else ("dones", "next_observations"), spare
+        )
+        return first | last
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType

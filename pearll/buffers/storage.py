@@ -90,25 +90,31 @@ class PackedStorage:
         if self.mirror:
             self.packed[:, self.capacity] = self.packed[:, 0]
 
-    def gather(self, rows: np.ndarray, envs: np.ndarray) -> dict[str, Any]:
-        """Every field at ``(rows[i, j], envs[i, 0])`` as ``(E', B, ...)`` arrays (fresh memory).
+    def gather(
+        self, rows: np.ndarray, envs: np.ndarray, names: tuple[str, ...], next_observations: bool
+    ) -> dict[str, Any]:
+        """Fields ``names`` at ``(rows[i, j], envs[i, 0])``, as ``(E, B, ...)`` fresh arrays.
 
-        With the mirror row, also ``"next_observations"``: the observations of the rows after.
+        With ``next_observations`` (mirror layout only), also ``"next_observations"``: the
+        observations of the rows after.
         """
         flat_rows = (envs * self.packed.shape[1] + rows).reshape(-1)
-        taken = self._take(flat_rows, rows.shape)
-        out = {name: tree_map(lambda s: _leaf(taken, s), slot) for name, slot in self.slots.items()}
-        if self.mirror:
+        out = {}
+        if names:
+            taken = self._take(flat_rows, rows.shape)
+            out = {name: _leaves(taken, self.slots[name]) for name in names}
+        if next_observations:
             following = self._take(flat_rows + 1, rows.shape)
-            out["next_observations"] = tree_map(
-                lambda s: _leaf(following, s), self.slots["observations"]
-            )
+            out["next_observations"] = _leaves(following, self.slots["observations"])
         return out
 
     def _take(self, flat_rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return self._rows.take(flat_rows, axis=0).reshape((*shape, self.row_bytes))
 
 
-def _leaf(taken: np.ndarray, slot: Slot) -> np.ndarray:
-    raw = taken[..., slot.offset : slot.offset + slot.nbytes]
-    return raw.view(slot.dtype).reshape((*taken.shape[:-1], *slot.shape))
+def _leaves(taken: np.ndarray, slots: Slot | dict[str, Any]) -> Any:
+    """The arrays at ``slots`` (a Slot tree) of the packed rows ``taken``, as views."""
+    if isinstance(slots, dict):
+        return {key: _leaves(taken, slot) for key, slot in slots.items()}
+    raw = taken[..., slots.offset : slots.offset + slots.nbytes].view(slots.dtype)
+    return raw if len(slots.shape) == 1 else raw.reshape((*taken.shape[:-1], *slots.shape))
