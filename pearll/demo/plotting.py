@@ -63,6 +63,6 @@ def plot_learning_curve(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if episodes or reward_threshold is not None:
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     fig.savefig(path, format="png")
     return path
