@@ -43,6 +43,9 @@ class RingBuffer(BaseBuffer):
             specs["next_observations"] = specs["observations"]
         return specs
 
+    def _mirror_first_row(self) -> bool:
+        return self.spare_rows
+
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
         return super()._required_bytes() + valid_mask
@@ -75,6 +78,7 @@ class RingBuffer(BaseBuffer):
         done: bool | np.ndarray,
         truncated: bool | np.ndarray = False,
         info: dict | None = None,
+        **extras: Any,
     ) -> None:
         """Store one step: ``(obs, action, reward, next_obs, terminated, truncated)``.
 
@@ -82,13 +86,15 @@ class RingBuffer(BaseBuffer):
         info dict (SAME_STEP envs carry the true final observations there). ``done`` means
         terminated: the TD target masks it. ``truncated`` ends the episode without that mask.
         NEXT_STEP reset steps are recognised and dropped, so pass every step as the env gave it.
+        ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
+        ``reward`` plus the field's shape.
         """
         if self.env_info.is_vector and np.ndim(truncated) == 0:
             truncated = np.full(self.num_envs, bool(truncated))
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observation, action, reward,
-                next_observation, done, truncated, info, num_steps=None,
+                next_observation, done, truncated, info, num_steps=None, extras=extras,
             )
         )  # fmt: skip
 
@@ -101,12 +107,14 @@ class RingBuffer(BaseBuffer):
         dones: np.ndarray,
         truncateds: np.ndarray | None = None,
         infos: Sequence[dict | None] | None = None,
+        **extras: Any,
     ) -> None:
         """Store T consecutive steps at once, written vectorised.
 
         Each argument has a leading time axis: ``(T, ...)`` for a single env, ``(T, E, ...)``
         for a vector env; ``infos`` is a list of T vector-env info dicts (needed for SAME_STEP).
-        The steps must follow one another as the env produced them.
+        The steps must follow one another as the env produced them. ``extras`` as in
+        :meth:`add_trajectory`, with the same leading axes.
         """
         if np.ndim(rewards) == 0:
             raise ValueError("rewards: expected a leading time axis (T, ...), got a scalar")
@@ -117,15 +125,17 @@ class RingBuffer(BaseBuffer):
             steps_from_args(
                 self.env_info, self._specs, observations, actions, rewards,
                 next_observations, dones, truncateds, infos, num_steps=num_steps,
+                extras=extras,
             )
         )  # fmt: skip
 
-    def _add(self, steps: StepBatch) -> None:
+    def _add(self, steps: StepBatch) -> tuple[WritePlan, tuple[np.ndarray, np.ndarray]]:
+        """Write ``steps``; returns the plan and the ``(rows, envs)`` passed over (see commit)."""
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
         self._write(plan, steps)
-        self._ring.commit(plan)
+        return plan, self._ring.commit(plan)
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)
@@ -133,9 +143,12 @@ class RingBuffer(BaseBuffer):
         for name in STEP_FIELDS:
             self._storage[name][rows] = getattr(steps, name)[at_steps]
         _scatter(self._storage["observations"], rows, steps.observations, at_steps)
+        _scatter(self._storage["extras"], rows, steps.extras, at_steps)
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             _scatter(self._storage["observations"], target, steps.next_observations, source)
+            if not (plan.step_row.all() and plan.next_row.all()):
+                self._packed.sync_mirror()
         else:
             _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
 
@@ -166,10 +179,13 @@ class RingBuffer(BaseBuffer):
         rectangular); with ``flatten_env=True``, every stored transition, sub-env by sub-env.
         """
         parse_trajectory_type(dtype)
-        self._ring.require_transitions()
+        if not len(self):
+            raise RuntimeError("the buffer holds no transition; add some first")
         if not (self.env_info.is_vector and flatten_env):
-            return self.last(int(self._ring.count.min()), flatten_env, dtype)
-        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in range(self.num_envs)]
+            smallest = int(self._ring.count.min())
+            return self._trajectories(self._ring.recent_rows(smallest), flatten_env, dtype)
+        filled = np.flatnonzero(self._ring.count)
+        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in filled]
         merged = {
             name: tree_map(
                 lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)
@@ -184,28 +200,42 @@ class RingBuffer(BaseBuffer):
         """Gather ``(E, B)`` rows (row ``rows[e, i]`` of sub-env ``e``) into Trajectories."""
         return self._package(self._gather(rows), flatten_env, dtype)
 
-    def _gather(self, rows: np.ndarray, envs: Any = None) -> dict[str, Any]:
-        envs = np.arange(self.num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
-        storage = self._storage
-        if self.spare_rows:
-            next_obs_rows, next_source = (rows + 1) % self.buffer_size, "observations"
-        else:
-            next_obs_rows, next_source = rows, "next_observations"
+    def _gather(
+        self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The fields of the transitions starting at ``rows`` (E, B) of sub-envs ``envs`` (E,).
+
+        ``last_rows`` (E, B), for samples spanning several steps (n-step returns), is the row of
+        each sample's last step: ``next_observations`` and ``dones`` are read there. It
+        defaults to ``rows``.
+        """
+        envs = env_column(self.num_envs, envs)
+        first = self._packed.gather(rows, envs)
+        last = first if last_rows is None else self._packed.gather(last_rows, envs)
         return {
-            "observations": tree_map(lambda a: a[rows, envs], storage["observations"]),
-            "actions": storage["actions"][rows, envs],
-            "rewards": storage["rewards"][rows, envs],
-            "next_observations": tree_map(lambda a: a[next_obs_rows, envs], storage[next_source]),
-            "dones": storage["dones"][rows, envs],
+            "observations": first["observations"],
+            "actions": first["actions"],
+            "rewards": first["rewards"],
+            "next_observations": last["next_observations"],
+            "dones": last["dones"],
+            "extras": first["extras"],
         }
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
     ) -> Trajectories:
         shaped = shape_env_axis(gathered, self.env_info.is_vector, flatten_env)
-        fields = convert(shaped, dtype, self._device_spec)
+        return self._record(convert(shaped, dtype, self._device_spec))
+
+    def _record(self, fields: dict[str, Any]) -> Trajectories:
+        """The record type of this buffer's output, filled with ``fields``."""
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
+
+
+def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
+    """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
+    return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
 
 
 def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:

@@ -25,16 +25,19 @@ def test_a_buffer_too_large_raises_before_allocating(monkeypatch):
     with pytest.raises(MemoryError) as error:
         ReplayBuffer(ATARI, 1_000_000)
     message = str(error.value)
-    assert "28242000000 bytes" in message  # 28,224 obs + 8 + 4 + 4 + 1 + 1 bytes per row
+    # Packed rows of 28,224 obs + 8 + 4 + 4 + 1 bytes, padded to 28,248; one mirror row; a
+    # transition flag per row.
+    assert f"{1_000_001 * 28_248 + 1_000_000} bytes" in message
     assert "1000000000 bytes" in message
     assert "reduce buffer_size" in message
 
 
 def test_more_than_half_of_available_memory_warns(monkeypatch):
-    fake_available(monkeypatch, 2 * 28_242 * 1000 - 1)
+    needed = 1001 * 28_248 + 1000
+    fake_available(monkeypatch, 2 * needed - 1)
     with pytest.warns(ResourceWarning, match="more than half"):
         buffer = ReplayBuffer(ATARI, 1000)
-    assert buffer.nbytes == 28_242 * 1000
+    assert buffer.nbytes == needed
 
 
 def test_format_bytes():

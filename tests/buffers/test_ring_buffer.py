@@ -227,3 +227,14 @@ TestBufferMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_all_includes_sub_envs_that_hold_nothing_yet():
+    # Capacity 2: a sub-env whose only step ended keeps no transition (the final observation and
+    # the pending row take both rows), while its neighbour keeps one.
+    buffer = ReplayBuffer(make_env(2, max_len=1), 2)
+    obs = np.zeros((2, 3), np.float32)
+    buffer.add_trajectory(obs, [0, 1], [1.0, 2.0], obs + 1, [True, False])
+    assert buffer.counts.tolist() == [0, 1]
+    assert buffer.all(flatten_env=True).rewards.tolist() == [[2.0]]
+    assert buffer.all().rewards.shape == (2, 0, 1)

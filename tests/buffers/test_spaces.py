@@ -91,5 +91,6 @@ def test_unsupported_space_is_named():
 
 def test_nbytes_counts_every_allocated_array():
     buffer = ReplayBuffer(SpacesEnv(BOX, spaces.Discrete(2), num_envs=2), 10)
-    per_row = 6 * 4 + 8 + 4 + 4 + 1 + 1  # obs, action, reward, done, truncated, valid flag
-    assert buffer.nbytes == 10 * 2 * per_row
+    packed_row = 6 * 4 + 8 + 4 + 4 + 1 + 7  # obs, action, reward, done, truncated, padding
+    # 10 rows + a mirror of row 0 per sub-env, and a transition flag per row.
+    assert buffer.nbytes == 11 * 2 * packed_row + 10 * 2
