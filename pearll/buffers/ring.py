@@ -172,17 +172,20 @@ class Ring:
         return rows
 
     def _uniform_rows_single_env(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
-        # The same draw as uniform_rows, without the env-axis broadcasting (the hot path).
+        # The same draw as uniform_rows without the env-axis broadcasting: this is the hot path.
+        # floor(u * high) for u uniform in [0, 1) is uniform over 0..high-1 (to 2**-53).
         valid, high = self.valid[:, 0], int(self.size[0])
-        rows = rng.integers(0, high, batch_size)
-        rejected = ~valid[rows]
+        rows = (rng.random(batch_size) * high).astype(np.int64)
+        rejected = ~valid.take(rows)
         while rejected.any():
-            rows[rejected] = rng.integers(0, high, int(rejected.sum()))
-            rejected[rejected] = ~valid[rows[rejected]]
+            rows[rejected] = (rng.random(int(rejected.sum())) * high).astype(np.int64)
+            rejected[rejected] = ~valid.take(rows[rejected])
         return rows[None]
 
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""
+        if self.count.all():
+            return
         empty = np.flatnonzero(self.count == 0)
         if len(empty):
             raise RuntimeError(

@@ -16,6 +16,7 @@ from pearll.buffers.base import BaseBuffer
 from pearll.buffers.env_info import reset_steps
 from pearll.buffers.output import convert, shape_env_axis
 from pearll.buffers.ring import Ring, WritePlan
+from pearll.buffers.single_step import SingleStepWriter
 from pearll.buffers.steps import StepBatch, steps_from_args
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -38,6 +39,7 @@ class RingBuffer(BaseBuffer):
     def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._single_step = self._single_step_writer()
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
@@ -59,6 +61,10 @@ class RingBuffer(BaseBuffer):
     def reset(self) -> None:
         super().reset()
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._single_step = self._single_step_writer()
+
+    def _single_step_writer(self) -> SingleStepWriter | None:
+        return SingleStepWriter(self) if SingleStepWriter.applies_to(self) else None
 
     def __len__(self) -> int:
         """Transitions stored, over all sub-envs."""
@@ -91,6 +97,13 @@ class RingBuffer(BaseBuffer):
         ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
         ``reward`` plus the field's shape.
         """
+        fast = self._single_step
+        if (
+            fast
+            and not extras
+            and fast.try_add(observation, action, reward, next_observation, done, truncated)
+        ):
+            return
         if self.env_info.is_vector and np.ndim(truncated) == 0:
             truncated = np.full(self.num_envs, bool(truncated))
         self._add(
@@ -211,7 +224,7 @@ class RingBuffer(BaseBuffer):
         each sample's last step: ``next_observations`` and ``dones`` are read there. It
         defaults to ``rows``.
         """
-        envs = env_column(self.num_envs, envs)
+        envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
         gather, spare = self._packed.gather, self.spare_rows
         if last_rows is None:
             names = READ_FIELDS if spare else (*READ_FIELDS, "next_observations")
