@@ -7,6 +7,7 @@ The env axis is dropped for a single env and merged into the batch axis with
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,9 @@ def import_torch() -> Any:
     return torch
 
 
+@functools.lru_cache(maxsize=32)
 def resolve_device(device: Any) -> Any:
-    """``"auto"`` -> cuda if available else cpu, as a torch.device."""
+    """``"auto"`` -> cuda if available else cpu, as a torch.device (cached: called per sample)."""
     torch = import_torch()
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -49,6 +51,9 @@ def convert(fields: dict[str, Any], dtype: str | TrajectoryType, device: Any) ->
         return fields
     torch = import_torch()
     target = resolve_device(device)
+    if target.type == "cpu":
+        # from_numpy shares the fresh contiguous copy instead of copying again.
+        return tree_map(lambda a: torch.from_numpy(np.ascontiguousarray(a)), fields)
     return tree_map(lambda a: torch.as_tensor(np.ascontiguousarray(a), device=target), fields)
 
 
