@@ -144,13 +144,23 @@ class RingBuffer(BaseBuffer):
             )
         )  # fmt: skip
 
-    def _add(self, steps: StepBatch) -> tuple[WritePlan, tuple[np.ndarray, np.ndarray]]:
-        """Write ``steps``; returns the plan and the ``(rows, envs)`` passed over (see commit)."""
+    def _add(self, steps: StepBatch) -> None:
+        """Write ``steps`` (the general path; see single_step.py for the hot one)."""
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
         self._write(plan, steps)
-        return plan, self._ring.commit(plan)
+        passed_rows, passed_envs = self._ring.commit(plan)
+        self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
+
+    def _on_written(
+        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
+    ) -> None:
+        """Called after every add, by both write paths: a hook for subclasses' own state.
+
+        ``(rows[i], envs[i])`` now hold new transitions; the ``(passed_rows, passed_envs)``
+        slots were overwritten or made pending, and hold no transition unless among the first.
+        """
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)

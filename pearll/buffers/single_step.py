@@ -33,6 +33,9 @@ class SingleStepWriter:
         self._obs_shape = self._obs.shape[1:]
         self._obs_dtypes = _castable_dtypes(self._obs.dtype)
         self._check_action = _action_check(buffer.env_info.action_space)
+        from pearll.buffers.ring_buffer import RingBuffer
+
+        self._report = type(buffer)._on_written is not RingBuffer._on_written
 
     @staticmethod
     def applies_to(buffer: Any) -> bool:
@@ -86,23 +89,27 @@ class SingleStepWriter:
         else:
             self._next_obs[row] = next_obs
             advance = passed_over = 1
-        self._commit(ring, row, advance, passed_over, ended)
+        passed = self._commit(ring, row, advance, passed_over, ended)
+        if self._report:
+            envs = np.zeros(len(passed), dtype=np.int64)
+            buffer._on_written(np.array([row]), envs[:1], np.array(passed), envs)
 
     @staticmethod
-    def _commit(ring: Any, row: int, advance: int, passed_over: int, ended: bool) -> None:
+    def _commit(ring: Any, row: int, advance: int, passed_over: int, ended: bool) -> list[int]:
         # Ring.commit for one kept step: the rows from ``row`` on that the step overwrote or
         # made pending lose their transitions; ``row`` holds the new one.
         valid, capacity = ring.valid, ring.capacity
+        passed = [(row + offset) % capacity for offset in range(passed_over)]
         lost = 0
-        for offset in range(passed_over):
-            passed = (row + offset) % capacity
-            lost += bool(valid[passed, 0])
-            valid[passed, 0] = False
+        for passed_row in passed:
+            lost += bool(valid[passed_row, 0])
+            valid[passed_row, 0] = False
         valid[row, 0] = True
         ring.count[0] += 1 - lost
         ring.pos[0] = (row + advance) % capacity
         ring.size[0] = min(int(ring.size[0]) + advance, capacity)
         ring.prev_ended[0] = ended
+        return passed
 
 
 def _drop_env_axis(tree: Any) -> Any:

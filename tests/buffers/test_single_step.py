@@ -15,7 +15,7 @@ from tests.reference import ReferenceBuffer, Runner
 RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
 
 
-@pytest.mark.parametrize("buffer_class", [ReplayBuffer])
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
 @given(
     capacity=st.integers(4, 12),
     steps=st.integers(1, 40),
@@ -38,17 +38,20 @@ def test_hot_path_writes_the_same_bytes_and_bookkeeping(
     np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
     for name in RING_FIELDS:
         np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
+    if buffer_class is PrioritizedReplayBuffer:
+        np.testing.assert_array_equal(fast._tree._sums, general._tree._sums)
+        np.testing.assert_array_equal(fast._tree._mins, general._tree._mins)
 
 
 def test_hot_path_is_used_only_where_it_applies():
     cartpole = gym.make("CartPole-v1")
     assert ReplayBuffer(cartpole, 10)._single_step is not None
-    assert RolloutBuffer(cartpole, 10)._single_step is None  # it overrides _add
+    assert RolloutBuffer(cartpole, 10)._single_step is not None
+    assert PrioritizedReplayBuffer(cartpole, 10)._single_step is not None
     assert ReplayBuffer(cartpole, 3)._single_step is None
     assert ReplayBuffer(make_env(2), 10)._single_step is None
     assert ReplayBuffer(make_env(None, dict_obs=True), 10)._single_step is None
     assert RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._single_step is None
-    assert PrioritizedReplayBuffer(cartpole, 10)._single_step is None
 
 
 @pytest.mark.parametrize(
