@@ -16,7 +16,7 @@ from pearll.buffers.base import BaseBuffer
 from pearll.buffers.env_info import reset_steps
 from pearll.buffers.output import convert, shape_env_axis
 from pearll.buffers.ring import Ring, WritePlan
-from pearll.buffers.single_step import SingleStepWriter
+from pearll.buffers.step_writer import StepWriter
 from pearll.buffers.steps import StepBatch, steps_from_args
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -39,7 +39,7 @@ class RingBuffer(BaseBuffer):
     def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._single_step = self._single_step_writer()
+        self._fast_writer = self._make_fast_writer()
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
@@ -61,10 +61,10 @@ class RingBuffer(BaseBuffer):
     def reset(self) -> None:
         super().reset()
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._single_step = self._single_step_writer()
+        self._fast_writer = self._make_fast_writer()
 
-    def _single_step_writer(self) -> SingleStepWriter | None:
-        return SingleStepWriter(self) if SingleStepWriter.applies_to(self) else None
+    def _make_fast_writer(self) -> StepWriter | None:
+        return StepWriter(self) if StepWriter.applies_to(self) else None
 
     def __len__(self) -> int:
         """Transitions stored, over all sub-envs."""
@@ -97,7 +97,7 @@ class RingBuffer(BaseBuffer):
         ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
         ``reward`` plus the field's shape.
         """
-        fast = self._single_step
+        fast = self._fast_writer
         if (
             fast
             and not extras
