@@ -89,12 +89,16 @@ class BaseBuffer(ABC):
 
     def _required_bytes(self) -> int:
         mirror = self._mirror_first_row()
-        return required_bytes(self._specs, self.buffer_size, self.num_envs, mirror)
+        return required_bytes(self._stored_specs(), self.buffer_size, self.num_envs, mirror)
+
+    def _stored_specs(self) -> dict[str, Any]:
+        """The fields kept in packed rows: all of ``_specs`` unless a subclass stores some apart."""
+        return self._specs
 
     def _allocate(self) -> dict[str, Any]:
         """Packed storage for every field; returns the per-field views ``(buffer_size, E, ...)``."""
         self._packed = PackedStorage(
-            self._specs, self.buffer_size, self.num_envs, self._mirror_first_row()
+            self._stored_specs(), self.buffer_size, self.num_envs, self._mirror_first_row()
         )
         return self._packed.fields
 

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import BaseBuffer
-from pearll.buffers.env_info import reset_steps
+from pearll.buffers.env_info import EnvInfo, reset_steps
+from pearll.buffers.frame_stack import FrameStackSpec, FrameStore, resolve_frame_stack
 from pearll.buffers.output import convert, shape_env_axis
 from pearll.buffers.ring import Ring, WritePlan
+from pearll.buffers.spaces import FieldSpec
 from pearll.buffers.step_writer import StepWriter
 from pearll.buffers.steps import StepBatch, steps_from_args
 from pearll.buffers.tree import tree_map
@@ -36,10 +38,27 @@ class RingBuffer(BaseBuffer):
 
     spare_rows: bool
 
-    def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        env: Any,
+        buffer_size: int,
+        device: Any = "auto",
+        *,
+        frame_stack: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
+        self._frame_spec = resolve_frame_stack(env, frame_stack, space)
+        if self._frame_spec is not None and not self.spare_rows:
+            raise ValueError(f"frame_stack: not supported by {type(self).__name__}")
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
         self._fast_writer = self._make_fast_writer()
+
+    @property
+    def frame_stack(self) -> FrameStackSpec | None:
+        """How observations are frame-stacked (stored one frame per row), or None."""
+        return self._frame_spec
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
@@ -47,16 +66,37 @@ class RingBuffer(BaseBuffer):
             specs["next_observations"] = specs["observations"]
         return specs
 
+    def _stored_specs(self) -> dict[str, Any]:
+        if self._frame_spec is None:
+            return self._specs
+        # Frames live in the FrameStore; a row keeps how deep its stack reaches back.
+        stored = {name: spec for name, spec in self._specs.items() if name != "observations"}
+        return stored | {"frame_depth": FieldSpec((), np.dtype(np.uint8))}
+
     def _mirror_first_row(self) -> bool:
-        return self.spare_rows
+        return self.spare_rows and self._frame_spec is None
 
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
-        return super()._required_bytes() + valid_mask
+        frames = 0
+        if self._frame_spec is not None:
+            space = self.env_info.observation_space
+            frames = FrameStore.required_bytes(space, self.buffer_size, self.num_envs)
+        return super()._required_bytes() + valid_mask + frames
+
+    def _allocate(self) -> dict[str, Any]:
+        fields = super()._allocate()
+        self._frames = None
+        if self._frame_spec is not None:
+            space = self.env_info.observation_space
+            self._frames = FrameStore(self._frame_spec, space, self.buffer_size, self.num_envs)
+            fields["observations"] = self._frames.view
+        return fields
 
     @property
     def nbytes(self) -> int:
-        return super().nbytes + self._ring.valid.nbytes
+        frames = self._frames.nbytes if self._frames is not None else 0
+        return super().nbytes + self._ring.valid.nbytes + frames
 
     def reset(self) -> None:
         super().reset()
@@ -145,13 +185,37 @@ class RingBuffer(BaseBuffer):
         )  # fmt: skip
 
     def _add(self, steps: StepBatch) -> None:
-        """Write ``steps`` (the general path; see single_step.py for the hot one)."""
+        """Write ``steps`` (the general path; see step_writer.py for the hot one)."""
+        if self._frames is not None and len(steps) > self._frames.max_steps_per_write:
+            # Frame stacks stay checkable only if a write never wraps onto its own rows.
+            chunk = self._frames.max_steps_per_write
+            for start in range(0, len(steps), chunk):
+                self._add(steps.slice(start, start + chunk))
+            return
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
+        if self._frames is not None:
+            steps.frame_depths = self._frames.depths(keep, ended)
         self._write(plan, steps)
         passed_rows, passed_envs = self._ring.commit(plan)
+        if self._frames is not None:
+            broken_rows, broken_envs = self._break_stacks(plan)
+            passed_rows = np.concatenate([passed_rows, broken_rows])
+            passed_envs = np.concatenate([passed_envs, broken_envs])
         self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
+
+    def _break_stacks(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the transitions whose frame stacks reach rows this write overwrote."""
+        envs = np.flatnonzero(plan.advance)
+        ring = self._ring
+        # The last row written: the pending next observation, or an ended episode's final one.
+        newest = (ring.pos[envs] - ring.prev_ended[envs]) % self.buffer_size
+        rows, cols = self._frames.broken_rows(
+            self._storage["frame_depth"], ring.valid, newest, envs
+        )
+        ring.invalidate(rows, cols)
+        return rows, cols
 
     def _on_written(
         self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
@@ -167,11 +231,18 @@ class RingBuffer(BaseBuffer):
         rows = (plan.step_row, plan.step_env)
         for name in STEP_FIELDS:
             self._storage[name][rows] = getattr(steps, name)[at_steps]
-        _scatter(self._storage["observations"], rows, steps.observations, at_steps)
+        observations, next_observations = steps.observations, steps.next_observations
+        if self._frames is not None:
+            observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
+            depth, next_depth = steps.frame_depths
+            self._storage["frame_depth"][rows] = depth[at_steps]
+            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
+            self._storage["frame_depth"][target] = next_depth[source]
+        _scatter(self._storage["observations"], rows, observations, at_steps)
         _scatter(self._storage["extras"], rows, steps.extras, at_steps)
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
-            _scatter(self._storage["observations"], target, steps.next_observations, source)
+            _scatter(self._storage["observations"], target, next_observations, source)
             if not (plan.step_row.all() and plan.next_row.all()):
                 self._packed.sync_mirror()
         else:
@@ -234,6 +305,8 @@ class RingBuffer(BaseBuffer):
         each sample's last step: ``next_observations`` and ``dones`` are read there. It
         defaults to ``rows``.
         """
+        if self._frames is not None:
+            return self._gather_stacks(rows, env_column(self.num_envs, envs), last_rows)
         envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
         gather, spare = self._packed.gather, self.spare_rows
         if last_rows is None:
@@ -244,6 +317,20 @@ class RingBuffer(BaseBuffer):
             last_rows, envs, ("dones",) if spare else ("dones", "next_observations"), spare
         )
         return first | last
+
+    def _gather_stacks(
+        self, rows: np.ndarray, envs: np.ndarray, last_rows: np.ndarray | None
+    ) -> dict[str, Any]:
+        """``_gather`` for frame-stacked observations: stacks rebuilt from stored frames."""
+        last = rows if last_rows is None else last_rows
+        gather = self._packed.gather
+        fields = gather(rows, envs, ("actions", "rewards", "extras", "frame_depth"), False)
+        fields |= gather(last, envs, ("dones",), False)
+        following = (last + 1) % self.buffer_size
+        next_depth = self._storage["frame_depth"][following, envs]
+        fields["observations"] = self._frames.stacks(rows, envs, fields.pop("frame_depth"))
+        fields["next_observations"] = self._frames.stacks(following, envs, next_depth)
+        return fields
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType

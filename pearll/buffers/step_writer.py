@@ -54,6 +54,7 @@ class StepWriter:
         cls = type(buffer)
         return (
             isinstance(buffer._storage["observations"], np.ndarray)
+            and buffer._frame_spec is None
             and not buffer._storage["extras"]
             and buffer.buffer_size >= 4  # an episode end's rows always fit (see Ring.plan)
             and cls._add is RingBuffer._add
