@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers import ReplayBuffer, RolloutBuffer
+from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 
 # Every buffer class that persistence must cover; new buffer classes add themselves here.
-BUFFER_CLASSES = (ReplayBuffer, RolloutBuffer)
+BUFFER_CLASSES = (ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer)
 
 
 def state_leaves(tree: Any, keys: tuple = ()) -> dict[tuple, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,12 +17,29 @@ from pearll.buffers.env_info import EnvInfo
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.memory import check_memory
 from pearll.buffers.output import resolve_device
-from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, nbytes_per_item, spec_from_space
-from pearll.buffers.tree import tree_leaves, tree_map
+from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
+from pearll.buffers.storage import PackedStorage, required_bytes
+from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.type_aliases import Observation, Trajectories
 
 Buffer = TypeVar("Buffer", bound="BaseBuffer")
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def locked(method: Method) -> Method:
+    """``method`` run holding the buffer's lock (``self._lock``, reentrant).
+
+    Every method that changes a buffer's state, or chooses rows and reads them, carries it, so
+    that adds and samples may come from different threads (see RingBuffer's docstring).
+    """
+
+    @functools.wraps(method)
+    def holding_the_lock(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return holding_the_lock  # type: ignore[return-value]
 
 
 class BaseBuffer(ABC):
@@ -33,17 +52,22 @@ class BaseBuffer(ABC):
         device: where ``dtype="torch"`` output lands; ``"auto"`` is cuda when available, else cpu.
         seed: an int or a ``numpy.random.Generator`` for this buffer's sampling (no global RNG).
         autoreset_mode: overrides ``env.metadata["autoreset_mode"]`` of a vector env.
+        extra_fields: per-step fields the caller stores beside the transition, as
+            ``{name: (shape, dtype)}``, e.g. ``{"log_prob": ((), np.float32)}``; the add methods
+            then take each as a keyword argument and read-outs return them in ``extras``.
 
     Arrays (numpy, allocated lazily by the OS, checked against available memory first):
     ``observations`` ``(buffer_size, [E,] *obs_shape)`` in the space's dtype (a dict of arrays
     for Dict spaces), ``actions`` ``(buffer_size, [E,] *act_shape)`` (``(..., 1)`` int64 for
     Discrete), ``rewards`` and ``dones`` ``(buffer_size, [E,] 1)`` float32, ``truncateds``
-    ``(buffer_size, [E,] 1)`` bool. The env axis ``E`` is there only for vector envs.
+    ``(buffer_size, [E,] 1)`` bool, ``extras[name]`` ``(buffer_size, [E,] *shape)`` in the
+    declared dtype. The env axis ``E`` is there only for vector envs.
 
     Persistence: :meth:`save` and :meth:`load` (see :mod:`pearll.buffers.persistence` for the
     format and for the three methods through which a subclass saves its own state).
-    Threads: ``self._lock`` (an RLock) guards the state; subclasses hold it while they change
-    it or read rows from it, so that one thread may add while another samples.
+    Threads: ``self._lock`` (an RLock) guards the state; methods that change it, or choose rows
+    and read them, are decorated with :func:`locked`, so one thread may add while another
+    samples.
     """
 
     def __init__(
@@ -54,6 +78,7 @@ class BaseBuffer(ABC):
         *,
         seed: int | np.random.Generator | None = None,
         autoreset_mode: Any = None,
+        extra_fields: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int | np.integer):
             raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
@@ -64,12 +89,13 @@ class BaseBuffer(ABC):
         self.buffer_size = int(buffer_size)
         self._device_spec = device
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._extra_specs = extra_field_specs(extra_fields)
         self._specs = self._field_specs()
-        if persistence.rebuilding():
-            self._storage: dict[str, Any] = {}  # load puts the saved arrays here
-        else:
+        if not persistence.rebuilding():  # load checks memory for what it reads itself
             check_memory(self._required_bytes(), type(self).__name__)
-            self._storage = self._allocate()
+        # Zeroed pages are only claimed when written: a buffer being loaded, whose arrays the
+        # saved ones replace, never claims them.
+        self._storage = self._allocate()
 
     @property
     def num_envs(self) -> int:
@@ -89,23 +115,34 @@ class BaseBuffer(ABC):
             "rewards": SCALAR_FLOAT,
             "dones": SCALAR_FLOAT,
             "truncateds": SCALAR_BOOL,
+            "extras": dict(self._extra_specs),
         }
+
+    def _mirror_first_row(self) -> bool:
+        """Whether storage keeps a copy of row 0 after the last row (see storage.py)."""
+        return False
 
     def _required_bytes(self) -> int:
-        rows = self.buffer_size * self.num_envs
-        return sum(rows * nbytes_per_item(spec) for spec in self._specs.values())
+        mirror = self._mirror_first_row()
+        return required_bytes(self._stored_specs(), self.buffer_size, self.num_envs, mirror)
 
-    def _allocate(self) -> dict[str, Any]:
-        lead = (self.buffer_size, self.num_envs)
-        return {
-            name: tree_map(lambda s: np.zeros(lead + s.shape, dtype=s.dtype), spec)
-            for name, spec in self._specs.items()
-        }
+    def _stored_specs(self) -> dict[str, Any]:
+        """The fields kept in packed rows: all of ``_specs`` unless a subclass stores some apart."""
+        return self._specs
+
+    def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
+        """Packed storage for every field (in ``packed`` if given, e.g. loaded); returns the
+        per-field views ``(buffer_size, E, ...)``."""
+        self._packed = PackedStorage(
+            self._stored_specs(), self.buffer_size, self.num_envs, self._mirror_first_row(),
+            packed=packed,
+        )  # fmt: skip
+        return self._packed.fields
 
     @property
     def nbytes(self) -> int:
-        """Bytes of all arrays the buffer allocated (its capacity, not what is filled)."""
-        return sum(leaf.nbytes for tree in self._storage.values() for leaf in tree_leaves(tree))
+        """Bytes the buffer allocated (its capacity, not what is filled), padding included."""
+        return self._packed.nbytes
 
     def _public(self, name: str) -> Any:
         """A view of a stored array, without the env axis for a single env."""
@@ -131,6 +168,11 @@ class BaseBuffer(ABC):
     @property
     def truncateds(self) -> np.ndarray:
         return self._public("truncateds")
+
+    @property
+    def extras(self) -> dict[str, np.ndarray]:
+        """The caller-declared per-step fields (see ``extra_fields``), name -> array view."""
+        return self._public("extras")
 
     def __getstate__(self) -> dict[str, Any]:
         # A lock cannot be pickled; a copy gets a lock of its own.
@@ -173,25 +215,34 @@ class BaseBuffer(ABC):
 
     def _config(self) -> dict[str, Any]:
         """JSON-able keyword arguments with which ``cls(env, **config)`` rebuilds this buffer."""
+        extra_fields = {
+            name: [list(spec.shape), spec.dtype.str] for name, spec in self._extra_specs.items()
+        }
         return {
             "buffer_size": self.buffer_size,
             "device": str(self._device_spec),
             "autoreset_mode": self.env_info.autoreset_mode.value,
+            "extra_fields": extra_fields,
         }
 
     def _state(self) -> dict[str, Any]:
-        """What changes as the buffer is used: arrays and JSON values (see persistence)."""
-        return {"storage": self._storage, "rng": self.rng.bit_generator.state}
+        """What changes as the buffer is used: arrays and JSON values (see persistence).
+
+        ``storage.packed`` is the packed storage ``(E, rows, row_bytes)`` uint8 (see
+        storage.py); ``storage.layout`` says where each field lives in a row (offset, dtype,
+        shape), so the fields can be read back without pearll.
+        """
+        layout = {
+            name: tree_map(lambda s: {"offset": s.offset, "dtype": s.dtype.str,
+                                      "shape": list(s.shape)}, slot)
+            for name, slot in self._packed.slots.items()
+        }  # fmt: skip
+        storage = {"packed": self._packed.packed, "layout": layout}
+        return {"storage": storage, "rng": self.rng.bit_generator.state}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         """Put back what :meth:`_state` returned (on a buffer rebuilt with :meth:`_config`)."""
-        lead = (self.buffer_size, self.num_envs)
-        expected = {
-            name: tree_map(lambda s: _shape_only(lead + s.shape, s.dtype), spec)
-            for name, spec in self._specs.items()
-        }
-        persistence.check_like(state["storage"], expected, "state.storage")
-        self._storage = state["storage"]
+        self._storage = self._allocate(state["storage"]["packed"])
         self.rng = _generator_from_state(state["rng"])
 
     @abstractmethod
@@ -235,11 +286,6 @@ class BaseBuffer(ABC):
         dtype: str | TrajectoryType = "numpy",
     ) -> Trajectories:
         """Every stored transition, in order."""
-
-
-def _shape_only(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An array of ``shape`` and ``dtype`` that takes no memory (for shape checks)."""
-    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
 def _generator_from_state(state: dict[str, Any]) -> np.random.Generator:

@@ -13,17 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers import persistence
-from pearll.buffers.base import BaseBuffer
-from pearll.buffers.env_info import reset_steps
+from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.env_info import EnvInfo, reset_steps
+from pearll.buffers.frame_stack import FrameStackSpec, FrameStore, resolve_frame_stack
 from pearll.buffers.output import convert, shape_env_axis
 from pearll.buffers.ring import Ring, WritePlan
+from pearll.buffers.spaces import FieldSpec
+from pearll.buffers.step_writer import StepWriter
 from pearll.buffers.steps import StepBatch, steps_from_args
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
 
 STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
+# The stored fields a transition is read from (next observations aside).
+READ_FIELDS = ("observations", "actions", "rewards", "dones", "extras")
 
 
 class RingBuffer(BaseBuffer):
@@ -33,20 +37,38 @@ class RingBuffer(BaseBuffer):
     ``observations``; False: in a ``next_observations`` array) and implement ``sample``.
 
     Threads: adds and reads may come from different threads. Each add (one step, or a whole
-    batch) is written and committed under ``self._lock``, and each read (``sample``, ``last``,
-    ``all``) chooses its rows and gathers them under the same lock, so a read sees every add
+    batch) is written and committed holding ``self._lock``, and each read (``sample``,
+    ``last``, ``all``) chooses its rows and gathers them holding it, so a read sees every add
     completely or not at all: never a half-written transition, and never a row overwritten
-    between being chosen and being read. Input checks run outside the lock. Adds from several
-    threads to the same sub-env interleave whole calls, so each call should be a whole
-    episode (or each thread should own a buffer) for episodes to stay contiguous. Subclasses
-    hold ``self._lock`` in ``sample`` the same way.
+    between being chosen and being read. Adds from several threads to the same sub-env
+    interleave whole calls, so each call should be a whole episode (or each thread should own a
+    buffer) for episodes to stay contiguous. Subclasses decorate their own state-changing and
+    sampling methods with :func:`~pearll.buffers.base.locked`.
     """
 
     spare_rows: bool
 
-    def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        env: Any,
+        buffer_size: int,
+        device: Any = "auto",
+        *,
+        frame_stack: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
+        self._frame_spec = resolve_frame_stack(env, frame_stack, space)
+        if self._frame_spec is not None and not self.spare_rows:
+            raise ValueError(f"frame_stack: not supported by {type(self).__name__}")
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._fast_writer = self._make_fast_writer()
+
+    @property
+    def frame_stack(self) -> FrameStackSpec | None:
+        """How observations are frame-stacked (stored one frame per row), or None."""
+        return self._frame_spec
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
@@ -54,43 +76,94 @@ class RingBuffer(BaseBuffer):
             specs["next_observations"] = specs["observations"]
         return specs
 
+    def _stored_specs(self) -> dict[str, Any]:
+        if self._frame_spec is None:
+            return self._specs
+        # Frames live in the FrameStore; a row keeps how deep its stack reaches back.
+        stored = {name: spec for name, spec in self._specs.items() if name != "observations"}
+        return stored | {"frame_depth": FieldSpec((), np.dtype(np.uint8))}
+
+    def _mirror_first_row(self) -> bool:
+        return self.spare_rows and self._frame_spec is None
+
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
-        return super()._required_bytes() + valid_mask
+        frames = 0
+        if self._frame_spec is not None:
+            space = self.env_info.observation_space
+            frames = FrameStore.required_bytes(space, self.buffer_size, self.num_envs)
+        return super()._required_bytes() + valid_mask + frames
+
+    def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
+        fields = super()._allocate(packed)
+        self._frames = None
+        if self._frame_spec is not None:
+            space = self.env_info.observation_space
+            self._frames = FrameStore(self._frame_spec, space, self.buffer_size, self.num_envs)
+            fields["observations"] = self._frames.view
+        return fields
 
     @property
     def nbytes(self) -> int:
-        return super().nbytes + self._ring.valid.nbytes
+        frames = self._frames.nbytes if self._frames is not None else 0
+        return super().nbytes + self._ring.valid.nbytes + frames
 
+    @locked
     def reset(self) -> None:
-        with self._lock:
-            super().reset()
-            self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        super().reset()
+        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._fast_writer = self._make_fast_writer()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The fast writer holds closures (not picklable); a copy makes its own.
+        return {k: v for k, v in super().__getstate__().items() if k != "_fast_writer"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._fast_writer = self._make_fast_writer()
+
+    def _make_fast_writer(self) -> StepWriter | None:
+        return StepWriter(self) if StepWriter.applies_to(self) else None
+
+    @locked
     def __len__(self) -> int:
         """Transitions stored, over all sub-envs."""
-        with self._lock:
-            return int(self._ring.count.sum())
+        return int(self._ring.count.sum())
 
     @property
+    @locked
     def counts(self) -> np.ndarray:
         """``(E,)`` transitions stored per sub-env."""
-        with self._lock:
-            return self._ring.count.copy()
+        return self._ring.count.copy()
+
+    def _config(self) -> dict[str, Any]:
+        spec = self._frame_spec
+        if spec is not None and not (isinstance(spec.padding, str) and spec.padding == "reset"):
+            raise NotImplementedError(
+                "save: frame stacks padded with a constant frame cannot be saved yet (only "
+                "padding 'reset')"
+            )
+        return {**super()._config(), "frame_stack": None if spec is None else spec.size}
 
     def _state(self) -> dict[str, Any]:
         ring = {f.name: getattr(self._ring, f.name) for f in fields(Ring)}
-        return {**super()._state(), "ring": ring}
+        state = {**super()._state(), "ring": ring}
+        if self._frames is not None:
+            frames = self._frames
+            state["frames"] = {"frames": frames.frames, "episode_step": frames.episode_step}
+        return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
-        empty = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        expected = {f.name: getattr(empty, f.name) for f in fields(Ring)}
-        persistence.check_like(state["ring"], expected, "state.ring")
         self._ring = Ring(**state["ring"])
+        if self._frames is not None:
+            self._frames.restore(**state["frames"])
+            self._storage["observations"] = self._frames.view
+        self._fast_writer = self._make_fast_writer()  # it holds the arrays and the ring
 
     # --- adding -----------------------------------------------------------------------------
 
+    @locked
     def add_trajectory(
         self,
         observation: Observation,
@@ -100,6 +173,7 @@ class RingBuffer(BaseBuffer):
         done: bool | np.ndarray,
         truncated: bool | np.ndarray = False,
         info: dict | None = None,
+        **extras: Any,
     ) -> None:
         """Store one step: ``(obs, action, reward, next_obs, terminated, truncated)``.
 
@@ -107,13 +181,22 @@ class RingBuffer(BaseBuffer):
         info dict (SAME_STEP envs carry the true final observations there). ``done`` means
         terminated: the TD target masks it. ``truncated`` ends the episode without that mask.
         NEXT_STEP reset steps are recognised and dropped, so pass every step as the env gave it.
+        ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
+        ``reward`` plus the field's shape.
         """
+        fast = self._fast_writer
+        if (
+            fast
+            and not extras
+            and fast.try_add(observation, action, reward, next_observation, done, truncated)
+        ):
+            return
         if self.env_info.is_vector and np.ndim(truncated) == 0:
             truncated = np.full(self.num_envs, bool(truncated))
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observation, action, reward,
-                next_observation, done, truncated, info, num_steps=None,
+                next_observation, done, truncated, info, num_steps=None, extras=extras,
             )
         )  # fmt: skip
 
@@ -126,40 +209,90 @@ class RingBuffer(BaseBuffer):
         dones: np.ndarray,
         truncateds: np.ndarray | None = None,
         infos: Sequence[dict | None] | None = None,
+        **extras: Any,
     ) -> None:
         """Store T consecutive steps at once, written vectorised.
 
         Each argument has a leading time axis: ``(T, ...)`` for a single env, ``(T, E, ...)``
         for a vector env; ``infos`` is a list of T vector-env info dicts (needed for SAME_STEP).
-        The steps must follow one another as the env produced them.
+        The steps must follow one another as the env produced them. ``extras`` as in
+        :meth:`add_trajectory`, with the same leading axes.
         """
-        num_steps = len(np.asarray(rewards))
+        if np.ndim(rewards) == 0:
+            raise ValueError("rewards: expected a leading time axis (T, ...), got a scalar")
+        num_steps = len(rewards)
         if truncateds is None:
             truncateds = np.zeros(np.shape(rewards), dtype=bool)
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observations, actions, rewards,
                 next_observations, dones, truncateds, infos, num_steps=num_steps,
+                extras=extras,
             )
         )  # fmt: skip
 
+    @locked
     def _add(self, steps: StepBatch) -> None:
+        """Write ``steps`` (the general path; see step_writer.py for the hot one)."""
+        if self._frames is not None and len(steps) > self._frames.max_steps_per_write:
+            # Frame stacks stay checkable only if a write never wraps onto its own rows.
+            chunk = self._frames.max_steps_per_write
+            for start in range(0, len(steps), chunk):
+                self._add(steps.slice(start, start + chunk))
+            return
         ended = steps.ended
-        with self._lock:
-            keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
-            plan = self._ring.plan(keep, ended)
-            self._write(plan, steps)
-            self._ring.commit(plan)
+        keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
+        plan = self._ring.plan(keep, ended)
+        if self._frames is not None:
+            steps.frame_depths = self._frames.depths(keep, ended)
+        self._write(plan, steps)
+        passed_rows, passed_envs = self._ring.commit(plan)
+        if self._frames is not None:
+            broken_rows, broken_envs = self._break_stacks(plan)
+            passed_rows = np.concatenate([passed_rows, broken_rows])
+            passed_envs = np.concatenate([passed_envs, broken_envs])
+        self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
+
+    def _break_stacks(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the transitions whose frame stacks reach rows this write overwrote."""
+        envs = np.flatnonzero(plan.advance)
+        ring = self._ring
+        # The last row written: the pending next observation, or an ended episode's final one.
+        newest = (ring.pos[envs] - ring.prev_ended[envs]) % self.buffer_size
+        rows, cols = self._frames.broken_rows(
+            self._storage["frame_depth"], ring.valid, newest, envs
+        )
+        ring.invalidate(rows, cols)
+        return rows, cols
+
+    def _on_written(
+        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
+    ) -> None:
+        """Called after every add, by both write paths: a hook for subclasses' own state.
+
+        ``(rows[i], envs[i])`` now hold new transitions; the ``(passed_rows, passed_envs)``
+        slots were overwritten or made pending, and hold no transition unless among the first.
+        """
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)
         rows = (plan.step_row, plan.step_env)
         for name in STEP_FIELDS:
             self._storage[name][rows] = getattr(steps, name)[at_steps]
-        _scatter(self._storage["observations"], rows, steps.observations, at_steps)
+        observations, next_observations = steps.observations, steps.next_observations
+        if self._frames is not None:
+            observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
+            depth, next_depth = steps.frame_depths
+            self._storage["frame_depth"][rows] = depth[at_steps]
+            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
+            self._storage["frame_depth"][target] = next_depth[source]
+        _scatter(self._storage["observations"], rows, observations, at_steps)
+        _scatter(self._storage["extras"], rows, steps.extras, at_steps)
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
-            _scatter(self._storage["observations"], target, steps.next_observations, source)
+            _scatter(self._storage["observations"], target, next_observations, source)
+            if not (plan.step_row.all() and plan.next_row.all()):
+                self._packed.sync_mirror()
         else:
             _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
 
@@ -171,6 +304,7 @@ class RingBuffer(BaseBuffer):
     ) -> Trajectories:
         """A batch of ``batch_size`` transitions per sub-env."""
 
+    @locked
     def last(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> Trajectories:
@@ -181,9 +315,9 @@ class RingBuffer(BaseBuffer):
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        with self._lock:
-            return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
+        return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
 
+    @locked
     def all(self, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy") -> Trajectories:
         """Every stored transition, oldest first.
 
@@ -191,13 +325,13 @@ class RingBuffer(BaseBuffer):
         rectangular); with ``flatten_env=True``, every stored transition, sub-env by sub-env.
         """
         parse_trajectory_type(dtype)
-        with self._lock:
-            self._ring.require_transitions()
-            if not (self.env_info.is_vector and flatten_env):
-                return self.last(int(self._ring.count.min()), flatten_env, dtype)
-            parts = [
-                self._gather(self._ring.ordered_rows(e)[None], [e]) for e in range(self.num_envs)
-            ]
+        if not len(self):
+            raise RuntimeError("the buffer holds no transition; add some first")
+        if not (self.env_info.is_vector and flatten_env):
+            smallest = int(self._ring.count.min())
+            return self._trajectories(self._ring.recent_rows(smallest), flatten_env, dtype)
+        filled = np.flatnonzero(self._ring.count)
+        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in filled]
         merged = {
             name: tree_map(
                 lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)
@@ -212,28 +346,57 @@ class RingBuffer(BaseBuffer):
         """Gather ``(E, B)`` rows (row ``rows[e, i]`` of sub-env ``e``) into Trajectories."""
         return self._package(self._gather(rows), flatten_env, dtype)
 
-    def _gather(self, rows: np.ndarray, envs: Any = None) -> dict[str, Any]:
-        envs = np.arange(self.num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
-        storage = self._storage
-        if self.spare_rows:
-            next_obs_rows, next_source = (rows + 1) % self.buffer_size, "observations"
-        else:
-            next_obs_rows, next_source = rows, "next_observations"
-        return {
-            "observations": tree_map(lambda a: a[rows, envs], storage["observations"]),
-            "actions": storage["actions"][rows, envs],
-            "rewards": storage["rewards"][rows, envs],
-            "next_observations": tree_map(lambda a: a[next_obs_rows, envs], storage[next_source]),
-            "dones": storage["dones"][rows, envs],
-        }
+    def _gather(
+        self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The fields of the transitions starting at ``rows`` (E, B) of sub-envs ``envs`` (E,).
+
+        ``last_rows`` (E, B), for samples spanning several steps (n-step returns), is the row of
+        each sample's last step: ``next_observations`` and ``dones`` are read there. It
+        defaults to ``rows``.
+        """
+        if self._frames is not None:
+            return self._gather_stacks(rows, env_column(self.num_envs, envs), last_rows)
+        envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
+        gather, spare = self._packed.gather, self.spare_rows
+        if last_rows is None:
+            names = READ_FIELDS if spare else (*READ_FIELDS, "next_observations")
+            return gather(rows, envs, names, next_observations=spare)
+        first = gather(rows, envs, ("observations", "actions", "rewards", "extras"), False)
+        last = gather(
+            last_rows, envs, ("dones",) if spare else ("dones", "next_observations"), spare
+        )
+        return first | last
+
+    def _gather_stacks(
+        self, rows: np.ndarray, envs: np.ndarray, last_rows: np.ndarray | None
+    ) -> dict[str, Any]:
+        """``_gather`` for frame-stacked observations: stacks rebuilt from stored frames."""
+        last = rows if last_rows is None else last_rows
+        gather = self._packed.gather
+        fields = gather(rows, envs, ("actions", "rewards", "extras", "frame_depth"), False)
+        fields |= gather(last, envs, ("dones",), False)
+        following = (last + 1) % self.buffer_size
+        next_depth = self._storage["frame_depth"][following, envs]
+        fields["observations"] = self._frames.stacks(rows, envs, fields.pop("frame_depth"))
+        fields["next_observations"] = self._frames.stacks(following, envs, next_depth)
+        return fields
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
     ) -> Trajectories:
         shaped = shape_env_axis(gathered, self.env_info.is_vector, flatten_env)
-        fields = convert(shaped, dtype, self._device_spec)
+        return self._record(convert(shaped, dtype, self._device_spec))
+
+    def _record(self, fields: dict[str, Any]) -> Trajectories:
+        """The record type of this buffer's output, filled with ``fields``."""
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
+
+
+def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
+    """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
+    return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
 
 
 def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:

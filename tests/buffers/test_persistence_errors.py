@@ -30,8 +30,8 @@ def snapshot_of(path: Path) -> Path:
     return path / (path / "CURRENT").read_text().strip()
 
 
-def array_file(path: Path, field: str = "actions") -> Path:
-    return next(snapshot_of(path).glob(f"*-storage-{field}.npy"))
+def array_file(path: Path, stem: str = "storage-packed") -> Path:
+    return next(snapshot_of(path).glob(f"*-{stem}.npy"))
 
 
 def rewrite_manifest(path: Path, change) -> None:
@@ -62,14 +62,14 @@ def test_flipped_byte_in_the_header_is_caught(checkpoint):
 
 
 def test_missing_array_file(checkpoint):
-    target = array_file(checkpoint, "truncateds")
+    target = array_file(checkpoint, "ring-valid")
     target.unlink()
     with pytest.raises(CheckpointError, match=re.escape(target.name) + ": missing"):
         ReplayBuffer.load(checkpoint)
 
 
 def test_truncated_array_file(checkpoint):
-    target = array_file(checkpoint, "observations-tag")
+    target = array_file(checkpoint, "ring-count")
     target.write_bytes(target.read_bytes()[:-5])
     with pytest.raises(CheckpointError, match=re.escape(target.name) + ": truncated"):
         ReplayBuffer.load(checkpoint)
@@ -95,7 +95,8 @@ def test_manifest_that_is_not_json_or_not_ours(checkpoint):
 
 def test_manifest_whose_shapes_do_not_fit_the_buffer(checkpoint):
     rewrite_manifest(checkpoint, lambda m: m["config"].update(buffer_size=9))
-    with pytest.raises(CheckpointError, match=r"state.storage.*expected a .* shape \(9, 2"):
+    expected = r"state\.storage\.packed: expected a uint8 array of shape \(2, 10"
+    with pytest.raises(CheckpointError, match=expected):
         ReplayBuffer.load(checkpoint)
 
 
@@ -128,7 +129,7 @@ def test_mmap_checks_large_arrays_only_when_asked(tmp_path):
     env = make_env(None)
     env.observation_space = spaces.Box(-1.0, 1.0, shape=(256,), dtype=np.float32)
     ReplayBuffer(env, 2048, seed=0).save(tmp_path / "ckpt")
-    target = array_file(tmp_path / "ckpt", "observations")
+    target = array_file(tmp_path / "ckpt")
     with open(target, "r+b") as file:
         file.seek(-100, 2)
         file.write(b"\x01")
