@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pearll.buffers import BaseBuffer, PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.persistence import verify_checkpoint
+from tests.buffers.test_frame_stack import stacked_env
 from tests.compare import FIELDS
 from tests.envs import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
@@ -211,3 +212,65 @@ def test_save_load_at_any_point_changes_nothing(buffer_class, num_envs, mode, si
 def test_pickle_round_trip_despite_the_lock():
     buffer, _ = filled(ReplayBuffer, 2, 15)
     assert_same_state(pickle.loads(pickle.dumps(buffer)), buffer)
+
+
+def continue_both(runner, buffers, steps: int) -> None:
+    for _ in range(steps):
+        args = runner.step()
+        for buffer in buffers:
+            buffer.add_trajectory(*args[:6], info=args[6])
+
+
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
+def test_frame_stacked_buffer_round_trips(tmp_path, num_envs, mmap):
+    env = stacked_env(num_envs)
+    original = ReplayBuffer(env, 16, seed=0)
+    assert original.frame_stack is not None
+    runner = Runner(env, original, ReferenceBuffer(num_envs or 1, 16, True), seed=0)
+    runner.add(23)
+    original.save(tmp_path / "ckpt")
+    loaded = ReplayBuffer.load(tmp_path / "ckpt", mmap=mmap)
+    assert loaded.frame_stack == original.frame_stack
+    assert_same_output(loaded, original)
+    continue_both(runner, (original, loaded), 30)
+    assert_same_state(loaded, original)
+    assert_same_output(loaded, original)
+
+
+def test_extra_fields_and_n_step_settings_round_trip(tmp_path):
+    env = make_env(2)
+    extras = {"log_prob": ((), np.float32), "value": ((2,), np.float64)}
+    original = ReplayBuffer(env, 12, seed=0, n_step=3, gamma=0.9, extra_fields=extras)
+    obs = np.zeros((2, 3), dtype=np.float32)
+    for t in range(20):
+        original.add_trajectory(
+            obs + t, np.array([0, 1]), np.ones(2), obs + t + 1, np.array([t % 5 == 4] * 2),
+            log_prob=np.full(2, -t, np.float32), value=np.full((2, 2), t / 2),
+        )  # fmt: skip
+    original.save(tmp_path / "ckpt")
+    loaded = ReplayBuffer.load(tmp_path / "ckpt")
+    assert (loaded.n_step, loaded.gamma) == (3, 0.9)
+    assert loaded._extra_specs == original._extra_specs
+    assert_same_state(loaded, original)
+    got, want = loaded.sample(5), original.sample(5)
+    assert np.array_equal(got.discounts, want.discounts)
+    assert all(np.array_equal(got.extras[k], want.extras[k]) for k in extras)
+
+
+def test_prioritized_buffer_keeps_priorities_beta_schedule_and_max(tmp_path):
+    env = make_env(2)
+    original = PrioritizedReplayBuffer(env, 16, alpha=0.7, beta=0.5, beta_steps=10, seed=3)
+    runner = Runner(env, original, ReferenceBuffer(2, 16, True), seed=0)
+    runner.add(25)
+    batch = original.sample(6)
+    original.update_priorities(batch.indices, np.arange(12).reshape(2, 6) + 5.0)
+    original.save(tmp_path / "ckpt")
+    loaded = PrioritizedReplayBuffer.load(tmp_path / "ckpt")
+    assert (loaded.alpha, loaded.beta, loaded.beta_steps) == (0.7, original.beta, 10)
+    assert_same_state(loaded, original)
+    got, want = loaded.sample(6), original.sample(6)
+    assert np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.weights, want.weights)
+    continue_both(runner, (original, loaded), 10)  # new rows get the same max priority
+    assert_same_state(loaded, original)
