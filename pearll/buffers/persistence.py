@@ -5,25 +5,31 @@ One mechanism serves every buffer class; a class takes part through three method
 The protocol
 ------------
 - ``_config() -> dict``: JSON-able keyword arguments such that ``cls(env, **config)`` builds an
-  empty buffer configured like this one. BaseBuffer gives ``buffer_size``, ``device`` and
-  ``autoreset_mode``; a subclass adds its own constructor arguments:
+  empty buffer configured like this one. BaseBuffer gives ``buffer_size``, ``device``,
+  ``autoreset_mode`` and ``extra_fields``; a subclass adds its own constructor arguments
+  (ReplayBuffer ``n_step``/``gamma``, PrioritizedReplayBuffer ``alpha``/``beta``/...):
   ``return {**super()._config(), "alpha": self.alpha}``.
 - ``_state() -> dict``: everything that changes as the buffer is used, as a tree of dicts with
   str keys whose leaves are numpy arrays (one ``.npy`` file each, written straight from the
   array's memory), numpy scalars (a 0-d ``.npy``, so the dtype survives) or JSON values (kept in
-  the manifest). Keys starting with ``$`` are reserved. BaseBuffer gives ``storage`` (the
-  ``_storage`` trees) and ``rng`` (``rng.bit_generator.state``); RingBuffer adds ``ring`` (every
-  field of its :class:`~pearll.buffers.ring.Ring`). A subclass adds its own:
+  the manifest). Keys starting with ``$`` are reserved. BaseBuffer gives ``storage`` (the packed
+  storage array and its layout) and ``rng`` (``rng.bit_generator.state``); RingBuffer adds
+  ``ring`` (every field of its :class:`~pearll.buffers.ring.Ring`) and ``frames``;
+  PrioritizedReplayBuffer its sum trees and counters. A subclass adds its own:
   ``return {**super()._state(), "priorities": self._tree.nodes, "beta": self.beta}``.
 - ``_set_state(state)``: put back what ``_state`` returned, into a buffer just built with
-  ``cls(env, **config)``. Call ``super()._set_state(state)`` first, then take your own keys;
-  check the arrays' shapes with :func:`check_like` (a hand-edited manifest must not make a
-  buffer that fails later). Arrays may be memory-mapped copy-on-write (writable; writes stay
-  in memory).
+  ``cls(env, **config)``: call ``super()._set_state(state)`` first, then assign your own keys
+  (and rebuild whatever holds references to the replaced arrays). Arrays may be memory-mapped
+  copy-on-write (writable; writes stay in memory).
 
-While ``load`` runs the constructor, :func:`rebuilding` is true: BaseBuffer then neither checks
-memory for nor allocates ``_storage`` (the saved arrays replace it). A subclass constructor that
-allocates large arrays of its own should skip them the same way.
+Before ``_set_state``, ``load`` compares the saved state with the fresh buffer's ``_state()``
+(:func:`check_like`: same keys, same array shapes and dtypes), so a foreign or hand-edited
+checkpoint fails with a clear error instead of making a buffer that fails later, and
+``_set_state`` need not check anything.
+
+While ``load`` runs the constructor, :func:`rebuilding` is true: BaseBuffer then skips its
+memory check (``load`` checks what it reads itself); the zeroed arrays the constructor
+allocates are replaced before any page of them is touched, so they cost no memory.
 
 The format
 ----------
@@ -36,9 +42,15 @@ and SHA-256 (``sha256sum`` checks them). Without pearll::
 
     snapshot = path / (path / "CURRENT").read_text().strip()
     manifest = json.loads((snapshot / "manifest.json").read_text())
-    observations = np.load(snapshot / manifest["state"]["storage"]["observations"]["$npy"])
+    storage = manifest["state"]["storage"]
+    packed = np.load(snapshot / storage["packed"]["$npy"])  # (E, rows, row_bytes) uint8
+    slot = storage["layout"]["actions"]  # {"offset", "dtype", "shape"}
+    size = np.dtype(slot["dtype"]).itemsize * int(np.prod(slot["shape"]))
+    actions = packed[:, :, slot["offset"] : slot["offset"] + size].copy().view(slot["dtype"])
 
-Storage arrays have shape ``(buffer_size, num_envs, ...)``; see the buffer class for the rest.
+(``actions`` is then ``(E, rows, size / itemsize)``; reshape to ``slot["shape"]``. With the
+ReplayBuffer layout, row ``buffer_size`` mirrors row 0; frame-stacked observations are in
+``state["frames"]``.)
 
 Checks on load
 --------------
