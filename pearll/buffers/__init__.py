@@ -1,7 +1,8 @@
 """Experience buffers: storage, bookkeeping and sampling of env transitions."""
 
 from pearll.buffers.base import BaseBuffer
+from pearll.buffers.her import HERBuffer
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.rollout import RolloutBuffer
 
-__all__ = ["BaseBuffer", "ReplayBuffer", "RolloutBuffer"]
+__all__ = ["BaseBuffer", "HERBuffer", "ReplayBuffer", "RolloutBuffer"]
