@@ -1,0 +1,1 @@
+"""Compact learning agents built on pearll's buffers (need torch)."""
