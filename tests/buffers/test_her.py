@@ -304,3 +304,11 @@ def test_bad_add_leaves_episode_bookkeeping_unchanged():
     with pytest.raises(ValueError):
         buffer.add_trajectory(obs, 7, 0.0, obs, False)  # action outside Discrete(3)
     check_sample(buffer, reference, 16)
+
+
+def test_memory_is_replay_memory_plus_episode_index():
+    from pearll.buffers import ReplayBuffer
+
+    env = goal_env(3, MODES[0])
+    her, replay = HERBuffer(env, 50), ReplayBuffer(env, 50)
+    assert her.nbytes == replay.nbytes + 2 * 50 * 3 * 8  # episode ids and final rows, int64
