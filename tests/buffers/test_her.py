@@ -13,7 +13,7 @@ from gymnasium.vector import SyncVectorEnv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pearll.buffers import HERBuffer
+from pearll.buffers import HERBuffer, ReplayBuffer
 from pearll.common.enumerations import GoalSelectionStrategy
 from pearll.envs import BitFlippingEnv
 from tests.envs import MODES, TaggedEnv
@@ -307,8 +307,6 @@ def test_bad_add_leaves_episode_bookkeeping_unchanged():
 
 
 def test_memory_is_replay_memory_plus_episode_index():
-    from pearll.buffers import ReplayBuffer
-
     env = goal_env(3, MODES[0])
     her, replay = HERBuffer(env, 50), ReplayBuffer(env, 50)
     assert her.nbytes == replay.nbytes + 2 * 50 * 3 * 8  # episode ids and final rows, int64
