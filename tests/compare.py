@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -53,9 +54,15 @@ def env_slice(trajectories: Any, env: int) -> Any:
     """The transitions of sub-env ``env`` from a Trajectories with an env axis."""
 
     def pick(x: Any) -> Any:
+        if x is None:
+            return None
         return {k: pick(v) for k, v in x.items()} if isinstance(x, dict) else x[env]
 
-    return type(trajectories)(*(pick(getattr(trajectories, f)) for f in FIELDS))
+    # Every field, including those of subclasses (indices, weights) and optional ones.
+    return dataclasses.replace(
+        trajectories,
+        **{f.name: pick(getattr(trajectories, f.name)) for f in dataclasses.fields(trajectories)},
+    )
 
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")

@@ -7,7 +7,7 @@ random step, by termination or by truncation (time limit), from a seeded schedul
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -25,7 +25,7 @@ class TaggedEnv(gym.Env):
     ``{"tag": [tag, episode, step], "parity": step % 2}`` (a Box and a Discrete leaf).
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, tag: int = 0, max_len: int = 6, p_terminate: float = 0.5, dict_obs=False):
         self.tag, self.max_len, self.p_terminate = tag, max_len, p_terminate
@@ -66,9 +66,7 @@ class TaggedEnv(gym.Env):
 
 def tagged_vector_env(num_envs: int, mode: AutoresetMode, dict_obs: bool = False, **kwargs):
     """A SyncVectorEnv of TaggedEnvs with tags 0..num_envs-1 in autoreset ``mode``."""
-    fns = [
-        (lambda i=i: TaggedEnv(tag=i, dict_obs=dict_obs, **kwargs)) for i in range(num_envs)
-    ]
+    fns = [(lambda i=i: TaggedEnv(tag=i, dict_obs=dict_obs, **kwargs)) for i in range(num_envs)]
     return SyncVectorEnv(fns, autoreset_mode=mode)
 
 

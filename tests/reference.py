@@ -59,6 +59,13 @@ def index_obs(obs: Any, i: int) -> Any:
     return np.asarray(obs)[i]
 
 
+def stack(values: Any) -> Any:
+    """Stack a sequence of arrays, or of dicts of arrays, along a new first axis."""
+    if isinstance(values[0], dict):
+        return {k: stack([v[k] for v in values]) for k in values[0]}
+    return np.stack([np.asarray(v) for v in values])
+
+
 class Runner:
     """Steps ``env`` with random actions, feeding ``buffer`` and a ReferenceBuffer."""
 
@@ -68,6 +75,7 @@ class Runner:
         self.mode = env.metadata.get("autoreset_mode") if self.vector else None
         self.rng = np.random.default_rng(seed)
         self.obs, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)
         self.needs_reset = np.zeros(getattr(env, "num_envs", 1), dtype=bool)
 
     def step(self) -> tuple:
@@ -90,6 +98,15 @@ class Runner:
             args = self.step()
             self.buffer.add_trajectory(*args[:6], info=args[6])
 
+    def add_batch(self, steps: int) -> None:
+        """Add ``steps`` steps with one ``add_batch_trajectories`` call."""
+        collected = [self.step() for _ in range(steps)]
+        obs, action, reward, next_obs, term, trunc, infos = zip(*collected, strict=True)
+        self.buffer.add_batch_trajectories(
+            stack(obs), stack(action), stack(reward), stack(next_obs), stack(term), stack(trunc),
+            infos=list(infos) if self.vector else None,
+        )  # fmt: skip
+
     def _record(self, obs, action, reward, next_obs, term, trunc, info) -> None:
         if not self.vector:
             self.reference.add(0, Transition(obs, action, reward, next_obs, term, trunc))
@@ -102,8 +119,6 @@ class Runner:
                 true_next = info["final_obs"][e]
             self.reference.add(
                 e,
-                Transition(
-                    index_obs(obs, e), action[e], reward[e], true_next, term[e], trunc[e]
-                ),
+                Transition(index_obs(obs, e), action[e], reward[e], true_next, term[e], trunc[e]),
             )
         self.needs_reset = term | trunc

@@ -10,8 +10,9 @@ import numpy as np
 from pearll.buffers.env_info import EnvInfo
 from pearll.buffers.memory import check_memory
 from pearll.buffers.output import resolve_device
-from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, nbytes_per_item, spec_from_space
-from pearll.buffers.tree import tree_leaves, tree_map
+from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
+from pearll.buffers.storage import PackedStorage, required_bytes
+from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.type_aliases import Observation, Trajectories
 
@@ -26,12 +27,16 @@ class BaseBuffer(ABC):
         device: where ``dtype="torch"`` output lands; ``"auto"`` is cuda when available, else cpu.
         seed: an int or a ``numpy.random.Generator`` for this buffer's sampling (no global RNG).
         autoreset_mode: overrides ``env.metadata["autoreset_mode"]`` of a vector env.
+        extra_fields: per-step fields the caller stores beside the transition, as
+            ``{name: (shape, dtype)}``, e.g. ``{"log_prob": ((), np.float32)}``; the add methods
+            then take each as a keyword argument and read-outs return them in ``extras``.
 
     Arrays (numpy, allocated lazily by the OS, checked against available memory first):
     ``observations`` ``(buffer_size, [E,] *obs_shape)`` in the space's dtype (a dict of arrays
     for Dict spaces), ``actions`` ``(buffer_size, [E,] *act_shape)`` (``(..., 1)`` int64 for
     Discrete), ``rewards`` and ``dones`` ``(buffer_size, [E,] 1)`` float32, ``truncateds``
-    ``(buffer_size, [E,] 1)`` bool. The env axis ``E`` is there only for vector envs.
+    ``(buffer_size, [E,] 1)`` bool, ``extras[name]`` ``(buffer_size, [E,] *shape)`` in the
+    declared dtype. The env axis ``E`` is there only for vector envs.
     """
 
     def __init__(
@@ -42,6 +47,7 @@ class BaseBuffer(ABC):
         *,
         seed: int | np.random.Generator | None = None,
         autoreset_mode: Any = None,
+        extra_fields: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int | np.integer):
             raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
@@ -51,6 +57,7 @@ class BaseBuffer(ABC):
         self.buffer_size = int(buffer_size)
         self._device_spec = device
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._extra_specs = extra_field_specs(extra_fields)
         self._specs = self._field_specs()
         check_memory(self._required_bytes(), type(self).__name__)
         self._storage = self._allocate()
@@ -73,23 +80,28 @@ class BaseBuffer(ABC):
             "rewards": SCALAR_FLOAT,
             "dones": SCALAR_FLOAT,
             "truncateds": SCALAR_BOOL,
+            "extras": dict(self._extra_specs),
         }
+
+    def _mirror_first_row(self) -> bool:
+        """Whether storage keeps a copy of row 0 after the last row (see storage.py)."""
+        return False
 
     def _required_bytes(self) -> int:
-        rows = self.buffer_size * self.num_envs
-        return sum(rows * nbytes_per_item(spec) for spec in self._specs.values())
+        mirror = self._mirror_first_row()
+        return required_bytes(self._specs, self.buffer_size, self.num_envs, mirror)
 
     def _allocate(self) -> dict[str, Any]:
-        lead = (self.buffer_size, self.num_envs)
-        return {
-            name: tree_map(lambda s: np.zeros(lead + s.shape, dtype=s.dtype), spec)
-            for name, spec in self._specs.items()
-        }
+        """Packed storage for every field; returns the per-field views ``(buffer_size, E, ...)``."""
+        self._packed = PackedStorage(
+            self._specs, self.buffer_size, self.num_envs, self._mirror_first_row()
+        )
+        return self._packed.fields
 
     @property
     def nbytes(self) -> int:
-        """Bytes of all arrays the buffer allocated (its capacity, not what is filled)."""
-        return sum(leaf.nbytes for tree in self._storage.values() for leaf in tree_leaves(tree))
+        """Bytes the buffer allocated (its capacity, not what is filled), padding included."""
+        return self._packed.nbytes
 
     def _public(self, name: str) -> Any:
         """A view of a stored array, without the env axis for a single env."""
@@ -115,6 +127,11 @@ class BaseBuffer(ABC):
     @property
     def truncateds(self) -> np.ndarray:
         return self._public("truncateds")
+
+    @property
+    def extras(self) -> dict[str, np.ndarray]:
+        """The caller-declared per-step fields (see ``extra_fields``), name -> array view."""
+        return self._public("extras")
 
     @abstractmethod
     def reset(self) -> None:

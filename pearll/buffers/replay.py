@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
+from typing import Any
+
+import numpy as np
+
+from pearll.buffers.nstep import nstep_returns
+from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size, env_column
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -21,9 +26,31 @@ class ReplayBuffer(RingBuffer):
 
     Assumes that within an episode each step's ``observation`` equals the previous step's
     ``next_observation`` (gymnasium's contract); the newer value is kept if they differ.
+
+    n-step returns: with ``n_step`` (an int >= 1) and ``gamma`` (in [0, 1]) every transition
+    returned (by ``sample``, ``last`` and ``all``) starts at a stored step and spans up to
+    ``n_step`` steps of its episode, computed at read time (see :mod:`pearll.buffers.nstep`):
+    ``rewards`` is the discounted sum, ``next_observations`` the observation after the last
+    step spanned, ``dones`` whether that step terminated, and the record's ``discounts`` holds
+    ``gamma ** k`` for the k steps spanned; with ``n_step=1`` it is ``gamma`` everywhere.
+    Without ``n_step``, ``discounts`` is None. A sample spans fewer steps at an episode end and
+    at the newest transition (whose successors are not stored yet).
     """
 
     spare_rows = True
+
+    def __init__(
+        self,
+        env: Any,
+        buffer_size: int,
+        device: Any = "auto",
+        *,
+        n_step: int | None = None,
+        gamma: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.n_step, self.gamma = _check_n_step(n_step, gamma)
+        super().__init__(env, buffer_size, device, **kwargs)
 
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
@@ -37,3 +64,35 @@ class ReplayBuffer(RingBuffer):
         parse_trajectory_type(dtype)
         rows = self._ring.uniform_rows(self.rng, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
+
+    def _gather(
+        self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        if self.n_step is None:
+            return super()._gather(rows, envs, last_rows)
+        returns = nstep_returns(
+            self._storage, self._ring.valid, rows, env_column(self.num_envs, envs),
+            self.n_step, self.gamma,
+        )  # fmt: skip
+        gathered = super()._gather(rows, envs, returns.last_rows)
+        gathered["rewards"] = returns.rewards
+        gathered["discounts"] = returns.discounts
+        return gathered
+
+
+def _check_n_step(n_step: Any, gamma: Any) -> tuple[int | None, float | None]:
+    """Validated ``(n_step, gamma)``: both None, or an int >= 1 and a float in [0, 1]."""
+    if n_step is None and gamma is None:
+        return None, None
+    if n_step is None or gamma is None:
+        raise ValueError(
+            f"n_step and gamma go together: got n_step={n_step!r}, gamma={gamma!r}; give both "
+            "for n-step returns or neither"
+        )
+    if isinstance(n_step, bool) or not isinstance(n_step, int | np.integer) or n_step < 1:
+        raise ValueError(f"n_step: expected an int >= 1, got {n_step!r}")
+    if isinstance(gamma, bool) or not isinstance(gamma, int | float | np.floating | np.integer):
+        raise TypeError(f"gamma: expected a float in [0, 1], got {type(gamma).__name__}")
+    if not 0.0 <= float(gamma) <= 1.0:
+        raise ValueError(f"gamma: expected a float in [0, 1], got {gamma!r}")
+    return int(n_step), float(gamma)

@@ -100,8 +100,12 @@ class Ring:
             step_t, step_env, step_row, next_t, next_env, next_row, advance, ended_last
         )
 
-    def commit(self, plan: WritePlan) -> None:
-        """Update the bookkeeping once the plan's data is written."""
+    def commit(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
+        """Update the bookkeeping once the plan's data is written.
+
+        Returns the ``(rows, envs)`` the write passed over (overwritten or made pending): they
+        hold no transition now unless they are among ``plan.step_row``.
+        """
         touched_rows, touched_envs = self._rows_passed_over(plan.advance)
         lost = np.bincount(
             touched_envs[self.valid[touched_rows, touched_envs]], minlength=self.num_envs
@@ -112,6 +116,7 @@ class Ring:
         self.pos = (self.pos + plan.advance) % self.capacity
         self.size = np.minimum(self.size + plan.advance, self.capacity)
         self.prev_ended = plan.ended_last
+        return touched_rows, touched_envs
 
     def _rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every (row, env) the write overwrites, including the new pending row."""
@@ -153,6 +158,8 @@ class Ring:
     def uniform_rows(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
         """``(E, batch_size)`` rows drawn uniformly, with replacement, per sub-env."""
         self.require_transitions()
+        if self.num_envs == 1:
+            return self._uniform_rows_single_env(rng, batch_size)
         high = np.broadcast_to(self.size[:, None], (self.num_envs, batch_size))
         envs = np.broadcast_to(np.arange(self.num_envs)[:, None], high.shape)
         rows = rng.integers(0, high)
@@ -164,8 +171,21 @@ class Ring:
             rejected[rejected] = ~self.valid[rows[rejected], envs[rejected]]
         return rows
 
+    def _uniform_rows_single_env(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
+        # The same draw as uniform_rows without the env-axis broadcasting: this is the hot path.
+        # floor(u * high) for u uniform in [0, 1) is uniform over 0..high-1 (to 2**-53).
+        valid, high = self.valid[:, 0], int(self.size[0])
+        rows = (rng.random(batch_size) * high).astype(np.int64)
+        rejected = ~valid.take(rows)
+        while rejected.any():
+            rows[rejected] = (rng.random(int(rejected.sum())) * high).astype(np.int64)
+            rejected[rejected] = ~valid.take(rows[rejected])
+        return rows[None]
+
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""
+        if self.count.all():
+            return
         empty = np.flatnonzero(self.count == 0)
         if len(empty):
             raise RuntimeError(

@@ -16,12 +16,15 @@ from pearll.buffers.base import BaseBuffer
 from pearll.buffers.env_info import reset_steps
 from pearll.buffers.output import convert, shape_env_axis
 from pearll.buffers.ring import Ring, WritePlan
+from pearll.buffers.step_writer import StepWriter
 from pearll.buffers.steps import StepBatch, steps_from_args
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
 
 STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
+# The stored fields a transition is read from (next observations aside).
+READ_FIELDS = ("observations", "actions", "rewards", "dones", "extras")
 
 
 class RingBuffer(BaseBuffer):
@@ -36,12 +39,16 @@ class RingBuffer(BaseBuffer):
     def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._fast_writer = self._make_fast_writer()
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
         if not self.spare_rows:
             specs["next_observations"] = specs["observations"]
         return specs
+
+    def _mirror_first_row(self) -> bool:
+        return self.spare_rows
 
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
@@ -54,6 +61,10 @@ class RingBuffer(BaseBuffer):
     def reset(self) -> None:
         super().reset()
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._fast_writer = self._make_fast_writer()
+
+    def _make_fast_writer(self) -> StepWriter | None:
+        return StepWriter(self) if StepWriter.applies_to(self) else None
 
     def __len__(self) -> int:
         """Transitions stored, over all sub-envs."""
@@ -75,6 +86,7 @@ class RingBuffer(BaseBuffer):
         done: bool | np.ndarray,
         truncated: bool | np.ndarray = False,
         info: dict | None = None,
+        **extras: Any,
     ) -> None:
         """Store one step: ``(obs, action, reward, next_obs, terminated, truncated)``.
 
@@ -82,13 +94,22 @@ class RingBuffer(BaseBuffer):
         info dict (SAME_STEP envs carry the true final observations there). ``done`` means
         terminated: the TD target masks it. ``truncated`` ends the episode without that mask.
         NEXT_STEP reset steps are recognised and dropped, so pass every step as the env gave it.
+        ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
+        ``reward`` plus the field's shape.
         """
+        fast = self._fast_writer
+        if (
+            fast
+            and not extras
+            and fast.try_add(observation, action, reward, next_observation, done, truncated)
+        ):
+            return
         if self.env_info.is_vector and np.ndim(truncated) == 0:
             truncated = np.full(self.num_envs, bool(truncated))
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observation, action, reward,
-                next_observation, done, truncated, info, num_steps=None,
+                next_observation, done, truncated, info, num_steps=None, extras=extras,
             )
         )  # fmt: skip
 
@@ -101,29 +122,45 @@ class RingBuffer(BaseBuffer):
         dones: np.ndarray,
         truncateds: np.ndarray | None = None,
         infos: Sequence[dict | None] | None = None,
+        **extras: Any,
     ) -> None:
         """Store T consecutive steps at once, written vectorised.
 
         Each argument has a leading time axis: ``(T, ...)`` for a single env, ``(T, E, ...)``
         for a vector env; ``infos`` is a list of T vector-env info dicts (needed for SAME_STEP).
-        The steps must follow one another as the env produced them.
+        The steps must follow one another as the env produced them. ``extras`` as in
+        :meth:`add_trajectory`, with the same leading axes.
         """
-        num_steps = len(np.asarray(rewards))
+        if np.ndim(rewards) == 0:
+            raise ValueError("rewards: expected a leading time axis (T, ...), got a scalar")
+        num_steps = len(rewards)
         if truncateds is None:
             truncateds = np.zeros(np.shape(rewards), dtype=bool)
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observations, actions, rewards,
                 next_observations, dones, truncateds, infos, num_steps=num_steps,
+                extras=extras,
             )
         )  # fmt: skip
 
     def _add(self, steps: StepBatch) -> None:
+        """Write ``steps`` (the general path; see single_step.py for the hot one)."""
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
         self._write(plan, steps)
-        self._ring.commit(plan)
+        passed_rows, passed_envs = self._ring.commit(plan)
+        self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
+
+    def _on_written(
+        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
+    ) -> None:
+        """Called after every add, by both write paths: a hook for subclasses' own state.
+
+        ``(rows[i], envs[i])`` now hold new transitions; the ``(passed_rows, passed_envs)``
+        slots were overwritten or made pending, and hold no transition unless among the first.
+        """
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)
@@ -131,9 +168,12 @@ class RingBuffer(BaseBuffer):
         for name in STEP_FIELDS:
             self._storage[name][rows] = getattr(steps, name)[at_steps]
         _scatter(self._storage["observations"], rows, steps.observations, at_steps)
+        _scatter(self._storage["extras"], rows, steps.extras, at_steps)
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             _scatter(self._storage["observations"], target, steps.next_observations, source)
+            if not (plan.step_row.all() and plan.next_row.all()):
+                self._packed.sync_mirror()
         else:
             _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
 
@@ -164,10 +204,13 @@ class RingBuffer(BaseBuffer):
         rectangular); with ``flatten_env=True``, every stored transition, sub-env by sub-env.
         """
         parse_trajectory_type(dtype)
-        self._ring.require_transitions()
+        if not len(self):
+            raise RuntimeError("the buffer holds no transition; add some first")
         if not (self.env_info.is_vector and flatten_env):
-            return self.last(int(self._ring.count.min()), flatten_env, dtype)
-        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in range(self.num_envs)]
+            smallest = int(self._ring.count.min())
+            return self._trajectories(self._ring.recent_rows(smallest), flatten_env, dtype)
+        filled = np.flatnonzero(self._ring.count)
+        parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in filled]
         merged = {
             name: tree_map(
                 lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)
@@ -182,28 +225,41 @@ class RingBuffer(BaseBuffer):
         """Gather ``(E, B)`` rows (row ``rows[e, i]`` of sub-env ``e``) into Trajectories."""
         return self._package(self._gather(rows), flatten_env, dtype)
 
-    def _gather(self, rows: np.ndarray, envs: Any = None) -> dict[str, Any]:
-        envs = np.arange(self.num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
-        storage = self._storage
-        if self.spare_rows:
-            next_obs_rows, next_source = (rows + 1) % self.buffer_size, "observations"
-        else:
-            next_obs_rows, next_source = rows, "next_observations"
-        return {
-            "observations": tree_map(lambda a: a[rows, envs], storage["observations"]),
-            "actions": storage["actions"][rows, envs],
-            "rewards": storage["rewards"][rows, envs],
-            "next_observations": tree_map(lambda a: a[next_obs_rows, envs], storage[next_source]),
-            "dones": storage["dones"][rows, envs],
-        }
+    def _gather(
+        self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The fields of the transitions starting at ``rows`` (E, B) of sub-envs ``envs`` (E,).
+
+        ``last_rows`` (E, B), for samples spanning several steps (n-step returns), is the row of
+        each sample's last step: ``next_observations`` and ``dones`` are read there. It
+        defaults to ``rows``.
+        """
+        envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
+        gather, spare = self._packed.gather, self.spare_rows
+        if last_rows is None:
+            names = READ_FIELDS if spare else (*READ_FIELDS, "next_observations")
+            return gather(rows, envs, names, next_observations=spare)
+        first = gather(rows, envs, ("observations", "actions", "rewards", "extras"), False)
+        last = gather(
+            last_rows, envs, ("dones",) if spare else ("dones", "next_observations"), spare
+        )
+        return first | last
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
     ) -> Trajectories:
         shaped = shape_env_axis(gathered, self.env_info.is_vector, flatten_env)
-        fields = convert(shaped, dtype, self._device_spec)
+        return self._record(convert(shaped, dtype, self._device_spec))
+
+    def _record(self, fields: dict[str, Any]) -> Trajectories:
+        """The record type of this buffer's output, filled with ``fields``."""
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
+
+
+def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
+    """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
+    return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
 
 
 def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:

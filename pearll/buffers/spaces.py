@@ -72,7 +72,8 @@ def coerce(
         if spec.shape == (1,) and array.shape == lead:
             array = array.reshape(expected)
         else:
-            raise ValueError(f"{name}: expected shape {expected}, got {array.shape}")
+            also = f" or {lead}" if spec.shape == (1,) else ""
+            raise ValueError(f"{name}: expected shape {expected}{also}, got {array.shape}")
     _check_dtype(array.dtype, spec.dtype, name)
     if check_range and spec.space is not None:
         _check_range(array, spec.space, name)
@@ -113,3 +114,49 @@ def nbytes_per_item(spec: FieldSpec | dict[str, Any]) -> int:
 
     tree_map(add, spec)
     return total
+
+
+# Keyword arguments of add_trajectory / add_batch_trajectories: extra fields cannot take them.
+RESERVED_FIELD_NAMES = frozenset(
+    {"self", "observation", "action", "reward", "next_observation", "done", "truncated", "info"}
+    | {"observations", "actions", "rewards", "next_observations", "dones", "truncateds", "infos"}
+)
+
+
+def extra_field_specs(fields: dict[str, Any] | None) -> dict[str, FieldSpec]:
+    """FieldSpecs of caller-declared per-step fields, ``{name: (shape, dtype)}``.
+
+    ``shape`` is the per-step shape without batch axes (``()`` for a scalar such as a
+    log-probability); ``dtype`` any numeric numpy dtype. Names are keyword arguments at add
+    time, so they must be identifiers other than the add methods' own parameters.
+    """
+    if fields is None:
+        return {}
+    if not isinstance(fields, dict):
+        raise TypeError(f"extra_fields: expected a dict name -> (shape, dtype), got {fields!r}")
+    specs = {}
+    for name, declared in fields.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_FIELD_NAMES:
+            raise ValueError(
+                f"extra_fields: {name!r} is not usable as a keyword argument of add_trajectory "
+                f"(expected an identifier other than {sorted(RESERVED_FIELD_NAMES)})"
+            )
+        specs[name] = _extra_spec(name, declared)
+    return specs
+
+
+def _extra_spec(name: str, declared: Any) -> FieldSpec:
+    try:
+        shape, dtype = declared
+        shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"extra_fields[{name!r}]: expected (shape, dtype) such as ((), np.float32), "
+            f"got {declared!r}"
+        ) from None
+    if not all(isinstance(n, int | np.integer) and n >= 0 for n in shape):
+        raise ValueError(f"extra_fields[{name!r}]: shape must be non-negative ints, got {shape}")
+    if dtype.kind not in "biuf":
+        raise ValueError(f"extra_fields[{name!r}]: expected a numeric dtype, got {dtype}")
+    return FieldSpec(tuple(int(n) for n in shape), dtype)

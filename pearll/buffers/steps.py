@@ -28,6 +28,7 @@ class StepBatch:
     next_observations: Any
     dones: np.ndarray
     truncateds: np.ndarray
+    extras: dict[str, np.ndarray]
 
     @property
     def ended(self) -> np.ndarray:
@@ -46,26 +47,39 @@ def steps_from_args(
     truncated: Any,
     infos: Sequence[dict | None] | None,
     num_steps: int | None,
+    extras: dict[str, Any] | None = None,
 ) -> StepBatch:
-    """Validate and reshape one step (``num_steps=None``) or a batch of ``num_steps`` steps."""
+    """Validate and reshape one step (``num_steps=None``) or a batch of ``num_steps`` steps.
+
+    ``extras`` holds the values of the buffer's declared extra fields (``specs["extras"]``):
+    every declared field must be given, and nothing else.
+    """
     env_lead = (info.num_envs,) if info.is_vector else ()
     lead = env_lead if num_steps is None else (num_steps, *env_lead)
-    dones = coerce(done, SCALAR_BOOL, lead, "done").astype(bool)
-    truncateds = coerce(truncated, SCALAR_BOOL, lead, "truncated").astype(bool)
-    ended = (dones | truncateds)[..., 0].reshape(-1, info.num_envs)
-    next_observation = _true_next_observations(info, next_observation, infos, ended, num_steps)
     fields = {
         "observations": coerce(observation, specs["observations"], lead, "observation"),
         "actions": coerce(action, specs["actions"], lead, "action", check_range=True),
         "rewards": coerce(reward, SCALAR_FLOAT, lead, "reward"),
-        "next_observations": coerce(
-            next_observation, specs["observations"], lead, "next_observation"
-        ),
-        "dones": dones,
-        "truncateds": truncateds,
+        "dones": coerce(done, SCALAR_BOOL, lead, "done").astype(bool),
+        "truncateds": coerce(truncated, SCALAR_BOOL, lead, "truncated").astype(bool),
     }
+    ended = (fields["dones"] | fields["truncateds"])[..., 0].reshape(-1, info.num_envs)
+    next_observation = _true_next_observations(info, next_observation, infos, ended, num_steps)
+    fields["next_observations"] = coerce(
+        next_observation, specs["observations"], lead, "next_observation"
+    )
+    fields["extras"] = _extras(specs.get("extras", {}), extras or {}, lead)
     to_batch = _batch_axes(info.is_vector, num_steps is None)
     return StepBatch(**{name: tree_map(to_batch, tree) for name, tree in fields.items()})
+
+
+def _extras(specs: dict[str, Any], extras: dict[str, Any], lead: tuple) -> dict[str, Any]:
+    if set(extras) != set(specs):
+        raise ValueError(
+            f"extra fields: expected keyword arguments {sorted(specs)} (declared with "
+            f"extra_fields), got {sorted(extras)}"
+        )
+    return {name: coerce(extras[name], spec, lead, name) for name, spec in specs.items()}
 
 
 def _batch_axes(is_vector: bool, single_step: bool):

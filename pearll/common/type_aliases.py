@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,15 @@ class Trajectories:
     float32, so ``1 - dones`` works as a TD mask. ``dones`` is 1 only for a termination: a
     truncated transition has ``dones == 0`` and its ``next_observations`` is the true final
     observation, so the TD target bootstraps from it.
+
+    ``discounts`` is set only by buffers built with ``n_step`` (else None): float32, shaped like
+    ``rewards``, ``gamma ** k`` for the k steps the sample actually spans (fewer than n at an
+    episode end or at the newest transition), so the TD target is
+    ``rewards + discounts * (1 - dones) * V(next_observations)``; ``rewards`` is then the
+    discounted sum over those k steps and ``next_observations`` the observation k steps on.
+
+    ``extras`` holds the buffer's declared extra fields (name -> array of shape batch axes + the
+    field's shape), empty if none; with ``n_step``, those of each sample's first step.
     """
 
     observations: Any
@@ -29,8 +38,53 @@ class Trajectories:
     rewards: Any
     next_observations: Any
     dones: Any
+    discounts: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class DictTrajectories(Trajectories):
     """Trajectories whose observations and next_observations are dicts of arrays, one per key."""
+
+
+@dataclass(kw_only=True)
+class PrioritizedTrajectories(Trajectories):
+    """Trajectories from prioritized replay, with what ``update_priorities`` and the loss need.
+
+    ``indices``: int64, shape ``(B,)``, ``(E, B)`` or ``(E * B,)`` like the batch axes: the slot
+    of each sample (``row * num_envs + env``; the row itself for a single env), to pass back to
+    ``update_priorities``. ``weights``: float32, shaped like ``rewards`` (trailing axis of 1),
+    the importance weights ``(N * P(i)) ** -beta / max weight`` to multiply the per-sample
+    loss by. Observations may be dicts, as in :class:`DictTrajectories`.
+    """
+
+    indices: Any
+    weights: Any
+
+
+@dataclass
+class RolloutBatch:
+    """A minibatch of B stored transitions for an on-policy update (PPO and kin).
+
+    ``observations`` ``(B, *obs_shape)`` (a dict of arrays for Dict spaces), ``actions``
+    ``(B, *act_shape)`` (``(B, 1)`` int64 for Discrete), ``values`` (V(s) as given to
+    ``compute_advantages``), ``advantages`` and ``returns`` ``(B,)`` float32; ``extras`` the
+    buffer's declared extra fields, ``(B, *shape)`` each. numpy arrays or torch tensors.
+    """
+
+    observations: Any
+    actions: Any
+    values: Any
+    advantages: Any
+    returns: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log_probs(self) -> Any:
+        """The extra field ``log_prob``: log-probabilities of the actions when they were taken."""
+        if "log_prob" not in self.extras:
+            raise KeyError(
+                "log_probs: the buffer has no extra field 'log_prob'; declare it with "
+                "extra_fields={'log_prob': ((), np.float32)} and pass log_prob= when adding"
+            )
+        return self.extras["log_prob"]

@@ -1,0 +1,211 @@
+"""PrioritizedReplayBuffer: proportional prioritized replay (Schaul et al. 2016) on ReplayBuffer.
+
+Priorities live in a :class:`~pearll.buffers.sum_tree.SumTree` with one tree per sub-env and one
+leaf per row. A leaf is positive exactly when its row holds a stored transition: rows that hold
+an episode's final observation, the pending row and overwritten rows are set to zero in the
+same call that writes the ring, so they can never be drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pearll.buffers.replay import ReplayBuffer
+from pearll.buffers.ring_buffer import _check_batch_size
+from pearll.buffers.sum_tree import SumTree
+from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
+from pearll.common.type_aliases import PrioritizedTrajectories
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Replay that draws transitions in proportion to ``priority ** alpha``.
+
+    Args:
+        env, buffer_size, device: as for :class:`ReplayBuffer` (so are the keyword-only
+            ``n_step``, ``gamma``, ``seed`` and ``autoreset_mode``).
+        alpha: how much prioritization is used, >= 0 (0 is uniform).
+        beta: importance-sampling exponent, >= 0 (1 fully corrects the bias); see ``beta``.
+        eps: added to every priority given to ``update_priorities``, >= 0, so that a transition
+            with zero TD error can still be drawn.
+        beta_steps: if given, ``beta`` grows linearly from its initial value to 1 over this
+            many ``sample`` calls and then stays at 1 (annealing as in the paper).
+
+    New transitions get the largest priority given so far (1 before any update), so each is
+    likely to be replayed at least once. ``sample`` returns :class:`PrioritizedTrajectories`
+    (``indices`` and ``weights`` besides the usual fields).
+
+    Vector envs: like ``ReplayBuffer.sample``, each sub-env is drawn independently, B samples
+    each, in proportion to priority ** alpha among that sub-env's transitions; the env axis of
+    the output keeps meaning "sub-env e" (shapes ``(E, B, ...)`` or ``(E * B, ...)``). With
+    equal priorities this is exactly the uniform ReplayBuffer's distribution, and all weights
+    are 1. The weight of sample i from sub-env e is ``(N_e * P_e(i)) ** -beta`` (``N_e``
+    transitions in sub-env e, ``P_e(i)`` the probability of drawing i there), divided by the
+    largest such weight over the whole buffer, so weights share one scale across sub-envs and
+    never exceed 1. Draws are stratified: sub-env e's total priority is cut into B equal
+    segments and one sample is drawn from each (lower variance; every draw still has
+    probability ``P_e(i)``).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        buffer_size: int,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+        device: Any = "auto",
+        *,
+        beta_steps: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.alpha = _check_non_negative(alpha, "alpha")
+        self.eps = _check_non_negative(eps, "eps")
+        self._beta_start = _check_non_negative(beta, "beta")
+        if beta_steps is not None and (
+            isinstance(beta_steps, bool) or not isinstance(beta_steps, int | np.integer)
+            or beta_steps < 1
+        ):  # fmt: skip
+            raise ValueError(f"beta_steps: expected an int >= 1 or None, got {beta_steps!r}")
+        self.beta_steps = beta_steps
+        self._samples_drawn = 0
+        super().__init__(env, buffer_size, device, **kwargs)
+        self._tree = SumTree(self.num_envs, self.buffer_size)
+        self._max_priority = 1.0
+
+    def _required_bytes(self) -> int:
+        return super()._required_bytes() + SumTree.required_bytes(self.num_envs, self.buffer_size)
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + self._tree.nbytes
+
+    def reset(self) -> None:
+        super().reset()
+        self._tree = SumTree(self.num_envs, self.buffer_size)
+        self._max_priority = 1.0
+        self._samples_drawn = 0
+
+    @property
+    def beta(self) -> float:
+        """The importance-sampling exponent the next ``sample`` uses.
+
+        With ``beta_steps`` it follows the linear schedule to 1; setting it fixes it at the
+        value set and ends the schedule.
+        """
+        if self.beta_steps is None:
+            return self._beta_start
+        progress = min(1.0, self._samples_drawn / self.beta_steps)
+        return self._beta_start + (1.0 - self._beta_start) * progress
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self._beta_start = _check_non_negative(value, "beta")
+        self.beta_steps = None
+
+    def _on_written(
+        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
+    ) -> None:
+        # One tree call: clear every slot passed over, then give the new transitions the max
+        # priority (later entries win, and the new rows are among those passed over).
+        new = np.full(len(rows), self._max_priority**self.alpha)
+        self._tree.update(
+            np.concatenate([passed_envs, envs]),
+            np.concatenate([passed_rows, rows]),
+            np.concatenate([np.zeros(len(passed_rows)), new]),
+        )
+
+    def sample(
+        self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
+    ) -> PrioritizedTrajectories:
+        """``batch_size`` transitions per sub-env, drawn in proportion to priority ** alpha.
+
+        Shapes as ``ReplayBuffer.sample``; ``indices`` has the batch axes only and ``weights``
+        a trailing axis of 1 (see :class:`PrioritizedTrajectories`). Raises RuntimeError if a
+        sub-env holds no transition or only transitions of priority zero.
+        """
+        _check_batch_size(batch_size)
+        parse_trajectory_type(dtype)
+        self._ring.require_transitions()
+        totals = self._tree.total()
+        if (totals <= 0).any():
+            raise RuntimeError(
+                f"cannot sample: every priority of sub-envs {np.flatnonzero(totals <= 0).tolist()}"
+                " is zero (eps=0 and zero priorities given); use eps > 0"
+            )
+        strata = (np.arange(batch_size) + self.rng.random((self.num_envs, batch_size))) / batch_size
+        rows = self._tree.find(strata * totals[:, None])
+        envs = np.arange(self.num_envs)[:, None]
+        gathered = self._gather(rows)
+        gathered["indices"] = rows * self.num_envs + envs
+        gathered["weights"] = self._weights(rows, envs, totals)
+        self._samples_drawn += 1
+        return self._package(gathered, flatten_env, dtype)
+
+    def _weights(self, rows: np.ndarray, envs: np.ndarray, totals: np.ndarray) -> np.ndarray:
+        """``(E, B, 1)`` float32 ``(N_e * P_e(i)) ** -beta / max weight`` (see the class)."""
+        beta, counts = self.beta, self._ring.count[:, None]
+        weights = (counts * self._tree.get(envs, rows) / totals[:, None]) ** -beta
+        # The largest weight belongs to each sub-env's smallest positive priority.
+        max_weight = ((counts[:, 0] * self._tree.min() / totals) ** -beta).max()
+        return (weights / max_weight)[..., None].astype(np.float32)
+
+    def update_priorities(self, indices: Any, priorities: Any) -> None:
+        """Set the priorities of the sampled transitions ``indices`` (as ``sample`` returned).
+
+        ``priorities`` (numpy arrays, torch tensors or sequences; typically ``|TD error|``)
+        has the shape of ``indices`` or that shape plus a trailing axis of 1; each must be
+        finite and >= 0. A transition's stored priority is ``(priority + eps) ** alpha``. For
+        an index given twice the last value wins. A slot that holds no transition any more
+        (overwritten since it was sampled) is skipped; one that holds a newer transition gets
+        the priority, as in other PER implementations. Bad input raises (TypeError or
+        ValueError) and changes nothing.
+        """
+        indices, priorities = _as_array(indices, "indices"), _as_array(priorities, "priorities")
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"indices: expected integers, got dtype {indices.dtype}")
+        if priorities.dtype.kind not in "iuf":
+            raise TypeError(f"priorities: expected real numbers, got dtype {priorities.dtype}")
+        if priorities.shape not in (indices.shape, (*indices.shape, 1)):
+            raise ValueError(
+                f"priorities: expected shape {indices.shape} (that of indices) or "
+                f"{(*indices.shape, 1)}, got {priorities.shape}"
+            )
+        indices, priorities = indices.reshape(-1), priorities.reshape(-1).astype(np.float64)
+        slots = self.buffer_size * self.num_envs
+        outside = (indices < 0) | (indices >= slots)
+        if outside.any():
+            raise ValueError(
+                f"indices: expected values in [0, {slots}), got {indices[outside][:5]}"
+            )
+        bad = ~np.isfinite(priorities) | (priorities < 0)
+        if bad.any():
+            raise ValueError(f"priorities: expected finite values >= 0, got {priorities[bad][:5]}")
+        rows, envs = np.divmod(indices.astype(np.int64), self.num_envs)
+        stored = self._ring.valid[rows, envs]
+        values = priorities[stored] + self.eps
+        if len(values):
+            self._max_priority = max(self._max_priority, float(values.max()))
+        self._tree.update(envs[stored], rows[stored], values**self.alpha)
+
+    def _record(self, fields: dict[str, Any]) -> PrioritizedTrajectories:
+        return PrioritizedTrajectories(**fields)
+
+
+def _as_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as a numpy array; torch tensors are detached and copied to the cpu."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name}: expected an array, got {type(value).__name__}") from error
+
+
+def _check_non_negative(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name}: expected a float >= 0, got {type(value).__name__}")
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: expected a finite float >= 0, got {value!r}")
+    return float(value)

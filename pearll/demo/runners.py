@@ -1,0 +1,244 @@
+"""One runner per algorithm: build the env and the buffer, call the trainer, return the log.
+
+A runner is ``(config, reporter) -> RunResult``; :data:`ALGOS` maps each ``--algo`` name to
+its runner, defaults and the check of which env spaces it can handle. The trainers themselves
+(:mod:`pearll.agents`) are reached only through the ``train_*_agent`` functions below, imported
+lazily, so the CLI starts and rejects bad input without loading torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from pearll.buffers import BaseBuffer, ReplayBuffer
+from pearll.demo.episodes import Episode
+from pearll.demo.progress import ProgressReporter, StepProgress
+
+BIT_FLIPPING_ID = "pearll/BitFlipping-v0"
+if BIT_FLIPPING_ID not in gym.registry:
+    # A string entry point: the env module is imported only when the env is made.
+    gym.register(BIT_FLIPPING_ID, entry_point="pearll.envs.bit_flipping:BitFlippingEnv")
+
+GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+N_STEP_GAMMA = 0.99  # discount of n-step returns in the buffer; must equal the DQN trainer's
+PPO_NUM_ENVS = 4
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run, every default already filled in (see :func:`pearll.demo.cli.run_config`).
+
+    ``buffer``: ``"replay"`` or ``"prioritized"`` for algorithms that take a replay buffer,
+    None for those that bring their own. ``n_step``: 1 means one-step returns.
+    ``buffer_size``: rows per sub-env; None when the trainer sizes its own buffer.
+    """
+
+    algo: str
+    env_id: str
+    steps: int
+    seed: int
+    buffer: str | None
+    n_step: int
+    buffer_size: int | None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its episode log, env steps taken, and the buffer it trained on.
+
+    ``buffer`` is None when the trainer keeps its buffer to itself.
+    """
+
+    episodes: list[Episode]
+    env_steps: int
+    buffer: BaseBuffer | None
+
+
+Runner = Callable[[RunConfig, ProgressReporter], RunResult]
+EpisodeCallback = Callable[..., None]  # (env_steps, episode_return[, success]) -> None
+SpaceCheck = Callable[[spaces.Space, spaces.Space], "str | None"]
+
+
+# --- Trainer connections: the only code that knows the trainers' signatures. ---------------
+
+
+def train_dqn_agent(
+    env: gym.Env, buffer: BaseBuffer, config: RunConfig, on_episode: EpisodeCallback
+) -> int:
+    """Double DQN (:mod:`pearll.agents.dqn`) on ``env``, storing into ``buffer``.
+
+    Returns the env steps taken.
+    """
+    from pearll.agents.dqn import train_dqn
+
+    result = train_dqn(
+        env,
+        buffer,
+        config.steps,
+        seed=config.seed,
+        callback=lambda r: on_episode(r.env_steps, r.episode_return, r.success),
+    )
+    return result.env_steps
+
+
+def train_ppo_agent(
+    config: RunConfig, on_episode: EpisodeCallback
+) -> tuple[int, BaseBuffer | None]:
+    """PPO (:mod:`pearll.agents.ppo`) on ``PPO_NUM_ENVS`` sub-envs of ``config.env_id``.
+
+    Returns the env steps taken (over all sub-envs) and the RolloutBuffer if the trainer
+    hands it back (else None).
+    """
+    from pearll.agents.ppo import train_ppo
+
+    result = train_ppo(
+        config.env_id, config.steps, seed=config.seed, num_envs=PPO_NUM_ENVS, callback=on_episode
+    )
+    return result.env_steps, None  # PPOResult does not hand back its RolloutBuffer (yet)
+
+
+# --- Buffers. -------------------------------------------------------------------------------
+
+
+def make_replay_buffer(env: gym.Env, config: RunConfig) -> BaseBuffer:
+    """``ReplayBuffer`` or ``PrioritizedReplayBuffer`` per ``config.buffer``, n-step if asked."""
+    n_step = {} if config.n_step == 1 else {"n_step": config.n_step, "gamma": N_STEP_GAMMA}
+    if config.buffer == "prioritized":
+        from pearll.buffers import PrioritizedReplayBuffer
+
+        return PrioritizedReplayBuffer(env, config.buffer_size, seed=config.seed, **n_step)
+    return ReplayBuffer(env, config.buffer_size, seed=config.seed, **n_step)
+
+
+def make_her_buffer(env: gym.Env, config: RunConfig) -> BaseBuffer:
+    """A ``HERBuffer`` relabelling with the default ("future") goal strategy."""
+    from pearll.buffers import HERBuffer
+
+    return HERBuffer(env, config.buffer_size, seed=config.seed)
+
+
+# --- Runners. -------------------------------------------------------------------------------
+
+
+def run_dqn(config: RunConfig, reporter: ProgressReporter) -> RunResult:
+    return _run_dqn_on(make_replay_buffer, config, reporter)
+
+
+def run_her(config: RunConfig, reporter: ProgressReporter) -> RunResult:
+    return _run_dqn_on(make_her_buffer, config, reporter)
+
+
+def _run_dqn_on(
+    make_buffer: Callable[[gym.Env, RunConfig], BaseBuffer],
+    config: RunConfig,
+    reporter: ProgressReporter,
+) -> RunResult:
+    # The trainer calls back once per episode; the wrapper moves the bar at every step too.
+    env = StepProgress(gym.make(config.env_id), reporter)
+    try:
+        buffer = make_buffer(env, config)
+        env_steps = train_dqn_agent(env, buffer, config, reporter.episode)
+    finally:
+        env.close()
+    return RunResult(list(reporter.episodes), env_steps, buffer)
+
+
+def run_ppo(config: RunConfig, reporter: ProgressReporter) -> RunResult:
+    env_steps, buffer = train_ppo_agent(config, reporter.episode)
+    return RunResult(list(reporter.episodes), env_steps, buffer)
+
+
+# --- What each algorithm can handle. --------------------------------------------------------
+
+
+def is_goal_dict(space: spaces.Space) -> bool:
+    """A Gymnasium-Robotics style goal space: a Dict with observation and both goals."""
+    return isinstance(space, spaces.Dict) and all(key in space.spaces for key in GOAL_KEYS)
+
+
+def _discrete_actions(algo: str, action_space: spaces.Space) -> str | None:
+    if isinstance(action_space, spaces.Discrete):
+        return None
+    return f"{algo} needs a Discrete action space; this env's is {action_space}"
+
+
+def dqn_space_problem(observation_space: spaces.Space, action_space: spaces.Space) -> str | None:
+    """Why DQN cannot run on these spaces, or None: Discrete actions, Box or goal-dict obs."""
+    if not (isinstance(observation_space, spaces.Box) or is_goal_dict(observation_space)):
+        return (
+            f"dqn needs a Box observation space or a goal Dict (keys {', '.join(GOAL_KEYS)}); "
+            f"this env's is {observation_space}"
+        )
+    return _discrete_actions("dqn", action_space)
+
+
+def her_space_problem(observation_space: spaces.Space, action_space: spaces.Space) -> str | None:
+    """Why HER (DQN on a HERBuffer) cannot run on these spaces, or None."""
+    if not is_goal_dict(observation_space):
+        return (
+            f"her needs a goal Dict observation space (keys {', '.join(GOAL_KEYS)}); "
+            f"this env's is {observation_space}"
+        )
+    return _discrete_actions("her", action_space)
+
+
+def ppo_space_problem(observation_space: spaces.Space, action_space: spaces.Space) -> str | None:
+    """Why PPO cannot run on these spaces, or None: a 1-D Box observation, Discrete actions."""
+    if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
+        return f"ppo needs a 1-D Box observation space; this env's is {observation_space}"
+    return _discrete_actions("ppo", action_space)
+
+
+@dataclass(frozen=True)
+class Algo:
+    """An ``--algo`` choice: its runner, defaults, and what it can train on.
+
+    ``buffers``: the ``--buffer`` values it takes, its default first; empty when it brings its
+    own buffer. ``default_buffer_size``: None when the trainer sizes its own buffer.
+    ``n_step``: whether it takes ``--n-step``.
+    """
+
+    run: Runner
+    help: str
+    default_env: str
+    default_steps: int
+    default_buffer_size: int | None
+    space_problem: SpaceCheck
+    buffers: tuple[str, ...] = ()
+    n_step: bool = False
+
+
+BUFFERS = ("replay", "prioritized")
+
+ALGOS: dict[str, Algo] = {
+    "dqn": Algo(
+        run_dqn,
+        "double DQN with a target network on a ReplayBuffer (or PrioritizedReplayBuffer)",
+        default_env="CartPole-v1",
+        default_steps=50_000,
+        default_buffer_size=50_000,
+        space_problem=dqn_space_problem,
+        buffers=BUFFERS,
+        n_step=True,
+    ),
+    "ppo": Algo(
+        run_ppo,
+        f"PPO with GAE on a RolloutBuffer over {PPO_NUM_ENVS} sub-envs",
+        default_env="CartPole-v1",
+        default_steps=200_000,
+        default_buffer_size=None,
+        space_problem=ppo_space_problem,
+    ),
+    "her": Algo(
+        run_her,
+        "double DQN on a HERBuffer (hindsight goal relabelling) for goal envs",
+        default_env=BIT_FLIPPING_ID,
+        default_steps=30_000,
+        default_buffer_size=50_000,
+        space_problem=her_space_problem,
+    ),
+}
