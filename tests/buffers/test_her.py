@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pearll.buffers import HERBuffer, ReplayBuffer
 from pearll.common.enumerations import GoalSelectionStrategy
 from pearll.envs import BitFlippingEnv
-from tests.envs import MODES, TaggedEnv
+from tests.fixtures import MODES, TaggedEnv
 from tests.reference import ReferenceBuffer, Runner
 
 NO_GOAL = np.array([-1.0, -1.0, -1.0], dtype=np.float32)
