@@ -21,6 +21,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from pearll.agents.threads import torch_threads
+
 
 @dataclass(frozen=True)
 class DQNConfig:
@@ -39,6 +41,7 @@ class DQNConfig:
     epsilon_end: float = 0.02
     exploration_fraction: float = 0.1  # epsilon decays linearly over this share of total_steps
     max_grad_norm: float = 10.0
+    torch_threads: int = 1  # see pearll.agents.threads
 
 
 @dataclass
@@ -107,6 +110,18 @@ def train_dqn(
     training early. Returns the online network and the episode log.
     """
     config = config or DQNConfig()
+    with torch_threads(config.torch_threads):
+        return _train(env, buffer, total_steps, config, seed, callback)
+
+
+def _train(
+    env: Any,
+    buffer: Any,
+    total_steps: int,
+    config: DQNConfig,
+    seed: int,
+    callback: Callable[[EpisodeRecord], bool | None] | None,
+) -> DQNResult:
     _check_setup(env, buffer, total_steps)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -15,8 +15,7 @@ Needs torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from pearll.agents import threads
 from pearll.buffers import RolloutBuffer
 
 
@@ -115,7 +115,7 @@ def train_ppo(
     The observation space must be a flat Box and the action space Discrete.
     """
     config = config or PPOConfig()
-    with _torch_threads(config.torch_threads):
+    with threads.torch_threads(config.torch_threads):
         return _train(env_id, total_steps, seed, num_envs, callback, target_return, config)
 
 
@@ -223,7 +223,7 @@ def evaluate(
 
     Episode i starts from ``env.reset(seed=seed + i)``.
     """
-    with _torch_threads(torch_threads):
+    with threads.torch_threads(torch_threads):
         return _evaluate(agent, gym.make(env_id), episodes, seed, deterministic)
 
 
@@ -240,14 +240,3 @@ def _evaluate(agent, env, episodes, seed, deterministic) -> list[float]:
         returns.append(total)
     env.close()
     return returns
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` inside the block, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
