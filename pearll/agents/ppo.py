@@ -91,6 +91,7 @@ class PPOResult:
     """
 
     agent: ActorCritic
+    buffer: RolloutBuffer | None = None  # the rollout buffer it trained on
     episodes: list[tuple[int, float]] = field(default_factory=list)
     env_steps: int = 0
     updates: int = 0
@@ -139,7 +140,7 @@ def _train(
     buffer = RolloutBuffer(
         envs, config.num_steps, device="cpu", seed=seed, extra_fields={"log_prob": ((), np.float32)}
     )
-    result = PPOResult(agent, seed=seed)
+    result = PPOResult(agent, buffer, seed=seed)
     num_updates = max(1, -(-total_steps // (config.num_steps * num_envs)))
 
     obs, _ = envs.reset(seed=seed)

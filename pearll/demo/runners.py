@@ -99,8 +99,7 @@ def train_ppo_agent(
 ) -> tuple[int, BaseBuffer | None]:
     """PPO (:mod:`pearll.agents.ppo`) on ``PPO_NUM_ENVS`` sub-envs of ``config.env_id``.
 
-    Returns the env steps taken (over all sub-envs) and the RolloutBuffer if the trainer
-    hands it back (else None).
+    Returns the env steps taken (over all sub-envs) and the RolloutBuffer it trained on.
     """
     from pearll.agents.ppo import train_ppo
 
@@ -108,7 +107,7 @@ def train_ppo_agent(
         config.env_id, config.steps, seed=config.seed, num_envs=PPO_NUM_ENVS,
         callback=on_episode, target_return=config.stop_at,
     )  # fmt: skip
-    return result.env_steps, None  # PPOResult does not hand back its RolloutBuffer (yet)
+    return result.env_steps, result.buffer
 
 
 # --- Buffers. -------------------------------------------------------------------------------
