@@ -45,6 +45,7 @@ class StepWriter:
         self._check_action = (_actions_check if self._vector else _action_check)(space, lead)
         self._report = type(buffer)._on_written is not RingBuffer._on_written
         self._all_envs = np.arange(buffer.num_envs)
+        self._valid_single = self._ring.valid[:, 0]  # a view: the ring's mask, env axis dropped
 
     @staticmethod
     def applies_to(buffer: Any) -> bool:
@@ -104,13 +105,14 @@ class StepWriter:
             advance = passed_over = 1
         # Ring.commit for one step: the rows from ``row`` on that the step overwrote or made
         # pending lose their transitions; ``row`` holds the new one.
-        valid = ring.valid
+        valid = self._valid_single
         passed = [(row + offset) % capacity for offset in range(passed_over)]
         lost = 0
         for passed_row in passed:
-            lost += bool(valid[passed_row, 0])
-            valid[passed_row, 0] = False
-        valid[row, 0] = True
+            if valid[passed_row]:
+                lost += 1
+                valid[passed_row] = False
+        valid[row] = True
         ring.count[0] += 1 - lost
         ring.pos[0] = (row + advance) % capacity
         ring.size[0] = min(int(ring.size[0]) + advance, capacity)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from pearll.buffers.frame_stack import FrameStackSpec
 from tests.compare import assert_rows_match, env_slice, row, same_transition
-from tests.envs import MODES
+from tests.fixtures import MODES
 from tests.reference import ReferenceBuffer, Runner
 
 K = 4

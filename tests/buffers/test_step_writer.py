@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
 RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
