@@ -203,6 +203,7 @@ class BaseBuffer(ABC):
         *,
         verify: bool | None = None,
         progress: bool | None = None,
+        **overrides: Any,
     ) -> Buffer:
         """The buffer saved at ``path``, behaving exactly as when saved (same seeded samples).
 
@@ -210,8 +211,10 @@ class BaseBuffer(ABC):
         from disk copy-on-write instead of reading them (instant; the files never change);
         their checksums are then checked only with ``verify=True``. Raises
         :class:`~pearll.buffers.errors.CheckpointError` for a damaged or foreign checkpoint.
+        ``overrides``: constructor keywords over the saved ones (``compute_reward=``,
+        ``device=``).
         """
-        return persistence.load(cls, path, env, mmap, verify, progress)
+        return persistence.load(cls, path, env, mmap, verify, progress, **overrides)
 
     def _config(self) -> dict[str, Any]:
         """JSON-able keyword arguments with which ``cls(env, **config)`` rebuilds this buffer."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
+from pearll.buffers.base import BaseBuffer, locked
 from pearll.buffers.env_info import EnvInfo, reset_steps
 from pearll.buffers.episodes import EpisodeIndex
 from pearll.buffers.replay import ReplayBuffer
@@ -95,6 +97,21 @@ class HERBuffer(ReplayBuffer):
         """The fraction of each sampled batch that gets a new goal: k / (k + 1)."""
         return self.n_sampled_goal / (self.n_sampled_goal + 1)
 
+    def _config(self) -> dict[str, Any]:
+        # BaseBuffer's settings but extra_fields: this constructor takes no ReplayBuffer options.
+        # compute_reward is code, not data: load takes it from the env, or as a keyword.
+        base = {k: v for k, v in BaseBuffer._config(self).items() if k != "extra_fields"}
+        her = {"goal_selection_strategy": self.goal_selection_strategy.value}
+        return base | her | {"n_sampled_goal": self.n_sampled_goal}
+
+    def _state(self) -> dict[str, Any]:
+        episodes = {f.name: getattr(self._episodes, f.name) for f in fields(EpisodeIndex)}
+        return {**super()._state(), "episodes": episodes}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self._episodes = EpisodeIndex(**state["episodes"])
+
     def _required_bytes(self) -> int:
         return super()._required_bytes() + EpisodeIndex.bytes_for(self.buffer_size, self.num_envs)
 
@@ -114,6 +131,7 @@ class HERBuffer(ReplayBuffer):
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         self._episodes.record(plan, keep, ended)
 
+    @locked
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> DictTrajectories:

@@ -148,6 +148,7 @@ def load(
     mmap: bool = False,
     verify: bool | None = None,
     progress: bool | None = None,
+    **overrides: Any,
 ) -> Buffer:
     """The buffer saved at ``path``, behaving exactly as it did when saved.
 
@@ -161,6 +162,8 @@ def load(
         verify: compare the checksums of memory-mapped arrays too (reads them once); default
             False with ``mmap``. Arrays read into memory are always checked.
         progress: show a tqdm bar (default: when at least 100 MB are read).
+        overrides: constructor keyword arguments over the saved ones: what cannot be saved
+            (HERBuffer's ``compute_reward``) or should change (``device``).
     """
     snapshot = current_snapshot(Path(path))
     manifest = _read_manifest(snapshot)
@@ -168,7 +171,7 @@ def load(
     token = _rebuilding.set(True)
     try:
         stand_in = env if env is not None else SavedEnv(manifest["env"])
-        buffer = buffer_class(stand_in, **manifest["config"])
+        buffer = buffer_class(stand_in, **(manifest["config"] | overrides))
     finally:
         _rebuilding.reset(token)
     if env is not None:

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from pearll.buffers import ReplayBuffer
 from pearll.buffers.checkpoint_dir import TMP_PREFIX
-from tests.envs import TaggedEnv
+from tests.fixtures import TaggedEnv
 from tests.state import assert_same_state
 
 BATCH = 400

@@ -14,12 +14,19 @@ from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pearll.buffers import BaseBuffer, PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
+from pearll.buffers import (
+    BaseBuffer,
+    HERBuffer,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    RolloutBuffer,
+)
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.persistence import verify_checkpoint
 from tests.buffers.test_frame_stack import stacked_env
+from tests.buffers.test_her import goal_env
 from tests.compare import FIELDS
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 from tests.state import BUFFER_CLASSES, assert_same_state
 
@@ -274,3 +281,25 @@ def test_prioritized_buffer_keeps_priorities_beta_schedule_and_max(tmp_path):
     assert np.array_equal(got.weights, want.weights)
     continue_both(runner, (original, loaded), 10)  # new rows get the same max priority
     assert_same_state(loaded, original)
+
+
+@pytest.mark.parametrize("num_envs", [None, 2])
+def test_her_buffer_keeps_its_episodes_and_takes_compute_reward_from_env_or_keyword(
+    tmp_path, num_envs
+):
+    env = goal_env(num_envs, MODES[0])
+    original = HERBuffer(env, 20, "future", 3, seed=0)
+    runner = Runner(env, original, ReferenceBuffer(num_envs or 1, 20, True), seed=0)
+    runner.add(33)
+    original.save(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="compute_reward"):
+        HERBuffer.load(tmp_path / "ckpt")  # the saved spaces carry no reward function
+    with_env = HERBuffer.load(tmp_path / "ckpt", env=env)
+    with_keyword = HERBuffer.load(tmp_path / "ckpt", compute_reward=original.compute_reward)
+    for loaded in (with_env, with_keyword):
+        assert (loaded.goal_selection_strategy, loaded.n_sampled_goal) == ("future", 3)
+        assert_same_state(loaded, original)
+    assert_same_output(with_env, original)
+    continue_both(runner, (original, with_env), 25)
+    assert_same_state(with_env, original)
+    assert_same_output(with_env, original)

@@ -13,7 +13,7 @@ from gymnasium import spaces
 from pearll.buffers import ReplayBuffer
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.persistence import FORMAT_VERSION, verify_checkpoint
-from tests.envs import make_env
+from tests.fixtures import make_env
 from tests.reference import ReferenceBuffer, Runner
 
 
