@@ -17,7 +17,7 @@ from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sum_tree import SumTree
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
-from pearll.common.type_aliases import PrioritizedTrajectories
+from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -210,7 +210,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self._max_priority = max(self._max_priority, float(values.max()))
         self._tree.update(envs[stored], rows[stored], values**self.alpha)
 
-    def _record(self, fields: dict[str, Any]) -> PrioritizedTrajectories:
+    def _record(self, fields: dict[str, Any]) -> Trajectories:
+        # last() and all() read in order, not by priority: plain records, without weights.
+        if "indices" not in fields:
+            return super()._record(fields)
         return PrioritizedTrajectories(**fields)
 
 

@@ -192,3 +192,19 @@ def test_reset_empties_the_tree():
     buffer.reset()
     assert buffer._tree.total()[0] == 0 and buffer._max_priority == 1.0
     assert buffer.nbytes > buffer.buffer_size * 16
+
+
+def test_last_and_all_read_in_order_without_weights():
+    from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer
+    from tests.fixtures import make_env
+    from tests.reference import ReferenceBuffer, Runner
+
+    buffers = [cls(make_env(2), 16, seed=0) for cls in (PrioritizedReplayBuffer, ReplayBuffer)]
+    for buffer in buffers:
+        Runner(make_env(2), buffer, ReferenceBuffer(2, 16, True), seed=3).add(30)
+    prioritized, plain = buffers
+    for read in (lambda b: b.last(3), lambda b: b.all(), lambda b: b.all(flatten_env=True)):
+        got, want = read(prioritized), read(plain)
+        assert type(got).__name__ == "Trajectories"
+        np.testing.assert_array_equal(got.observations, want.observations)
+        np.testing.assert_array_equal(got.next_observations, want.next_observations)
