@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
 .PHONY: test demo lint format bench clean
 
 $(STAMP): pyproject.toml
@@ -29,5 +32,18 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The peers (SB3, cpprb, TorchRL, Tianshou) live in their own venv, never in the core deps.
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --upgrade pip
+	$(BENCH_VENV)/bin/pip install torch==2.13.0
+	$(BENCH_VENV)/bin/pip install torch==2.13.0 -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+# make bench ARGS=--quick for a short run; results go to benchmarks/RESULTS*.md
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_buffers $(ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_per $(ARGS)
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BENCH_VENV)

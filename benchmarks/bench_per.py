@@ -5,7 +5,7 @@ transition, sample(256) and update_priorities(256) of the indices just sampled. 
 the median per operation, its ratio to pearll (> 1: slower than pearll) and a full training
 step (the three together). Peers missing from the interpreter are reported and skipped.
 
-    PYTHONPATH=. /work/bench-venv-per/bin/python benchmarks/bench_per.py [--quick] [--out FILE]
+    make bench [ARGS=--quick]     (or: python -m benchmarks.bench_per [--quick] [--out FILE])
 """
 
 from __future__ import annotations

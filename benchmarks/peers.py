@@ -67,7 +67,9 @@ class SB3:
 
     def add(self, t: Transition) -> None:
         obs, nxt = t.obs[None], t.next_obs[None]
-        self.buffer.add(obs, nxt, np.array([t.action]), np.array([t.reward]), np.array([t.done]), [{}])
+        self.buffer.add(
+            obs, nxt, np.array([t.action]), np.array([t.reward]), np.array([t.done]), [{}]
+        )
 
     def fill(self, t: Transition, n: int) -> None:
         for _ in range(n):

@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.replay import ReplayBuffer
-from pearll.buffers.ring import WritePlan
 from pearll.buffers.ring_buffer import _check_batch_size
-from pearll.buffers.steps import StepBatch
 from pearll.buffers.sum_tree import SumTree
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import PrioritizedTrajectories
@@ -106,17 +104,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._beta_start = _check_non_negative(value, "beta")
         self.beta_steps = None
 
-    def _add(self, steps: StepBatch) -> tuple[WritePlan, tuple[np.ndarray, np.ndarray]]:
-        plan, (passed_rows, passed_envs) = super()._add(steps)
+    def _on_written(
+        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
+    ) -> None:
         # One tree call: clear every slot passed over, then give the new transitions the max
         # priority (later entries win, and the new rows are among those passed over).
-        new = np.full(len(plan.step_row), self._max_priority**self.alpha)
+        new = np.full(len(rows), self._max_priority**self.alpha)
         self._tree.update(
-            np.concatenate([passed_envs, plan.step_env]),
-            np.concatenate([passed_rows, plan.step_row]),
+            np.concatenate([passed_envs, envs]),
+            np.concatenate([passed_rows, rows]),
             np.concatenate([np.zeros(len(passed_rows)), new]),
         )
-        return plan, (passed_rows, passed_envs)
 
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"

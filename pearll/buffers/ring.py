@@ -177,16 +177,19 @@ class Ring:
         The draw of ``uniform_rows`` for one sub-env (which must hold a transition), without
         the env-axis broadcasting: the single-env hot path, and per-sub-env draws elsewhere.
         """
+        # floor(u * high) for u uniform in [0, 1) is uniform over 0..high-1 (to 2**-53).
         valid, high = self.valid[:, env], int(self.size[env])
-        rows = rng.integers(0, high, batch_size)
-        rejected = ~valid[rows]
+        rows = (rng.random(batch_size) * high).astype(np.int64)
+        rejected = ~valid.take(rows)
         while rejected.any():
-            rows[rejected] = rng.integers(0, high, int(rejected.sum()))
-            rejected[rejected] = ~valid[rows[rejected]]
+            rows[rejected] = (rng.random(int(rejected.sum())) * high).astype(np.int64)
+            rejected[rejected] = ~valid.take(rows[rejected])
         return rows
 
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""
+        if self.count.all():
+            return
         empty = np.flatnonzero(self.count == 0)
         if len(empty):
             raise RuntimeError(

@@ -16,6 +16,7 @@ from pearll.buffers.base import BaseBuffer
 from pearll.buffers.env_info import reset_steps
 from pearll.buffers.output import convert, shape_env_axis
 from pearll.buffers.ring import Ring, WritePlan
+from pearll.buffers.single_step import SingleStepWriter
 from pearll.buffers.steps import StepBatch, steps_from_args
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -38,6 +39,7 @@ class RingBuffer(BaseBuffer):
     def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._single_step = self._single_step_writer()
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
@@ -59,6 +61,10 @@ class RingBuffer(BaseBuffer):
     def reset(self) -> None:
         super().reset()
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._single_step = self._single_step_writer()
+
+    def _single_step_writer(self) -> SingleStepWriter | None:
+        return SingleStepWriter(self) if SingleStepWriter.applies_to(self) else None
 
     def __len__(self) -> int:
         """Transitions stored, over all sub-envs."""
@@ -91,6 +97,13 @@ class RingBuffer(BaseBuffer):
         ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
         ``reward`` plus the field's shape.
         """
+        fast = self._single_step
+        if (
+            fast
+            and not extras
+            and fast.try_add(observation, action, reward, next_observation, done, truncated)
+        ):
+            return
         if self.env_info.is_vector and np.ndim(truncated) == 0:
             truncated = np.full(self.num_envs, bool(truncated))
         self._add(
@@ -131,13 +144,23 @@ class RingBuffer(BaseBuffer):
             )
         )  # fmt: skip
 
-    def _add(self, steps: StepBatch) -> tuple[WritePlan, tuple[np.ndarray, np.ndarray]]:
-        """Write ``steps``; returns the plan and the ``(rows, envs)`` passed over (see commit)."""
+    def _add(self, steps: StepBatch) -> None:
+        """Write ``steps`` (the general path; see single_step.py for the hot one)."""
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
         self._write(plan, steps)
-        return plan, self._ring.commit(plan)
+        passed_rows, passed_envs = self._ring.commit(plan)
+        self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
+
+    def _on_written(
+        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
+    ) -> None:
+        """Called after every add, by both write paths: a hook for subclasses' own state.
+
+        ``(rows[i], envs[i])`` now hold new transitions; the ``(passed_rows, passed_envs)``
+        slots were overwritten or made pending, and hold no transition unless among the first.
+        """
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)
@@ -211,7 +234,7 @@ class RingBuffer(BaseBuffer):
         each sample's last step: ``next_observations`` and ``dones`` are read there. It
         defaults to ``rows``.
         """
-        envs = env_column(self.num_envs, envs)
+        envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
         gather, spare = self._packed.gather, self.spare_rows
         if last_rows is None:
             names = READ_FIELDS if spare else (*READ_FIELDS, "next_observations")

@@ -9,10 +9,9 @@ import numpy as np
 
 from pearll.buffers.advantages import gae
 from pearll.buffers.output import convert
-from pearll.buffers.ring import Ring, WritePlan
+from pearll.buffers.ring import Ring
 from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
 from pearll.buffers.spaces import FieldSpec
-from pearll.buffers.steps import StepBatch
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import RolloutBatch, Trajectories
@@ -65,10 +64,8 @@ class RolloutBuffer(RingBuffer):
         self._ring.prev_ended = prev_ended
         self._estimated = False
 
-    def _add(self, steps: StepBatch) -> tuple[WritePlan, tuple[np.ndarray, np.ndarray]]:
-        written = super()._add(steps)
+    def _on_written(self, *written: np.ndarray) -> None:
         self._estimated = False
-        return written
 
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"

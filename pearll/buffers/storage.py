@@ -91,14 +91,19 @@ class PackedStorage:
             self.packed[:, self.capacity] = self.packed[:, 0]
 
     def gather(
-        self, rows: np.ndarray, envs: np.ndarray, names: tuple[str, ...], next_observations: bool
+        self,
+        rows: np.ndarray,
+        envs: np.ndarray | None,
+        names: tuple[str, ...],
+        next_observations: bool,
     ) -> dict[str, Any]:
         """Fields ``names`` at ``(rows[i, j], envs[i, 0])``, as ``(E, B, ...)`` fresh arrays.
 
         With ``next_observations`` (mirror layout only), also ``"next_observations"``: the
-        observations of the rows after.
+        observations of the rows after. ``envs`` may be None when there is one sub-env.
         """
-        flat_rows = (envs * self.packed.shape[1] + rows).reshape(-1)
+        flat_rows = rows if self.num_envs == 1 else envs * self.packed.shape[1] + rows
+        flat_rows = flat_rows.reshape(-1)
         out = {}
         if names:
             taken = self._take(flat_rows, rows.shape)

@@ -14,6 +14,8 @@ class TrajectoryType(str, Enum):
 
 def parse_trajectory_type(dtype: str | TrajectoryType) -> TrajectoryType:
     """Turn ``"numpy"``/``"torch"`` (or the enum) into a TrajectoryType, or raise ValueError."""
+    if dtype == "numpy":  # the common case, without the enum lookup (hot path)
+        return TrajectoryType.NUMPY
     try:
         return TrajectoryType(dtype)
     except ValueError:

@@ -1,0 +1,78 @@
+"""The single-env hot path writes exactly what the general path writes."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
+from tests.envs import make_env
+from tests.reference import ReferenceBuffer, Runner
+
+RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@given(
+    capacity=st.integers(4, 12),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+    max_len=st.integers(1, 5),
+)
+@settings(max_examples=40, deadline=None)
+def test_hot_path_writes_the_same_bytes_and_bookkeeping(
+    buffer_class, capacity, steps, seed, max_len
+):
+    buffers = []
+    for use_hot_path in (True, False):
+        env = make_env(None, max_len=max_len)
+        buffer = buffer_class(env, capacity, seed=0)
+        if not use_hot_path:
+            buffer._single_step = None
+        Runner(env, buffer, ReferenceBuffer(1, capacity, True), seed).add(steps)
+        buffers.append(buffer)
+    fast, general = buffers
+    np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
+    for name in RING_FIELDS:
+        np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
+    if buffer_class is PrioritizedReplayBuffer:
+        np.testing.assert_array_equal(fast._tree._sums, general._tree._sums)
+        np.testing.assert_array_equal(fast._tree._mins, general._tree._mins)
+
+
+def test_hot_path_is_used_only_where_it_applies():
+    cartpole = gym.make("CartPole-v1")
+    assert ReplayBuffer(cartpole, 10)._single_step is not None
+    assert RolloutBuffer(cartpole, 10)._single_step is not None
+    assert PrioritizedReplayBuffer(cartpole, 10)._single_step is not None
+    assert ReplayBuffer(cartpole, 3)._single_step is None
+    assert ReplayBuffer(make_env(2), 10)._single_step is None
+    assert ReplayBuffer(make_env(None, dict_obs=True), 10)._single_step is None
+    assert RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._single_step is None
+
+
+@pytest.mark.parametrize(
+    ("step", "stored"),
+    [
+        ((np.zeros(4), 1, 1.0, np.ones(4), False), True),  # float64 into float32: general path
+        (([0.0] * 4, 1, 1.0, [1.0] * 4, False), True),  # lists: general path
+        ((np.zeros(4, np.float32), np.array([1]), 1, np.ones(4, np.float32), 0), True),
+    ],
+)
+def test_inputs_the_hot_path_declines_still_work(step, stored):
+    buffer = ReplayBuffer(gym.make("CartPole-v1"), 10)
+    buffer.add_trajectory(*step)
+    assert len(buffer) == int(stored)
+    np.testing.assert_array_equal(buffer.all().next_observations, [[1.0] * 4])
+
+
+def test_bad_action_on_the_hot_path_is_still_rejected():
+    buffer = ReplayBuffer(gym.make("CartPole-v1"), 10)
+    obs = np.zeros(4, np.float32)
+    for bad in (2, -1, 1.0, np.int64(5)):
+        with pytest.raises((ValueError, TypeError)):
+            buffer.add_trajectory(obs, bad, 1.0, obs, False)
+    assert len(buffer) == 0
