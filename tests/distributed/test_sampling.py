@@ -83,7 +83,8 @@ def test_cross_shard_prioritized_sampling_is_one_buffer():
 def test_global_weights_are_the_single_buffer_weights():
     shards, single = _shards_and_single(alpha=0.6, beta=0.8)
     reference = single.sample(2000)
-    weight_of = {key(o): w for o, w in zip(reference.observations, reference.weights[:, 0], strict=True)}
+    pairs = zip(reference.observations, reference.weights[:, 0], strict=True)
+    weight_of = {key(obs): weight for obs, weight in pairs}
     batch = _front_sample(shards, 2000, np.random.default_rng(5), beta=0.8)
     for obs, weight in zip(batch.observations, batch.weights[:, 0], strict=True):
         if key(obs) in weight_of:
