@@ -198,11 +198,12 @@ class ReplayService:
             )
         if num_shards < 1:
             raise ValueError(f"num_shards: expected an int >= 1, got {num_shards!r}")
+        rate_limit = rate_limit or RateLimit()
         beta, beta_steps = float(buffer_kwargs.get("beta", 0.4)), buffer_kwargs.get("beta_steps")
         front = (
             ray.remote(Front)
             .options(num_cpus=0, max_concurrency=1000)
-            .remote(num_shards, rate_limit or RateLimit(), beta, beta_steps, seed)
+            .remote(num_shards, rate_limit, beta, beta_steps, seed)
         )
         shard_actor = ray.remote(Shard).options(
             num_cpus=0, max_restarts=max_restarts, max_task_retries=0, max_concurrency=1000
@@ -217,6 +218,7 @@ class ReplayService:
                 front,
                 directory,
                 checkpoint_every,
+                rate_limit.timeout,
             )
             for index in range(num_shards)
         ]

@@ -12,12 +12,14 @@ that writes to it (give each collector its own shard).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pearll.distributed.checkpoint import CheckpointInfo, ShardCheckpoints
+from pearll.distributed.rate_limit import RateLimitTimeout
 from pearll.distributed.sampling import PoolMass, ShardDraw, draw, pool_mass, pooled, prioritized
 
 
@@ -83,8 +85,10 @@ class Shard:
         front: Any,
         checkpoint_dir: str | None,
         checkpoint_every: int | None,
+        default_timeout: float | None,
     ) -> None:
         self.index, self._front, self._checkpoint_every = index, front, checkpoint_every
+        self._default_timeout = default_timeout
         self._env = resolve_env(env)
         self._checkpoints = (
             ShardCheckpoints(f"{checkpoint_dir}/shard-{index:04d}") if checkpoint_dir else None
@@ -120,9 +124,23 @@ class Shard:
         return await self._add(self.buffer.add_trajectory, steps, timeout, args, kwargs)
 
     async def _add(self, add: Any, steps: int, timeout: float | None, args, kwargs) -> int:
-        """Wait for the limiter, write, count; bad input is refunded and leaves all as it was."""
-        async with self._adding:
-            await self._front.acquire_insert.remote(self.index, steps, timeout)
+        """Wait for the limiter, write, count; bad input is refunded and leaves all as it was.
+
+        ``timeout`` (default: the RateLimit's) covers the whole wait: behind earlier adds to
+        this shard, then for the limiter.
+        """
+        timeout = self._default_timeout if timeout is None else timeout
+        start = time.monotonic()
+        try:
+            await asyncio.wait_for(self._adding.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise RateLimitTimeout(
+                f"insert of {steps} steps to shard {self.index} waited {timeout} s behind earlier "
+                "adds to this shard (themselves held by the rate limiter: is the learner sampling?)"
+            ) from None
+        try:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+            await self._front.acquire_insert.remote(self.index, steps, left)
             try:
                 add(*args, **kwargs)
             except BaseException:
@@ -132,6 +150,8 @@ class Shard:
             self._front.report_size.remote(self.index, len(self.buffer))
             if self._due():
                 self.checkpoint()
+        finally:
+            self._adding.release()
         return steps
 
     def _due(self) -> bool:
