@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,9 +201,10 @@ class ReplayService:
             raise ValueError(f"num_shards: expected an int >= 1, got {num_shards!r}")
         rate_limit = rate_limit or RateLimit()
         beta, beta_steps = float(buffer_kwargs.get("beta", 0.4)), buffer_kwargs.get("beta_steps")
+        front_name = f"pearll-replay-front-{uuid.uuid4().hex}"
         front = (
             ray.remote(Front)
-            .options(num_cpus=0, max_concurrency=1000)
+            .options(num_cpus=0, max_concurrency=1000, name=front_name)
             .remote(num_shards, rate_limit, beta, beta_steps, seed)
         )
         shard_actor = ray.remote(Shard).options(
@@ -215,7 +217,7 @@ class ReplayService:
                 buffer_cls,
                 env,
                 {"buffer_size": buffer_size, **buffer_kwargs, "seed": [seed or 0, index]},
-                front,
+                front_name,
                 directory,
                 checkpoint_every,
                 rate_limit.timeout,

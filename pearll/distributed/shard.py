@@ -82,11 +82,16 @@ class Shard:
         buffer_cls: type,
         env: Any,
         buffer_kwargs: dict[str, Any],
-        front: Any,
+        front_name: str,
         checkpoint_dir: str | None,
         checkpoint_every: int | None,
         default_timeout: float | None,
     ) -> None:
+        import ray
+
+        # The front by name, not by handle: an actor handle among the constructor arguments
+        # would make Ray's restart of this actor depend on that argument's lineage.
+        front = ray.get_actor(front_name)
         self.index, self._front, self._checkpoint_every = index, front, checkpoint_every
         self._default_timeout = default_timeout
         self._env = resolve_env(env)
