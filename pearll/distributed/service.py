@@ -9,10 +9,12 @@ Topology
   of losses. The rate limiter lives here because its counts are global (Reverb's ratio is per
   table, and the service is one table): every add asks the front for permission before it
   writes (one small round trip per add, not per step), every sample goes through the front.
-  A sample is two rounds: ask every shard its mass, split the batch (multinomial), have each
-  shard draw its part, merge and shuffle, weigh globally (see :mod:`pearll.distributed.sampling`
-  for why this is the distribution of one global buffer). Between the rounds collectors may
-  add: the split follows the contents as they were a moment before the draw.
+  Each shard tells the front its mass (count, priority total, smallest priority) after every add
+  and priority update, one way; a sample splits the batch between shards by those masses
+  (multinomial), has each shard draw its part (one round of parallel calls), merges, shuffles
+  and weighs globally (see :mod:`pearll.distributed.sampling` for why this is the distribution
+  of one global buffer). The split follows the masses as last reported: an add still in flight
+  is not in it.
 - **The handle** (:class:`ReplayService`): a small picklable object holding the actor handles;
   pass it to collector actors and the learner.
 
@@ -45,7 +47,7 @@ from pearll.buffers.output import convert
 from pearll.common.type_aliases import Trajectories
 from pearll.distributed.checkpoint import CheckpointInfo, supports_checkpoints
 from pearll.distributed.rate_limit import RateLimit, RateLimiter
-from pearll.distributed.sampling import merge, shard_counts, split_indices
+from pearll.distributed.sampling import PoolMass, merge, shard_counts, split_indices
 from pearll.distributed.shard import Shard, ShardInfo
 
 logger = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ class Front:
         self.limiter = RateLimiter(rate_limit)
         self.num_shards = num_shards
         self.shards: list[Any] = []
-        self.sizes = np.zeros(num_shards, dtype=np.int64)
+        self.masses = [PoolMass(0, 0.0, np.inf)] * num_shards
         self.inserts = np.zeros(num_shards, dtype=np.int64)
         self.losses: list[ShardLoss] = []
         self.started: set[int] = set()
@@ -91,11 +93,14 @@ class Front:
         self.inserts[shard] -= steps
         await self.limiter.refund_insert(steps)
 
-    async def report_size(self, shard: int, size: int) -> None:
-        self.sizes[shard] = size
-        await self.limiter.set_size(int(self.sizes.sum()))
+    async def inserted(self, shard: int, steps: int, mass: PoolMass) -> None:
+        """Shard ``shard`` wrote ``steps`` steps not counted by ``acquire_insert``; its mass."""
+        self.inserts[shard] += steps
+        self.limiter.inserts += steps
+        self.masses[shard] = mass
+        await self.limiter.set_size(sum(m.count for m in self.masses))
 
-    async def shard_started(self, shard: int, inserts: int, size: int) -> None:
+    async def shard_started(self, shard: int, inserts: int, mass: PoolMass) -> None:
         """Shard ``shard`` (re)started holding ``inserts`` steps from its checkpoint (or 0).
 
         The first start of a shard resumes the counts (a new service on old checkpoints); any
@@ -104,17 +109,17 @@ class Front:
         if shard in self.started:
             loss = ShardLoss(
                 shard, int(self.inserts[shard] - inserts), int(self.inserts[shard]), inserts,
-                size, time.time(),
+                mass.count, time.time(),
             )  # fmt: skip
             self.losses.append(loss)
             logger.warning("replay shard %d restarted from its checkpoint: %s", shard, loss)
         self.started.add(shard)
         self.inserts[shard] = inserts
-        await self.report_size(shard, size)
+        await self.inserted(shard, 0, mass)
 
     async def sample(self, batch_size: int, timeout: float | None) -> Trajectories:
         await self.limiter.sample(batch_size, self._timeout(timeout))
-        masses = await asyncio.gather(*(shard.mass.remote() for shard in self.shards))
+        masses = list(self.masses)
         counts = shard_counts(np.array([m.mass for m in masses]), batch_size, self.rng)
         drawn = [s for s in range(self.num_shards) if counts[s]]
         parts = await asyncio.gather(*(self.shards[s].draw.remote(int(counts[s])) for s in drawn))
@@ -137,7 +142,7 @@ class Front:
     def stats(self) -> dict[str, Any]:
         limiter = self.limiter
         return {
-            "sizes": self.sizes.tolist(),
+            "sizes": [m.count for m in self.masses],
             "inserts": self.inserts.tolist(),
             "limiter": {
                 "inserts": limiter.inserts,
@@ -221,6 +226,7 @@ class ReplayService:
                 directory,
                 checkpoint_every,
                 rate_limit.timeout,
+                rate_limit.samples_per_insert is not None,
             )
             for index in range(num_shards)
         ]

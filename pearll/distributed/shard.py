@@ -86,6 +86,7 @@ class Shard:
         checkpoint_dir: str | None,
         checkpoint_every: int | None,
         default_timeout: float | None,
+        limited: bool,
     ) -> None:
         import ray
 
@@ -93,7 +94,8 @@ class Shard:
         # would make Ray's restart of this actor depend on that argument's lineage.
         front = ray.get_actor(front_name)
         self.index, self._front, self._checkpoint_every = index, front, checkpoint_every
-        self._default_timeout = default_timeout
+        # Whether the limiter can hold inserts: if not, adds skip the round trip to the front.
+        self._default_timeout, self._limited = default_timeout, limited
         self._env = resolve_env(env)
         self._checkpoints = (
             ShardCheckpoints(f"{checkpoint_dir}/shard-{index:04d}") if checkpoint_dir else None
@@ -111,7 +113,7 @@ class Shard:
                 "pool it only for a single env: give each shard a single env"
             )
         # Fire and forget: the front resumes its counts, or records what a restart lost.
-        front.shard_started.remote(index, self.inserts, len(self.buffer))
+        front.shard_started.remote(index, self.inserts, self.mass())
         self._adding = asyncio.Lock()
 
     def info(self) -> ShardInfo:
@@ -144,15 +146,18 @@ class Shard:
                 "adds to this shard (themselves held by the rate limiter: is the learner sampling?)"
             ) from None
         try:
-            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
-            await self._front.acquire_insert.remote(self.index, steps, left)
+            if self._limited:
+                left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+                await self._front.acquire_insert.remote(self.index, steps, left)
             try:
                 add(*args, **kwargs)
             except BaseException:
-                await self._front.refund_insert.remote(self.index, steps)
+                if self._limited:
+                    await self._front.refund_insert.remote(self.index, steps)
                 raise
             self.inserts += steps
-            self._front.report_size.remote(self.index, len(self.buffer))
+            # One way: the front counts unlimited inserts here, and takes the new mass.
+            self._front.inserted.remote(self.index, 0 if self._limited else steps, self.mass())
             if self._due():
                 self.checkpoint()
         finally:
@@ -179,6 +184,7 @@ class Shard:
 
     def update_priorities(self, slots: np.ndarray, priorities: np.ndarray) -> None:
         self.buffer.update_priorities(slots, priorities)
+        self._front.inserted.remote(self.index, 0, self.mass())
 
     def stats(self) -> dict[str, Any]:
         return {
