@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.output import convert
+from pearll.buffers.tree import tree_map
 from pearll.common.type_aliases import Trajectories
 from pearll.distributed.checkpoint import CheckpointInfo, supports_checkpoints
 from pearll.distributed.rate_limit import RateLimit, RateLimiter
@@ -298,12 +299,27 @@ class ReplayService:
         """Checkpoint every shard now; returns what each wrote."""
         return _ray().get([shard.checkpoint.remote() for shard in self.shards])
 
+    def sync(self) -> None:
+        """Wait until the front knows every shard's current contents.
+
+        Shards report their contents after each add and priority update one way, so a sample
+        made right after an add may split the batch by slightly older masses (every transition
+        it returns is still exact). After ``sync()``, samples and ``stats`` see every add and
+        priority update that had returned before it.
+        """
+        ray = _ray()
+        ray.get([shard.report.remote() for shard in self.shards])
+
     def losses(self) -> list[ShardLoss]:
         """Every shard restart so far and the steps it lost (empty if none)."""
         return _ray().get(self.front.get_losses.remote())
 
     def stats(self) -> dict[str, Any]:
-        """Sizes, insert counts, limiter counters and losses, as the front sees them."""
+        """Sizes, insert counts, limiter counters and losses, as the front sees them.
+
+        Shards report after each write with a one-way message, so a count may lag an add that
+        has just returned; :meth:`sync` first for exact figures.
+        """
         return _ray().get(self.front.stats.remote())
 
     def shard_stats(self) -> list[dict[str, Any]]:
@@ -343,8 +359,11 @@ def _convert(batch: Trajectories, dtype: str, device: Any) -> Trajectories:
     if dtype == "numpy":
         return batch
     fields = {name: getattr(batch, name) for name in batch.__dataclass_fields__}
+    # Ray hands out read-only arrays; torch wants writable ones (one copy, as from a buffer).
     converted = {
-        name: value if value is None or name == "indices" else convert(value, dtype, device)
+        name: value
+        if value is None or name == "indices"
+        else convert(tree_map(np.array, value), dtype, device)
         for name, value in fields.items()
     }
     return type(batch)(**converted)

@@ -176,6 +176,10 @@ class Shard:
         self.checkpointed = self._checkpoints.write(self.buffer, self.inserts)
         return self.checkpointed
 
+    async def report(self) -> None:
+        """Tell the front this shard's mass and wait until it has it (see ``service.sync``)."""
+        await self._front.inserted.remote(self.index, 0, self.mass())
+
     def mass(self) -> PoolMass:
         return pool_mass(self.buffer)
 

@@ -72,6 +72,7 @@ def test_sampled_transitions_are_exact_through_the_service(services, mode):
         for runner in runners:
             runner.add_batch(9)
         truth = {key(t.obs): t for ref in references for e in range(2) for t in ref.retained(e)}
+        service.sync()
         batch = service.sample(128)
         for i in range(128):
             got = row(batch, i)
@@ -95,8 +96,10 @@ def test_prioritized_sampling_across_shards_matches_one_buffer(services):
     keys = [key(single.observations[r]) for r in rows]
     single.update_priorities(rows, np.array([priority_of(k) for k in keys]))
     # Give every stored transition its priority through the service's global indices.
+    service.sync()
     seen = service.sample(3000)
     service.update_priorities(seen.indices, [priority_of(key(o)) for o in seen.observations])
+    service.sync()
     mass = {
         k: single._tree.get(np.array([0]), np.array([r]))[0]
         for k, r in zip(keys, rows, strict=True)
@@ -163,6 +166,7 @@ def test_bad_input_is_refused_and_not_counted(services):
     obs, actions, rewards, next_obs, term, trunc = episodes(0, 5)
     with pytest.raises(ValueError):
         service.add_batch_trajectories(0, obs[:, :2], actions, rewards, next_obs, term, trunc)
+    service.sync()
     assert service.stats()["limiter"]["inserts"] == 0
     with pytest.raises(ValueError, match="shard"):
         service.add_batch_trajectories(1, obs, actions, rewards, next_obs, term, trunc)
@@ -192,6 +196,7 @@ def test_killed_shard_comes_back_with_its_checkpoint_and_reports_the_loss(servic
     service.update_priorities(batch.indices[mine], np.full(mine.sum(), 5.0))
     service.checkpoint()
     service.add_batch_trajectories(0, *(a[20:30] for a in stream))  # not checkpointed
+    service.sync()
 
     ray.kill(service.shards[0], no_restart=False)
     deadline = time.time() + 30
@@ -207,4 +212,26 @@ def test_killed_shard_comes_back_with_its_checkpoint_and_reports_the_loss(servic
     weights = batch.weights[:, 0][[k[0] == 0 for k in keys]]
     assert np.allclose(weights, weights.min())  # all restored at priority 5
     service.add_batch_trajectories(0, *(a[30:40] for a in stream))  # and it takes adds again
+    service.sync()
     assert service.stats()["inserts"][0] == 30
+
+
+@ray.remote(num_cpus=0)
+class _Collector:
+    def send(self, service: ReplayService, stream, start: int, stop: int) -> int:
+        return service.add_batch_trajectories(0, *(a[start:stop] for a in stream))
+
+
+def test_a_dead_collector_loses_only_what_it_had_not_sent(services):
+    service = ReplayService.create(PrioritizedReplayBuffer, SINGLE, 64, num_shards=1, seed=0)
+    services(service)
+    stream = episodes(0, 20)
+    collector = _Collector.remote()
+    assert ray.get(collector.send.remote(service, stream, 0, 12)) == 12
+    ray.kill(collector)
+    service.sync()
+    assert service.stats()["inserts"] == [12] and service.losses() == []
+    batch = service.sample(64, dtype="torch")
+    sent = {key(o) for o in stream[0][:12]}
+    assert {key(o) for o in batch.observations.numpy()} <= sent
+    assert batch.weights.dtype.is_floating_point
