@@ -9,8 +9,9 @@ Topology
   of losses. The rate limiter lives here because its counts are global (Reverb's ratio is per
   table, and the service is one table): every add asks the front for permission before it
   writes (one small round trip per add, not per step), every sample goes through the front.
-  Each shard tells the front its mass (count, priority total, smallest priority) after every add
-  and priority update, one way; a sample splits the batch between shards by those masses
+  Each shard tells the front its mass (count, priority total, smallest priority) within
+  ``REPORT_DELAY`` (10 ms) of every add and priority update, one way (one message for all that
+  happened in the delay); a sample splits the batch between shards by those masses
   (multinomial), has each shard draw its part (one round of parallel calls), merges, shuffles
   and weighs globally (see :mod:`pearll.distributed.sampling` for why this is the distribution
   of one global buffer). The split follows the masses as last reported: an add still in flight
@@ -25,7 +26,10 @@ on ``service.checkpoint()``) in pearll's persistence format (see
 :mod:`pearll.distributed.checkpoint`). Shard actors are created with ``max_restarts``: when one
 dies, Ray restarts it, the new actor loads its latest checkpoint and tells the front how many
 inserts that checkpoint holds; the front, which counted every insert it allowed, records the
-difference as a :class:`ShardLoss` (``service.losses()``) and warns. Calls that were running on
+difference as a :class:`ShardLoss` (``service.losses()``) and warns. With a samples-per-insert
+ratio every insert is counted before it is written, so ``lost`` is exact; without one, inserts
+are counted from the shards' reports, and a shard that dies within ``REPORT_DELAY`` of an add
+takes that add's count with it (``lost`` is then short by those steps). Calls that were running on
 the shard when it died fail (Ray's ``ActorDiedError``/``ActorUnavailableError``, no automatic
 retry: a retried add could be written twice); calls made while it restarts wait for it. A
 collector that dies loses only the steps it had not sent. The front is not restarted: it is

@@ -22,6 +22,9 @@ from pearll.distributed.checkpoint import CheckpointInfo, ShardCheckpoints
 from pearll.distributed.rate_limit import RateLimitTimeout
 from pearll.distributed.sampling import PoolMass, ShardDraw, draw, pool_mass, pooled, prioritized
 
+# Seconds a shard may wait to tell the front about its adds and priority updates.
+REPORT_DELAY = 0.01
+
 
 @dataclass(frozen=True)
 class EnvSpaces:
@@ -115,6 +118,7 @@ class Shard:
         # Fire and forget: the front resumes its counts, or records what a restart lost.
         front.shard_started.remote(index, self.inserts, self.mass())
         self._adding = asyncio.Lock()
+        self._unreported, self._report_due = 0, False
 
     def info(self) -> ShardInfo:
         buffer = self.buffer
@@ -156,8 +160,8 @@ class Shard:
                     await self._front.refund_insert.remote(self.index, steps)
                 raise
             self.inserts += steps
-            # One way: the front counts unlimited inserts here, and takes the new mass.
-            self._front.inserted.remote(self.index, 0 if self._limited else steps, self.mass())
+            self._unreported += 0 if self._limited else steps
+            self._report_soon()
             if self._due():
                 self.checkpoint()
         finally:
@@ -176,9 +180,24 @@ class Shard:
         self.checkpointed = self._checkpoints.write(self.buffer, self.inserts)
         return self.checkpointed
 
+    def _report_soon(self) -> None:
+        """Send the front this shard's mass (and uncounted steps) within REPORT_DELAY, one way.
+
+        Sending a message costs the shard about as much as an add, so the reports of the adds
+        and priority updates made during the delay go out as one.
+        """
+        if not self._report_due:
+            self._report_due = True
+            asyncio.get_running_loop().call_later(REPORT_DELAY, self._send_report)
+
+    def _send_report(self) -> Any:
+        self._report_due = False
+        steps, self._unreported = self._unreported, 0
+        return self._front.inserted.remote(self.index, steps, self.mass())
+
     async def report(self) -> None:
-        """Tell the front this shard's mass and wait until it has it (see ``service.sync``)."""
-        await self._front.inserted.remote(self.index, 0, self.mass())
+        """Tell the front this shard's state and wait until it has it (see ``service.sync``)."""
+        await self._send_report()
 
     def mass(self) -> PoolMass:
         return pool_mass(self.buffer)
@@ -186,9 +205,9 @@ class Shard:
     def draw(self, k: int) -> ShardDraw:
         return draw(self.buffer, k, self.buffer.rng)
 
-    def update_priorities(self, slots: np.ndarray, priorities: np.ndarray) -> None:
+    async def update_priorities(self, slots: np.ndarray, priorities: np.ndarray) -> None:
         self.buffer.update_priorities(slots, priorities)
-        self._front.inserted.remote(self.index, 0, self.mass())
+        self._report_soon()
 
     def stats(self) -> dict[str, Any]:
         return {
