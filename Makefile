@@ -44,6 +44,7 @@ $(BENCH_STAMP): pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_buffers $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_per $(ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_atari $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV)

@@ -15,8 +15,7 @@ Needs torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from pearll.agents import threads
 from pearll.buffers import RolloutBuffer
 
 
@@ -91,6 +91,7 @@ class PPOResult:
     """
 
     agent: ActorCritic
+    buffer: RolloutBuffer | None = None  # the rollout buffer it trained on
     episodes: list[tuple[int, float]] = field(default_factory=list)
     env_steps: int = 0
     updates: int = 0
@@ -115,7 +116,7 @@ def train_ppo(
     The observation space must be a flat Box and the action space Discrete.
     """
     config = config or PPOConfig()
-    with _torch_threads(config.torch_threads):
+    with threads.torch_threads(config.torch_threads):
         return _train(env_id, total_steps, seed, num_envs, callback, target_return, config)
 
 
@@ -139,7 +140,7 @@ def _train(
     buffer = RolloutBuffer(
         envs, config.num_steps, device="cpu", seed=seed, extra_fields={"log_prob": ((), np.float32)}
     )
-    result = PPOResult(agent, seed=seed)
+    result = PPOResult(agent, buffer, seed=seed)
     num_updates = max(1, -(-total_steps // (config.num_steps * num_envs)))
 
     obs, _ = envs.reset(seed=seed)
@@ -223,7 +224,7 @@ def evaluate(
 
     Episode i starts from ``env.reset(seed=seed + i)``.
     """
-    with _torch_threads(torch_threads):
+    with threads.torch_threads(torch_threads):
         return _evaluate(agent, gym.make(env_id), episodes, seed, deterministic)
 
 
@@ -240,14 +241,3 @@ def _evaluate(agent, env, episodes, seed, deterministic) -> list[float]:
         returns.append(total)
     env.close()
     return returns
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` inside the block, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

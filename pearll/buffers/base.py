@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from pearll.buffers import persistence
 from pearll.buffers.env_info import EnvInfo
+from pearll.buffers.errors import CheckpointError
 from pearll.buffers.memory import check_memory
 from pearll.buffers.output import resolve_device
 from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
@@ -15,6 +22,24 @@ from pearll.buffers.storage import PackedStorage, required_bytes
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.type_aliases import Observation, Trajectories
+
+Buffer = TypeVar("Buffer", bound="BaseBuffer")
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def locked(method: Method) -> Method:
+    """``method`` run holding the buffer's lock (``self._lock``, reentrant).
+
+    Every method that changes a buffer's state, or chooses rows and reads them, carries it, so
+    that adds and samples may come from different threads (see RingBuffer's docstring).
+    """
+
+    @functools.wraps(method)
+    def holding_the_lock(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return holding_the_lock  # type: ignore[return-value]
 
 
 class BaseBuffer(ABC):
@@ -37,6 +62,12 @@ class BaseBuffer(ABC):
     Discrete), ``rewards`` and ``dones`` ``(buffer_size, [E,] 1)`` float32, ``truncateds``
     ``(buffer_size, [E,] 1)`` bool, ``extras[name]`` ``(buffer_size, [E,] *shape)`` in the
     declared dtype. The env axis ``E`` is there only for vector envs.
+
+    Persistence: :meth:`save` and :meth:`load` (see :mod:`pearll.buffers.persistence` for the
+    format and for the three methods through which a subclass saves its own state).
+    Threads: ``self._lock`` (an RLock) guards the state; methods that change it, or choose rows
+    and read them, are decorated with :func:`locked`, so one thread may add while another
+    samples.
     """
 
     def __init__(
@@ -53,13 +84,17 @@ class BaseBuffer(ABC):
             raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
         if buffer_size <= 0:
             raise ValueError(f"buffer_size: expected a positive int, got {buffer_size}")
+        self._lock = threading.RLock()
         self.env_info = EnvInfo.of(env, autoreset_mode)
         self.buffer_size = int(buffer_size)
         self._device_spec = device
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._extra_specs = extra_field_specs(extra_fields)
         self._specs = self._field_specs()
-        check_memory(self._required_bytes(), type(self).__name__)
+        if not persistence.rebuilding():  # load checks memory for what it reads itself
+            check_memory(self._required_bytes(), type(self).__name__)
+        # Zeroed pages are only claimed when written: a buffer being loaded, whose arrays the
+        # saved ones replace, never claims them.
         self._storage = self._allocate()
 
     @property
@@ -89,13 +124,19 @@ class BaseBuffer(ABC):
 
     def _required_bytes(self) -> int:
         mirror = self._mirror_first_row()
-        return required_bytes(self._specs, self.buffer_size, self.num_envs, mirror)
+        return required_bytes(self._stored_specs(), self.buffer_size, self.num_envs, mirror)
 
-    def _allocate(self) -> dict[str, Any]:
-        """Packed storage for every field; returns the per-field views ``(buffer_size, E, ...)``."""
+    def _stored_specs(self) -> dict[str, Any]:
+        """The fields kept in packed rows: all of ``_specs`` unless a subclass stores some apart."""
+        return self._specs
+
+    def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
+        """Packed storage for every field (in ``packed`` if given, e.g. loaded); returns the
+        per-field views ``(buffer_size, E, ...)``."""
         self._packed = PackedStorage(
-            self._specs, self.buffer_size, self.num_envs, self._mirror_first_row()
-        )
+            self._stored_specs(), self.buffer_size, self.num_envs, self._mirror_first_row(),
+            packed=packed,
+        )  # fmt: skip
         return self._packed.fields
 
     @property
@@ -132,6 +173,80 @@ class BaseBuffer(ABC):
     def extras(self) -> dict[str, np.ndarray]:
         """The caller-declared per-step fields (see ``extra_fields``), name -> array view."""
         return self._public("extras")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock cannot be pickled; a copy gets a lock of its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # --- persistence (protocol: pearll/buffers/persistence.py) -------------------------------
+
+    def save(self, path: str | os.PathLike, progress: bool | None = None) -> Path:
+        """Save the buffer to the checkpoint directory ``path``, crash-safely; return ``path``.
+
+        A directory of ``.npy`` files and a JSON manifest (format, checksums, spaces), written
+        straight from the arrays (no copy of them in memory). A process killed during the save
+        leaves the previous checkpoint at ``path``, or the new one; never a mix. Other threads'
+        adds and samples wait until it is done. ``progress``: a tqdm bar (default: >= 100 MB).
+        """
+        return persistence.save(self, path, progress)
+
+    @classmethod
+    def load(
+        cls: type[Buffer],
+        path: str | os.PathLike,
+        env: Any = None,
+        mmap: bool = False,
+        *,
+        verify: bool | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> Buffer:
+        """The buffer saved at ``path``, behaving exactly as when saved (same seeded samples).
+
+        ``env=None`` rebuilds the spaces from the checkpoint. ``mmap=True`` maps the arrays
+        from disk copy-on-write instead of reading them (instant; the files never change);
+        their checksums are then checked only with ``verify=True``. Raises
+        :class:`~pearll.buffers.errors.CheckpointError` for a damaged or foreign checkpoint.
+        ``overrides``: constructor keywords over the saved ones (``compute_reward=``,
+        ``device=``).
+        """
+        return persistence.load(cls, path, env, mmap, verify, progress, **overrides)
+
+    def _config(self) -> dict[str, Any]:
+        """JSON-able keyword arguments with which ``cls(env, **config)`` rebuilds this buffer."""
+        extra_fields = {
+            name: [list(spec.shape), spec.dtype.str] for name, spec in self._extra_specs.items()
+        }
+        return {
+            "buffer_size": self.buffer_size,
+            "device": str(self._device_spec),
+            "autoreset_mode": self.env_info.autoreset_mode.value,
+            "extra_fields": extra_fields,
+        }
+
+    def _state(self) -> dict[str, Any]:
+        """What changes as the buffer is used: arrays and JSON values (see persistence).
+
+        ``storage.packed`` is the packed storage ``(E, rows, row_bytes)`` uint8 (see
+        storage.py); ``storage.layout`` says where each field lives in a row (offset, dtype,
+        shape), so the fields can be read back without pearll.
+        """
+        layout = {
+            name: tree_map(lambda s: {"offset": s.offset, "dtype": s.dtype.str,
+                                      "shape": list(s.shape)}, slot)
+            for name, slot in self._packed.slots.items()
+        }  # fmt: skip
+        storage = {"packed": self._packed.packed, "layout": layout}
+        return {"storage": storage, "rng": self.rng.bit_generator.state}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`_state` returned (on a buffer rebuilt with :meth:`_config`)."""
+        self._storage = self._allocate(state["storage"]["packed"])
+        self.rng = _generator_from_state(state["rng"])
 
     @abstractmethod
     def reset(self) -> None:
@@ -174,3 +289,17 @@ class BaseBuffer(ABC):
         dtype: str | TrajectoryType = "numpy",
     ) -> Trajectories:
         """Every stored transition, in order."""
+
+
+def _generator_from_state(state: dict[str, Any]) -> np.random.Generator:
+    """A Generator whose bit generator (PCG64 or another numpy one) is in ``state``."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    bit_generator_class = getattr(np.random, str(name), None)
+    known = isinstance(bit_generator_class, type) and issubclass(
+        bit_generator_class, np.random.BitGenerator
+    )
+    if not known:
+        raise CheckpointError(f"state.rng: not a numpy bit generator state: {name!r}")
+    bit_generator = bit_generator_class()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)

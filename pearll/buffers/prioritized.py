@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pearll.buffers.base import locked
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sum_tree import SumTree
@@ -74,6 +75,24 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._tree = SumTree(self.num_envs, self.buffer_size)
         self._max_priority = 1.0
 
+    def _config(self) -> dict[str, Any]:
+        settings = {"alpha": self.alpha, "beta": self._beta_start, "eps": self.eps}
+        return {**super()._config(), **settings, "beta_steps": self.beta_steps}
+
+    def _state(self) -> dict[str, Any]:
+        tree = {"sums": self._tree._sums, "mins": self._tree._mins}
+        progress = {"max_priority": self._max_priority, "samples_drawn": self._samples_drawn}
+        return {**super()._state(), "priorities": tree, **progress}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self._tree._sums, self._tree._mins = (
+            state["priorities"]["sums"],
+            state["priorities"]["mins"],
+        )
+        self._max_priority = float(state["max_priority"])
+        self._samples_drawn = int(state["samples_drawn"])
+
     def _required_bytes(self) -> int:
         return super()._required_bytes() + SumTree.required_bytes(self.num_envs, self.buffer_size)
 
@@ -116,6 +135,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             np.concatenate([np.zeros(len(passed_rows)), new]),
         )
 
+    @locked
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> PrioritizedTrajectories:
@@ -151,6 +171,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         max_weight = ((counts[:, 0] * self._tree.min() / totals) ** -beta).max()
         return (weights / max_weight)[..., None].astype(np.float32)
 
+    @locked
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """Set the priorities of the sampled transitions ``indices`` (as ``sample`` returned).
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from pearll.buffers.base import locked
 from pearll.buffers.nstep import nstep_returns
 from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size, env_column
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -27,6 +28,16 @@ class ReplayBuffer(RingBuffer):
     Assumes that within an episode each step's ``observation`` equals the previous step's
     ``next_observation`` (gymnasium's contract); the newer value is kept if they differ.
 
+    Frame-stacked observations (Atari): with ``frame_stack="auto"`` (the default) an env wrapped
+    in gymnasium's ``FrameStackObservation`` is detected, and each row stores one frame instead
+    of the whole stack; stacks (with the wrapper's padding at episode starts) are rebuilt
+    bit-exactly when read, so ``sample`` returns what the env returned. ``frame_stack=k``
+    declares k frames (padded with the episode's first frame, the wrapper's default);
+    ``frame_stack=None`` stores whole observations. With frame stacks ``buffer.observations``
+    holds frames, ``(buffer_size, [E,] *frame_shape)``, and the oldest k - 1 rows of a full
+    ring may stop being transitions when the frames their stacks need are overwritten (see
+    :mod:`pearll.buffers.frame_stack`).
+
     n-step returns: with ``n_step`` (an int >= 1) and ``gamma`` (in [0, 1]) every transition
     returned (by ``sample``, ``last`` and ``all``) starts at a stored step and spans up to
     ``n_step`` steps of its episode, computed at read time (see :mod:`pearll.buffers.nstep`):
@@ -47,11 +58,16 @@ class ReplayBuffer(RingBuffer):
         *,
         n_step: int | None = None,
         gamma: float | None = None,
+        frame_stack: Any = "auto",
         **kwargs: Any,
     ) -> None:
         self.n_step, self.gamma = _check_n_step(n_step, gamma)
-        super().__init__(env, buffer_size, device, **kwargs)
+        super().__init__(env, buffer_size, device, frame_stack=frame_stack, **kwargs)
 
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "n_step": self.n_step, "gamma": self.gamma}
+
+    @locked
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> Trajectories:

@@ -118,6 +118,11 @@ class Ring:
         self.prev_ended = plan.ended_last
         return touched_rows, touched_envs
 
+    def invalidate(self, rows: np.ndarray, envs: np.ndarray) -> None:
+        """Stop treating the (distinct, valid) slots ``(rows[i], envs[i])`` as transitions."""
+        self.valid[rows, envs] = False
+        self.count -= np.bincount(envs, minlength=self.num_envs)
+
     def _rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every (row, env) the write overwrites, including the new pending row."""
         span = np.minimum(advance + (1 if self.spare_rows else 0), self.capacity)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
-from pearll.buffers.base import BaseBuffer
-from pearll.buffers.env_info import reset_steps
+from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.env_info import EnvInfo, reset_steps
+from pearll.buffers.frame_stack import FrameStackSpec, FrameStore, resolve_frame_stack
 from pearll.buffers.output import convert, shape_env_axis
 from pearll.buffers.ring import Ring, WritePlan
-from pearll.buffers.single_step import SingleStepWriter
+from pearll.buffers.spaces import FieldSpec
+from pearll.buffers.step_writer import StepWriter
 from pearll.buffers.steps import StepBatch, steps_from_args
 from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -32,14 +35,40 @@ class RingBuffer(BaseBuffer):
 
     Subclasses say where next observations live with ``spare_rows`` (True: in the next row of
     ``observations``; False: in a ``next_observations`` array) and implement ``sample``.
+
+    Threads: adds and reads may come from different threads. Each add (one step, or a whole
+    batch) is written and committed holding ``self._lock``, and each read (``sample``,
+    ``last``, ``all``) chooses its rows and gathers them holding it, so a read sees every add
+    completely or not at all: never a half-written transition, and never a row overwritten
+    between being chosen and being read. Adds from several threads to the same sub-env
+    interleave whole calls, so each call should be a whole episode (or each thread should own a
+    buffer) for episodes to stay contiguous. Subclasses decorate their own state-changing and
+    sampling methods with :func:`~pearll.buffers.base.locked`.
     """
 
     spare_rows: bool
 
-    def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        env: Any,
+        buffer_size: int,
+        device: Any = "auto",
+        *,
+        frame_stack: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
+        self._frame_spec = resolve_frame_stack(env, frame_stack, space)
+        if self._frame_spec is not None and not self.spare_rows:
+            raise ValueError(f"frame_stack: not supported by {type(self).__name__}")
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._single_step = self._single_step_writer()
+        self._fast_writer = self._make_fast_writer()
+
+    @property
+    def frame_stack(self) -> FrameStackSpec | None:
+        """How observations are frame-stacked (stored one frame per row), or None."""
+        return self._frame_spec
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
@@ -47,36 +76,94 @@ class RingBuffer(BaseBuffer):
             specs["next_observations"] = specs["observations"]
         return specs
 
+    def _stored_specs(self) -> dict[str, Any]:
+        if self._frame_spec is None:
+            return self._specs
+        # Frames live in the FrameStore; a row keeps how deep its stack reaches back.
+        stored = {name: spec for name, spec in self._specs.items() if name != "observations"}
+        return stored | {"frame_depth": FieldSpec((), np.dtype(np.uint8))}
+
     def _mirror_first_row(self) -> bool:
-        return self.spare_rows
+        return self.spare_rows and self._frame_spec is None
 
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
-        return super()._required_bytes() + valid_mask
+        frames = 0
+        if self._frame_spec is not None:
+            space = self.env_info.observation_space
+            frames = FrameStore.required_bytes(space, self.buffer_size, self.num_envs)
+        return super()._required_bytes() + valid_mask + frames
+
+    def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
+        fields = super()._allocate(packed)
+        self._frames = None
+        if self._frame_spec is not None:
+            space = self.env_info.observation_space
+            self._frames = FrameStore(self._frame_spec, space, self.buffer_size, self.num_envs)
+            fields["observations"] = self._frames.view
+        return fields
 
     @property
     def nbytes(self) -> int:
-        return super().nbytes + self._ring.valid.nbytes
+        frames = self._frames.nbytes if self._frames is not None else 0
+        return super().nbytes + self._ring.valid.nbytes + frames
 
+    @locked
     def reset(self) -> None:
         super().reset()
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._single_step = self._single_step_writer()
+        self._fast_writer = self._make_fast_writer()
 
-    def _single_step_writer(self) -> SingleStepWriter | None:
-        return SingleStepWriter(self) if SingleStepWriter.applies_to(self) else None
+    def __getstate__(self) -> dict[str, Any]:
+        # The fast writer holds closures (not picklable); a copy makes its own.
+        return {k: v for k, v in super().__getstate__().items() if k != "_fast_writer"}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._fast_writer = self._make_fast_writer()
+
+    def _make_fast_writer(self) -> StepWriter | None:
+        return StepWriter(self) if StepWriter.applies_to(self) else None
+
+    @locked
     def __len__(self) -> int:
         """Transitions stored, over all sub-envs."""
         return int(self._ring.count.sum())
 
     @property
+    @locked
     def counts(self) -> np.ndarray:
         """``(E,)`` transitions stored per sub-env."""
         return self._ring.count.copy()
 
+    def _config(self) -> dict[str, Any]:
+        spec = self._frame_spec
+        if spec is not None and not (isinstance(spec.padding, str) and spec.padding == "reset"):
+            raise NotImplementedError(
+                "save: frame stacks padded with a constant frame cannot be saved yet (only "
+                "padding 'reset')"
+            )
+        return {**super()._config(), "frame_stack": None if spec is None else spec.size}
+
+    def _state(self) -> dict[str, Any]:
+        ring = {f.name: getattr(self._ring, f.name) for f in fields(Ring)}
+        state = {**super()._state(), "ring": ring}
+        if self._frames is not None:
+            frames = self._frames
+            state["frames"] = {"frames": frames.frames, "episode_step": frames.episode_step}
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self._ring = Ring(**state["ring"])
+        if self._frames is not None:
+            self._frames.restore(**state["frames"])
+            self._storage["observations"] = self._frames.view
+        self._fast_writer = self._make_fast_writer()  # it holds the arrays and the ring
+
     # --- adding -----------------------------------------------------------------------------
 
+    @locked
     def add_trajectory(
         self,
         observation: Observation,
@@ -97,7 +184,7 @@ class RingBuffer(BaseBuffer):
         ``extras`` are the values of the declared ``extra_fields`` (all of them), shaped like
         ``reward`` plus the field's shape.
         """
-        fast = self._single_step
+        fast = self._fast_writer
         if (
             fast
             and not extras
@@ -144,14 +231,39 @@ class RingBuffer(BaseBuffer):
             )
         )  # fmt: skip
 
+    @locked
     def _add(self, steps: StepBatch) -> None:
-        """Write ``steps`` (the general path; see single_step.py for the hot one)."""
+        """Write ``steps`` (the general path; see step_writer.py for the hot one)."""
+        if self._frames is not None and len(steps) > self._frames.max_steps_per_write:
+            # Frame stacks stay checkable only if a write never wraps onto its own rows.
+            chunk = self._frames.max_steps_per_write
+            for start in range(0, len(steps), chunk):
+                self._add(steps.slice(start, start + chunk))
+            return
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
+        if self._frames is not None:
+            steps.frame_depths = self._frames.depths(keep, ended)
         self._write(plan, steps)
         passed_rows, passed_envs = self._ring.commit(plan)
+        if self._frames is not None:
+            broken_rows, broken_envs = self._break_stacks(plan)
+            passed_rows = np.concatenate([passed_rows, broken_rows])
+            passed_envs = np.concatenate([passed_envs, broken_envs])
         self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
+
+    def _break_stacks(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the transitions whose frame stacks reach rows this write overwrote."""
+        envs = np.flatnonzero(plan.advance)
+        ring = self._ring
+        # The last row written: the pending next observation, or an ended episode's final one.
+        newest = (ring.pos[envs] - ring.prev_ended[envs]) % self.buffer_size
+        rows, cols = self._frames.broken_rows(
+            self._storage["frame_depth"], ring.valid, newest, envs
+        )
+        ring.invalidate(rows, cols)
+        return rows, cols
 
     def _on_written(
         self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
@@ -167,11 +279,18 @@ class RingBuffer(BaseBuffer):
         rows = (plan.step_row, plan.step_env)
         for name in STEP_FIELDS:
             self._storage[name][rows] = getattr(steps, name)[at_steps]
-        _scatter(self._storage["observations"], rows, steps.observations, at_steps)
+        observations, next_observations = steps.observations, steps.next_observations
+        if self._frames is not None:
+            observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
+            depth, next_depth = steps.frame_depths
+            self._storage["frame_depth"][rows] = depth[at_steps]
+            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
+            self._storage["frame_depth"][target] = next_depth[source]
+        _scatter(self._storage["observations"], rows, observations, at_steps)
         _scatter(self._storage["extras"], rows, steps.extras, at_steps)
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
-            _scatter(self._storage["observations"], target, steps.next_observations, source)
+            _scatter(self._storage["observations"], target, next_observations, source)
             if not (plan.step_row.all() and plan.next_row.all()):
                 self._packed.sync_mirror()
         else:
@@ -185,6 +304,7 @@ class RingBuffer(BaseBuffer):
     ) -> Trajectories:
         """A batch of ``batch_size`` transitions per sub-env."""
 
+    @locked
     def last(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> Trajectories:
@@ -197,6 +317,7 @@ class RingBuffer(BaseBuffer):
         parse_trajectory_type(dtype)
         return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
 
+    @locked
     def all(self, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy") -> Trajectories:
         """Every stored transition, oldest first.
 
@@ -234,6 +355,8 @@ class RingBuffer(BaseBuffer):
         each sample's last step: ``next_observations`` and ``dones`` are read there. It
         defaults to ``rows``.
         """
+        if self._frames is not None:
+            return self._gather_stacks(rows, env_column(self.num_envs, envs), last_rows)
         envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
         gather, spare = self._packed.gather, self.spare_rows
         if last_rows is None:
@@ -244,6 +367,20 @@ class RingBuffer(BaseBuffer):
             last_rows, envs, ("dones",) if spare else ("dones", "next_observations"), spare
         )
         return first | last
+
+    def _gather_stacks(
+        self, rows: np.ndarray, envs: np.ndarray, last_rows: np.ndarray | None
+    ) -> dict[str, Any]:
+        """``_gather`` for frame-stacked observations: stacks rebuilt from stored frames."""
+        last = rows if last_rows is None else last_rows
+        gather = self._packed.gather
+        fields = gather(rows, envs, ("actions", "rewards", "extras", "frame_depth"), False)
+        fields |= gather(last, envs, ("dones",), False)
+        following = (last + 1) % self.buffer_size
+        next_depth = self._storage["frame_depth"][following, envs]
+        fields["observations"] = self._frames.stacks(rows, envs, fields.pop("frame_depth"))
+        fields["next_observations"] = self._frames.stacks(following, envs, next_depth)
+        return fields
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType

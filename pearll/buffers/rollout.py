@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.advantages import gae
+from pearll.buffers.base import locked
 from pearll.buffers.output import convert
 from pearll.buffers.ring import Ring
 from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
@@ -51,6 +52,14 @@ class RolloutBuffer(RingBuffer):
         super().reset()
         self._estimated = False
 
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "estimated": self._estimated}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self._estimated = bool(state["estimated"])
+
+    @locked
     def clear(self) -> None:
         """Drop every stored transition, but not the env's episode state: for the next rollout.
 
@@ -67,6 +76,7 @@ class RolloutBuffer(RingBuffer):
     def _on_written(self, *written: np.ndarray) -> None:
         self._estimated = False
 
+    @locked
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> Trajectories:
@@ -92,6 +102,7 @@ class RolloutBuffer(RingBuffer):
 
     # --- advantages and minibatches ---------------------------------------------------------
 
+    @locked
     def compute_advantages(
         self,
         values: np.ndarray,
@@ -194,6 +205,7 @@ class RolloutBuffer(RingBuffer):
                 chosen = order[start : start + batch_size]
                 yield self._rollout_batch(rows[chosen], envs[chosen], normalize, dtype)
 
+    @locked
     def _rollout_batch(
         self, rows: np.ndarray, envs: np.ndarray, normalize: bool, dtype: str | TrajectoryType
     ) -> RolloutBatch:

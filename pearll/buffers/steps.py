@@ -29,6 +29,20 @@ class StepBatch:
     dones: np.ndarray
     truncateds: np.ndarray
     extras: dict[str, np.ndarray]
+    # ``(T, E)`` stack depths of observations and next observations (frame-stacked buffers).
+    frame_depths: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def slice(self, start: int, stop: int) -> StepBatch:
+        """Steps ``start:stop`` (views)."""
+        part = {
+            name: tree_map(lambda a: a[start:stop], getattr(self, name))
+            for name in ("observations", "actions", "rewards", "next_observations", "dones",
+                         "truncateds", "extras")
+        }  # fmt: skip
+        return StepBatch(**part)
 
     @property
     def ended(self) -> np.ndarray:

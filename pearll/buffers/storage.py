@@ -60,11 +60,23 @@ def required_bytes(specs: dict[str, Any], capacity: int, num_envs: int, mirror: 
 class PackedStorage:
     """One ``(num_envs, capacity [+ 1], row_bytes)`` uint8 array and per-field views of it."""
 
-    def __init__(self, specs: dict[str, Any], capacity: int, num_envs: int, mirror: bool):
+    def __init__(
+        self,
+        specs: dict[str, Any],
+        capacity: int,
+        num_envs: int,
+        mirror: bool,
+        packed: np.ndarray | None = None,
+    ):
+        """``packed``: an existing array of the right shape to use (a loaded one), else zeros."""
         self.slots, self.row_bytes = layout(specs)
         self.capacity, self.num_envs, self.mirror = capacity, num_envs, mirror
-        rows_per_env = capacity + int(mirror)
-        self.packed = np.zeros((num_envs, rows_per_env, self.row_bytes), dtype=np.uint8)
+        shape = (num_envs, capacity + int(mirror), self.row_bytes)
+        if packed is None:
+            packed = np.zeros(shape, dtype=np.uint8)
+        elif packed.shape != shape or packed.dtype != np.uint8:
+            raise ValueError(f"packed: expected a uint8 array of shape {shape}, got {packed.shape}")
+        self.packed = packed
         self.fields = {name: tree_map(self._field_view, slot) for name, slot in self.slots.items()}
         # np.take is fast only on a contiguous array: gather whole rows of this 2-D view.
         self._rows = self.packed.reshape(-1, self.row_bytes)

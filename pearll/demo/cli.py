@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--buffer-size", type=positive_int, help="buffer rows (default: the algorithm's)"
     )
     parser.add_argument(
+        "--stop-at",
+        type=stop_at,
+        default="solved",
+        help="stop once the mean return of the last 20 episodes reaches this: a number, "
+        "'solved' (the env's reward threshold, 475 for CartPole-v1; the default) or 'never'",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path("runs"),
@@ -94,7 +101,20 @@ def run_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Run
         buffer=args.buffer or (algo.buffers[0] if algo.buffers else None),
         n_step=args.n_step,
         buffer_size=args.buffer_size or algo.default_buffer_size,
+        stop_at=gym.spec(env_id).reward_threshold if args.stop_at == "solved" else args.stop_at,
     )
+
+
+def stop_at(text: str) -> float | str | None:
+    """``--stop-at``: a number, ``"solved"`` or ``"never"`` (None)."""
+    if text in ("solved", "never"):
+        return None if text == "never" else text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, 'solved' or 'never', got {text!r}"
+        ) from None
 
 
 def _buffer_choices(algo: Algo) -> str:

@@ -35,6 +35,7 @@ class RunConfig:
     ``buffer``: ``"replay"`` or ``"prioritized"`` for algorithms that take a replay buffer,
     None for those that bring their own. ``n_step``: 1 means one-step returns.
     ``buffer_size``: rows per sub-env; None when the trainer sizes its own buffer.
+    ``stop_at``: a return at which the run counts as solved and stops early (None: never).
     """
 
     algo: str
@@ -44,6 +45,7 @@ class RunConfig:
     buffer: str | None
     n_step: int
     buffer_size: int | None
+    stop_at: float | None = None  # stop once the mean return of the last 20 episodes reaches it
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,21 @@ def train_dqn_agent(
     """
     from pearll.agents.dqn import train_dqn
 
-    result = train_dqn(
-        env,
-        buffer,
-        config.steps,
-        seed=config.seed,
-        callback=lambda r: on_episode(r.env_steps, r.episode_return, r.success),
-    )
+    returns: list[float] = []
+
+    def episode_ended(record) -> bool:
+        on_episode(record.env_steps, record.episode_return, record.success)
+        returns.append(record.episode_return)
+        return solved(returns, config.stop_at)
+
+    result = train_dqn(env, buffer, config.steps, seed=config.seed, callback=episode_ended)
     return result.env_steps
+
+
+def solved(returns: list[float], stop_at: float | None, window: int = 20) -> bool:
+    """Whether the mean of the last ``window`` returns has reached ``stop_at``."""
+    recent = returns[-window:]
+    return stop_at is not None and len(recent) == window and sum(recent) / window >= stop_at
 
 
 def train_ppo_agent(
@@ -90,15 +99,15 @@ def train_ppo_agent(
 ) -> tuple[int, BaseBuffer | None]:
     """PPO (:mod:`pearll.agents.ppo`) on ``PPO_NUM_ENVS`` sub-envs of ``config.env_id``.
 
-    Returns the env steps taken (over all sub-envs) and the RolloutBuffer if the trainer
-    hands it back (else None).
+    Returns the env steps taken (over all sub-envs) and the RolloutBuffer it trained on.
     """
     from pearll.agents.ppo import train_ppo
 
     result = train_ppo(
-        config.env_id, config.steps, seed=config.seed, num_envs=PPO_NUM_ENVS, callback=on_episode
-    )
-    return result.env_steps, None  # PPOResult does not hand back its RolloutBuffer (yet)
+        config.env_id, config.steps, seed=config.seed, num_envs=PPO_NUM_ENVS,
+        callback=on_episode, target_return=config.stop_at,
+    )  # fmt: skip
+    return result.env_steps, result.buffer
 
 
 # --- Buffers. -------------------------------------------------------------------------------
@@ -219,7 +228,7 @@ ALGOS: dict[str, Algo] = {
         run_dqn,
         "double DQN with a target network on a ReplayBuffer (or PrioritizedReplayBuffer)",
         default_env="CartPole-v1",
-        default_steps=50_000,
+        default_steps=100_000,
         default_buffer_size=50_000,
         space_problem=dqn_space_problem,
         buffers=BUFFERS,

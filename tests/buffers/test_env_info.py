@@ -7,7 +7,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers.env_info import EnvInfo
-from tests.envs import make_env
+from tests.fixtures import make_env
 
 
 def test_single_env():

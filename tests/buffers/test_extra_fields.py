@@ -9,7 +9,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers import ReplayBuffer, RolloutBuffer
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
 EXTRAS = {"log_prob": ((), np.float32), "hidden": ((2,), np.float64), "option": (1, np.int64)}

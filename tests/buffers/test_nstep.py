@@ -7,7 +7,7 @@ import pytest
 
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from tests.compare import obs_equal
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner, Transition
 
 GAMMA = 0.9

@@ -9,7 +9,7 @@ import torch
 from pearll.buffers import PrioritizedReplayBuffer
 from pearll.common.type_aliases import PrioritizedTrajectories
 from tests.compare import env_slice, row, same_transition
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
 

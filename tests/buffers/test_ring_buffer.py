@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from pearll.buffers import ReplayBuffer, RolloutBuffer
 from tests.compare import assert_rows_match, env_slice, row, same_transition
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
 BUFFERS = [ReplayBuffer, RolloutBuffer]

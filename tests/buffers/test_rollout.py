@@ -9,7 +9,7 @@ from gymnasium.vector import AutoresetMode
 from pearll.buffers import RolloutBuffer
 from tests import advantages_reference
 from tests.compare import assert_rows_match
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
 LOG_PROB = {"log_prob": ((), np.float32)}

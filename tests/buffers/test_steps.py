@@ -11,7 +11,7 @@ from gymnasium.vector import AutoresetMode
 
 from pearll.buffers import ReplayBuffer, RolloutBuffer
 from pearll.buffers.tree import tree_map
-from tests.envs import make_env
+from tests.fixtures import make_env
 from tests.reference import Runner
 
 OBS = np.zeros(4, dtype=np.float32)

@@ -198,3 +198,26 @@ def test_defaults_come_from_the_algorithm():
         1,
         dqn.default_buffer_size,
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [([], 475.0), (["--stop-at", "never"], None), (["--stop-at", "100"], 100.0)],
+)
+def test_stop_at_defaults_to_the_env_reward_threshold(flag, expected):
+    parser = cli.build_parser()
+    config = cli.run_config(parser.parse_args(["--algo", "dqn", *flag]), parser)
+    assert config.stop_at == expected
+
+
+def test_stop_at_rejects_words_it_does_not_know(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--stop-at", "soon"])
+    assert exit_.value.code == 2
+    assert "expected a number, 'solved' or 'never'" in capsys.readouterr().err
+
+
+def test_solved_needs_a_full_window_at_the_threshold():
+    assert not runners.solved([500.0] * 19, 475.0)
+    assert runners.solved([0.0] + [500.0] * 20, 475.0)
+    assert not runners.solved([500.0] * 20, None)

@@ -1,4 +1,4 @@
-"""The single-env hot path writes exactly what the general path writes."""
+"""The hot path (StepWriter) writes exactly what the general path writes."""
 
 from __future__ import annotations
 
@@ -9,30 +9,35 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
-from tests.envs import make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
 RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
 
 
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("mode", MODES)
 @given(
     capacity=st.integers(4, 12),
     steps=st.integers(1, 40),
     seed=st.integers(0, 1000),
     max_len=st.integers(1, 5),
 )
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 def test_hot_path_writes_the_same_bytes_and_bookkeeping(
-    buffer_class, capacity, steps, seed, max_len
+    buffer_class, num_envs, mode, capacity, steps, seed, max_len
 ):
+    if num_envs is None and mode is not MODES[0]:
+        return  # a single env has no autoreset mode
     buffers = []
     for use_hot_path in (True, False):
-        env = make_env(None, max_len=max_len)
+        env = make_env(num_envs, mode, max_len=max_len)
         buffer = buffer_class(env, capacity, seed=0)
+        assert buffer._fast_writer is not None
         if not use_hot_path:
-            buffer._single_step = None
-        Runner(env, buffer, ReferenceBuffer(1, capacity, True), seed).add(steps)
+            buffer._fast_writer = None
+        Runner(env, buffer, ReferenceBuffer(num_envs or 1, capacity, True), seed).add(steps)
         buffers.append(buffer)
     fast, general = buffers
     np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
@@ -45,13 +50,13 @@ def test_hot_path_writes_the_same_bytes_and_bookkeeping(
 
 def test_hot_path_is_used_only_where_it_applies():
     cartpole = gym.make("CartPole-v1")
-    assert ReplayBuffer(cartpole, 10)._single_step is not None
-    assert RolloutBuffer(cartpole, 10)._single_step is not None
-    assert PrioritizedReplayBuffer(cartpole, 10)._single_step is not None
-    assert ReplayBuffer(cartpole, 3)._single_step is None
-    assert ReplayBuffer(make_env(2), 10)._single_step is None
-    assert ReplayBuffer(make_env(None, dict_obs=True), 10)._single_step is None
-    assert RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._single_step is None
+    assert ReplayBuffer(cartpole, 10)._fast_writer is not None
+    assert RolloutBuffer(cartpole, 10)._fast_writer is not None
+    assert PrioritizedReplayBuffer(cartpole, 10)._fast_writer is not None
+    assert ReplayBuffer(cartpole, 3)._fast_writer is None
+    assert ReplayBuffer(make_env(2), 10)._fast_writer is not None
+    assert ReplayBuffer(make_env(None, dict_obs=True), 10)._fast_writer is None
+    assert RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._fast_writer is None
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,148 @@
+"""Frame-stacked observations (Atari) stored one frame per row, stacks rebuilt at read time.
+
+Gymnasium's ``FrameStackObservation(env, k)`` returns the k newest frames at every step, so a
+buffer that stores each observation whole keeps every frame k times (and twice more for next
+observations). :class:`FrameStore` keeps one frame per row (the newest of the stack) and, per
+row, how many earlier frames of the same episode the stack holds (``depth``, at most k - 1).
+A stack is rebuilt from the row's frame and the ``depth`` rows before it; slots older than the
+episode are padding, as the wrapper pads: the episode's first frame (``padding="reset"``, the
+wrapper's default) or a constant frame (``"zero"`` or a custom padding observation).
+
+Exactness at the ring's wraparound: writing a row overwrites a frame that the stacks of the
+next k - 1 rows (the oldest ones) may still reach back to; those rows stop being transitions
+(:meth:`FrameStore.broken_rows`), so no stack ever mixes episodes or generations of the ring.
+The buffer assumes each stack is the previous one shifted by a frame, as the wrapper makes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+
+@dataclass(frozen=True)
+class FrameStackSpec:
+    """How observations are stacked: ``size`` frames, padded with ``padding`` at episode starts."""
+
+    size: int
+    padding: str | np.ndarray  # "reset", or the constant frame used as padding
+
+
+def resolve_frame_stack(env: Any, option: Any, observation_space: spaces.Space) -> Any:
+    """The FrameStackSpec for ``option``: ``"auto"`` (detect the wrapper), None, or an int k.
+
+    An int declares k frames padded as ``"reset"``; a FrameStackSpec is taken as it is.
+    """
+    if option is None or option is False:
+        return None
+    spec = _detect(env) if option == "auto" else option
+    if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
+        spec = FrameStackSpec(int(spec), "reset")
+    if spec is None:
+        return None
+    if not isinstance(spec, FrameStackSpec):
+        raise TypeError(f"frame_stack: expected 'auto', None or an int, got {option!r}")
+    shape = getattr(observation_space, "shape", None)
+    if not isinstance(observation_space, spaces.Box) or not shape or shape[0] != spec.size:
+        raise ValueError(
+            f"frame_stack={spec.size}: expected a Box observation space of shape "
+            f"({spec.size}, ...), got {observation_space}"
+        )
+    if spec.size < 2:
+        return None
+    return spec
+
+
+def _detect(env: Any) -> FrameStackSpec | None:
+    """A FrameStackObservation wrapper's settings, from a single env or a vector env's sub-envs."""
+    try:
+        if hasattr(env, "num_envs"):
+            size = env.get_attr("stack_size")[0]
+            padding_type = env.get_attr("padding_type")[0]
+            padding_value = env.get_attr("padding_value")[0]
+        else:
+            size = env.get_wrapper_attr("stack_size")
+            padding_type = env.get_wrapper_attr("padding_type")
+            padding_value = env.get_wrapper_attr("padding_value")
+    except (AttributeError, NotImplementedError):
+        return None
+    padding = "reset" if padding_type == "reset" else np.asarray(padding_value).copy()
+    return FrameStackSpec(int(size), padding)
+
+
+class FrameStore:
+    """The frames of E sub-envs' rings, and the stacks rebuilt from them."""
+
+    def __init__(self, spec: FrameStackSpec, space: spaces.Box, capacity: int, num_envs: int):
+        if capacity < spec.size + 2:
+            raise ValueError(
+                f"buffer_size: expected at least frame_stack + 2 = {spec.size + 2} rows for "
+                f"{spec.size}-frame stacks, got {capacity}"
+            )
+        self.spec, self.capacity = spec, capacity
+        # A write of T steps spans at most 2T rows plus a pending one; with the k - 1 rows
+        # after it checked for broken stacks, it must not reach its own first row.
+        self.max_steps_per_write = max(1, (capacity - spec.size) // 2)
+        self.frame_shape, self.dtype = tuple(space.shape[1:]), np.dtype(space.dtype)
+        # (E, capacity, *frame) so that np.take of flat rows gathers contiguous frames.
+        self.frames = np.zeros((num_envs, capacity, *self.frame_shape), dtype=self.dtype)
+        self.flat_frames = self.frames.reshape(num_envs * capacity, *self.frame_shape)
+        self.view = self.frames.swapaxes(0, 1)  # (capacity, E, *frame): the field view
+        self.episode_step = np.zeros(num_envs, dtype=np.int64)  # kept steps since episode start
+
+    def restore(self, frames: np.ndarray, episode_step: np.ndarray) -> None:
+        """Use saved ``frames`` ``(E, capacity, *frame)`` and ``episode_step`` (a loaded buffer)."""
+        self.frames = frames
+        self.flat_frames = frames.reshape(-1, *self.frame_shape)
+        self.view = frames.swapaxes(0, 1)
+        self.episode_step = episode_step
+
+    @staticmethod
+    def required_bytes(space: spaces.Box, capacity: int, num_envs: int) -> int:
+        frame = int(np.prod(space.shape[1:], dtype=np.int64)) * np.dtype(space.dtype).itemsize
+        return num_envs * capacity * frame
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.nbytes + self.episode_step.nbytes
+
+    def depths(self, keep: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, E)`` depths of each step's observation and next observation; advances state."""
+        limit = self.spec.size - 1
+        steps = np.empty(keep.shape, dtype=np.int64)
+        current = self.episode_step.copy()
+        for t in range(len(keep)):  # T is 1 for add_trajectory: a loop over time is cheap
+            steps[t] = current
+            current = np.where(keep[t], np.where(ended[t], 0, current + 1), current)
+        self.episode_step = current
+        return np.minimum(steps, limit), np.minimum(steps + 1, limit)
+
+    def broken_rows(
+        self, depth: np.ndarray, valid: np.ndarray, newest_rows: np.ndarray, envs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Valid rows whose stacks reach back to a row just overwritten.
+
+        ``newest_rows[i]`` is the last row written for sub-env ``envs[i]``; the k - 1 rows after
+        it are the oldest of that ring, and a stack of depth d at offset o reaches it if d >= o.
+        """
+        offsets = np.arange(1, self.spec.size)
+        rows = (newest_rows[:, None] + offsets[None, :]) % self.capacity
+        cols = np.broadcast_to(envs[:, None], rows.shape)
+        broken = valid[rows, cols] & (depth[rows, cols] >= offsets[None, :])
+        return rows[broken], cols[broken]
+
+    def stacks(self, rows: np.ndarray, envs: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """``(E', B, k, *frame)`` stacks of ``rows`` (E', B) of sub-envs ``envs`` (E', 1)."""
+        back = np.arange(self.spec.size - 1, -1, -1)  # slot j holds the frame k-1-j steps back
+        steps_back = np.minimum(back, depth[..., None])
+        sources = (rows[..., None] - steps_back) % self.capacity
+        flat = envs[..., None] * self.capacity + sources
+        out = self.flat_frames.take(flat.reshape(-1), axis=0).reshape(
+            (*rows.shape, self.spec.size, *self.frame_shape)
+        )
+        if isinstance(self.spec.padding, np.ndarray):
+            out[back > depth[..., None]] = self.spec.padding
+        return out

@@ -1,0 +1,223 @@
+"""HERBuffer: hindsight experience replay on the ReplayBuffer layout, single and vector envs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.env_info import EnvInfo, reset_steps
+from pearll.buffers.episodes import EpisodeIndex
+from pearll.buffers.replay import ReplayBuffer
+from pearll.buffers.ring import WritePlan
+from pearll.buffers.ring_buffer import _check_batch_size
+from pearll.buffers.steps import StepBatch
+from pearll.common.enumerations import (
+    GoalSelectionStrategy,
+    TrajectoryType,
+    parse_goal_selection_strategy,
+    parse_trajectory_type,
+)
+from pearll.common.type_aliases import DictTrajectories
+
+GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+# compute_reward(achieved_goal (N, *goal_shape), desired_goal (N, *goal_shape), info) -> (N,)
+RewardFn = Callable[[np.ndarray, np.ndarray, Any], Any]
+
+
+class HERBuffer(ReplayBuffer):
+    """Replay for goal-conditioned envs that relabels sampled transitions with achieved goals.
+
+    The env's observations are Gymnasium-Robotics dicts with ``"observation"``,
+    ``"achieved_goal"`` and ``"desired_goal"``; they are stored once, as in ReplayBuffer (one
+    observation array for s and s'), so the goals are stored once too. Adding, retention,
+    ``last`` and ``all`` are ReplayBuffer's (stored transitions, never relabelled), for single
+    envs and vector envs in every autoreset mode.
+
+    ``sample(B)`` draws B stored transitions per sub-env uniformly, then relabels the first
+    ``floor(B * n_sampled_goal / (n_sampled_goal + 1))`` of each sub-env's batch (the draws are
+    independent, so which ones does not matter): their desired goal, in both ``observations``
+    and ``next_observations``, becomes the achieved goal of another step of the same episode
+    (see :class:`GoalSelectionStrategy`), and their reward becomes
+    ``compute_reward(next achieved goal, new goal, info)``, computed once for the whole batch
+    with ``info`` an object array of empty dicts. Their ``dones`` stay as stored.
+
+    Episode boundaries: goals come only from the sampled transition's own episode, also when
+    it wraps around the ring or its first steps were overwritten (EPISODE then draws from the
+    steps still held). An episode still running counts as ending at its newest observation:
+    FUTURE and FINAL draw from the steps stored so far.
+
+    Args:
+        env: a goal env (gymnasium Env or VectorEnv) with a Dict observation space holding the
+            three keys; ``achieved_goal`` and ``desired_goal`` must have one shape and dtype.
+        buffer_size: rows per sub-env (at least 2), as in ReplayBuffer.
+        goal_selection_strategy: ``"future"``, ``"final"``, ``"episode"`` or the enum.
+        n_sampled_goal: relabelled goals per original one (k in the HER paper); 0 turns HER off.
+        device: where ``dtype="torch"`` output lands.
+        compute_reward: the vectorised reward function. By default the env's own: for a single
+            env ``env.unwrapped.compute_reward``; for a vector env that keeps its sub-envs
+            (SyncVectorEnv) the first sub-env's unwrapped function; otherwise (AsyncVectorEnv)
+            ``env.call("compute_reward", ...)``, which runs it in every sub-env, first result used.
+        seed, autoreset_mode: as in BaseBuffer.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        buffer_size: int,
+        goal_selection_strategy: str | GoalSelectionStrategy = "future",
+        n_sampled_goal: int = 4,
+        device: Any = "auto",
+        compute_reward: RewardFn | None = None,
+        *,
+        seed: int | np.random.Generator | None = None,
+        autoreset_mode: Any = None,
+    ) -> None:
+        self.goal_selection_strategy = parse_goal_selection_strategy(goal_selection_strategy)
+        if isinstance(n_sampled_goal, bool) or not isinstance(n_sampled_goal, int | np.integer):
+            raise TypeError(f"n_sampled_goal: expected an int, got {type(n_sampled_goal).__name__}")
+        if n_sampled_goal < 0:
+            raise ValueError(f"n_sampled_goal: expected an int >= 0, got {n_sampled_goal}")
+        self.n_sampled_goal = int(n_sampled_goal)
+        if compute_reward is not None and not callable(compute_reward):
+            raise TypeError(f"compute_reward: expected a callable, got {compute_reward!r}")
+        info = EnvInfo.of(env, autoreset_mode)
+        _check_goal_space(info.observation_space)
+        self.compute_reward = compute_reward or _env_compute_reward(env, info.is_vector)
+        super().__init__(env, buffer_size, device, seed=seed, autoreset_mode=autoreset_mode)
+        self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
+
+    @property
+    def relabel_ratio(self) -> float:
+        """The fraction of each sampled batch that gets a new goal: k / (k + 1)."""
+        return self.n_sampled_goal / (self.n_sampled_goal + 1)
+
+    def _config(self) -> dict[str, Any]:
+        # BaseBuffer's settings but extra_fields: this constructor takes no ReplayBuffer options.
+        # compute_reward is code, not data: load takes it from the env, or as a keyword.
+        base = {k: v for k, v in BaseBuffer._config(self).items() if k != "extra_fields"}
+        her = {"goal_selection_strategy": self.goal_selection_strategy.value}
+        return base | her | {"n_sampled_goal": self.n_sampled_goal}
+
+    def _state(self) -> dict[str, Any]:
+        episodes = {f.name: getattr(self._episodes, f.name) for f in fields(EpisodeIndex)}
+        return {**super()._state(), "episodes": episodes}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self._episodes = EpisodeIndex(**state["episodes"])
+
+    def _required_bytes(self) -> int:
+        return super()._required_bytes() + EpisodeIndex.bytes_for(self.buffer_size, self.num_envs)
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + self._episodes.nbytes
+
+    def reset(self) -> None:
+        super().reset()
+        self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
+
+    def _write(self, plan: WritePlan, steps: StepBatch) -> None:
+        super()._write(plan, steps)
+        # Called before the ring commits, so prev_ended still describes the step before the
+        # batch: the same reset steps are dropped here as in the ring's plan.
+        ended = steps.ended
+        keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
+        self._episodes.record(plan, keep, ended)
+
+    @locked
+    def sample(
+        self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
+    ) -> DictTrajectories:
+        """``batch_size`` transitions per sub-env, the relabelled ones first (see the class doc).
+
+        Shapes as in ReplayBuffer.sample: ``(B, ...)``, ``(E, B, ...)`` or ``(E * B, ...)`` with
+        ``flatten_env``. Storage is only read: relabelling happens on the gathered copy.
+        """
+        _check_batch_size(batch_size)
+        parse_trajectory_type(dtype)
+        rows = self._ring.uniform_rows(self.rng, batch_size)
+        gathered = self._gather(rows)
+        n_relabelled = int(batch_size * self.n_sampled_goal // (self.n_sampled_goal + 1))
+        if n_relabelled:
+            self._relabel(gathered, rows[:, :n_relabelled])
+        return self._package(gathered, flatten_env, dtype)
+
+    def _relabel(self, gathered: dict[str, Any], rows: np.ndarray) -> None:
+        """Give the first ``rows.shape[1]`` transitions of each sub-env's batch new goals."""
+        n = rows.shape[1]
+        envs = np.arange(self.num_envs)[:, None]
+        goal_rows = self._goal_rows(rows) % self.buffer_size
+        goals = self._storage["observations"]["achieved_goal"][goal_rows, envs]
+        for key in ("observations", "next_observations"):
+            gathered[key]["desired_goal"][:, :n] = goals
+        achieved = gathered["next_observations"]["achieved_goal"][:, :n]
+        gathered["rewards"][:, :n, 0] = self._rewards(achieved, goals)
+
+    def _goal_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Absolute rows whose achieved goals relabel the transitions in ring rows ``rows``."""
+        at, first, last = self._episodes.extents(rows)
+        strategy = self.goal_selection_strategy
+        if strategy is GoalSelectionStrategy.FINAL:
+            return last
+        low = at + 1 if strategy is GoalSelectionStrategy.FUTURE else first
+        return self.rng.integers(low, last + 1)
+
+    def _rewards(self, achieved: np.ndarray, goals: np.ndarray) -> np.ndarray:
+        """compute_reward over ``(E, n, *goal_shape)`` goals as one batch -> ``(E, n)``."""
+        lead = achieved.shape[:2]
+        count = lead[0] * lead[1]
+        flat = (
+            achieved.reshape(count, *achieved.shape[2:]),
+            goals.reshape(count, *goals.shape[2:]),
+        )
+        infos = np.array([{} for _ in range(count)], dtype=object)
+        rewards = np.asarray(self.compute_reward(*flat, infos), dtype=np.float32)
+        if rewards.size != count:
+            raise ValueError(
+                f"compute_reward: expected {count} rewards for {count} goal pairs (it must be "
+                f"vectorised over a leading batch axis), got shape {rewards.shape}"
+            )
+        return rewards.reshape(lead)
+
+
+def _check_goal_space(space: spaces.Space) -> None:
+    if not isinstance(space, spaces.Dict) or not set(GOAL_KEYS) <= set(space.spaces):
+        keys = sorted(space.spaces) if isinstance(space, spaces.Dict) else type(space).__name__
+        raise ValueError(
+            f"HERBuffer needs a goal env: a Dict observation space with keys {list(GOAL_KEYS)}, "
+            f"got {keys}"
+        )
+    achieved, desired = space["achieved_goal"], space["desired_goal"]
+    if isinstance(achieved, spaces.Dict) or isinstance(desired, spaces.Dict):
+        raise ValueError("HERBuffer: achieved_goal and desired_goal must be arrays, not dicts")
+    if achieved.shape != desired.shape or achieved.dtype != desired.dtype:
+        raise ValueError(
+            "HERBuffer: achieved_goal and desired_goal must have one shape and dtype, got "
+            f"{achieved.shape} {achieved.dtype} and {desired.shape} {desired.dtype}"
+        )
+
+
+def _env_compute_reward(env: Any, is_vector: bool) -> RewardFn:
+    """The env's vectorised compute_reward (see HERBuffer's ``compute_reward`` argument)."""
+    if is_vector:
+        sub_envs = getattr(getattr(env, "unwrapped", env), "envs", None)
+        if sub_envs:
+            env = sub_envs[0]
+        elif hasattr(env, "call"):
+            return lambda achieved, desired, info: env.call(
+                "compute_reward", achieved, desired, info
+            )[0]
+    function = getattr(getattr(env, "unwrapped", env), "compute_reward", None)
+    if not callable(function):
+        raise ValueError(
+            "compute_reward: the env has no compute_reward(achieved_goal, desired_goal, info); "
+            "pass one to HERBuffer(..., compute_reward=...)"
+        )
+    return function
