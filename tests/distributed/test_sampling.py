@@ -9,7 +9,7 @@ from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from pearll.distributed.sampling import draw, merge, pool_mass, shard_counts, split_indices
 from tests.compare import row, same_transition
 from tests.distributed.streams import episodes, key, priority_of
-from tests.envs import MODES, make_env
+from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
 

@@ -19,8 +19,8 @@ from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer  # noqa: E402
 from pearll.distributed import EnvSpaces, RateLimit, RateLimitTimeout, ReplayService  # noqa: E402
 from pearll.distributed.checkpoint import supports_checkpoints  # noqa: E402
 from tests.compare import row, same_transition  # noqa: E402
-from tests.distributed.streams import StandinPER, episodes, key, priority_of  # noqa: E402
-from tests.envs import MODES, TaggedEnv  # noqa: E402
+from tests.distributed.streams import episodes, key, priority_of  # noqa: E402
+from tests.fixtures import MODES, TaggedEnv  # noqa: E402
 from tests.reference import ReferenceBuffer, Runner  # noqa: E402
 
 SINGLE = EnvSpaces.of(TaggedEnv())
@@ -172,16 +172,11 @@ def test_bad_input_is_refused_and_not_counted(services):
         service.add_batch_trajectories(1, obs, actions, rewards, next_obs, term, trunc)
 
 
-def _checkpointed_classes():
-    real = [PrioritizedReplayBuffer] if supports_checkpoints(PrioritizedReplayBuffer) else []
-    return [*real, StandinPER]
-
-
-@pytest.mark.parametrize("cls", _checkpointed_classes(), ids=lambda c: c.__name__)
-def test_killed_shard_comes_back_with_its_checkpoint_and_reports_the_loss(services, tmp_path, cls):
+def test_killed_shard_comes_back_with_its_checkpoint_and_reports_the_loss(services, tmp_path):
+    assert supports_checkpoints(PrioritizedReplayBuffer)
     service = ReplayService.create(
-        cls, SINGLE, 128, num_shards=2, checkpoint_dir=str(tmp_path), checkpoint_every=20,
-        alpha=1.0, seed=0,
+        PrioritizedReplayBuffer, SINGLE, 128, num_shards=2, checkpoint_dir=str(tmp_path),
+        checkpoint_every=20, alpha=1.0, seed=0,
     )  # fmt: skip
     services(service)
     stream = episodes(0, 40)
