@@ -230,3 +230,41 @@ def test_a_dead_collector_loses_only_what_it_had_not_sent(services):
     sent = {key(o) for o in stream[0][:12]}
     assert {key(o) for o in batch.observations.numpy()} <= sent
     assert batch.weights.dtype.is_floating_point
+
+
+def _bit_flipping():
+    from pearll.envs.bit_flipping import BitFlippingEnv
+
+    return BitFlippingEnv(n_bits=4)
+
+
+def test_her_shards_take_an_env_factory_and_relabel(services):
+    from pearll.buffers.her import HERBuffer
+
+    service = ReplayService.create(
+        HERBuffer, _bit_flipping, 64, num_shards=2, n_sampled_goal=4, seed=0
+    )
+    services(service)
+    env = _bit_flipping()
+    for shard in range(2):
+        obs, _ = env.reset(seed=shard)
+        steps = []
+        for _ in range(12):
+            action = env.action_space.sample()
+            next_obs, reward, term, trunc, _ = env.step(action)
+            steps.append((obs, action, reward, next_obs, term, trunc))
+            obs = next_obs if not (term or trunc) else env.reset()[0]
+        columns = list(zip(*steps, strict=True))
+        stack = {k: np.stack([o[k] for o in columns[0]]) for k in columns[0][0]}
+        stack_next = {k: np.stack([o[k] for o in columns[3]]) for k in columns[3][0]}
+        service.add_batch_trajectories(
+            shard, stack, np.array(columns[1]), np.array(columns[2]), stack_next,
+            np.array(columns[4]), np.array(columns[5]),
+        )  # fmt: skip
+    service.sync()
+    batch = service.sample(200)
+    achieved = batch.next_observations["achieved_goal"]
+    desired = batch.observations["desired_goal"]
+    recomputed = env.unwrapped.compute_reward(achieved, desired, None)
+    assert np.allclose(batch.rewards[:, 0], recomputed)  # relabelled rewards agree with goals
+    assert (desired == batch.next_observations["desired_goal"]).all()
