@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", exc_type=ImportError)  # a broken install skips too
 
 from gymnasium.vector import SyncVectorEnv  # noqa: E402
 
