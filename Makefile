@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	# torch first, pinned: its CPU wheel is on our machines; an unpinned torch pulls a CUDA build.
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e ".[dev]"
+	# ray: the replay service's tests run on a local Ray instance (pearll[ray] is optional).
+	$(BIN)/pip install torch==2.13.0 -e ".[dev,ray]"
 	touch $(STAMP)
 
 test: $(STAMP)

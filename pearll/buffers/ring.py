@@ -164,7 +164,7 @@ class Ring:
         """``(E, batch_size)`` rows drawn uniformly, with replacement, per sub-env."""
         self.require_transitions()
         if self.num_envs == 1:
-            return self._uniform_rows_single_env(rng, batch_size)
+            return self.uniform_rows_of(rng, 0, batch_size)[None]
         high = np.broadcast_to(self.size[:, None], (self.num_envs, batch_size))
         envs = np.broadcast_to(np.arange(self.num_envs)[:, None], high.shape)
         rows = rng.integers(0, high)
@@ -176,16 +176,20 @@ class Ring:
             rejected[rejected] = ~self.valid[rows[rejected], envs[rejected]]
         return rows
 
-    def _uniform_rows_single_env(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
-        # The same draw as uniform_rows without the env-axis broadcasting: this is the hot path.
+    def uniform_rows_of(self, rng: np.random.Generator, env: int, batch_size: int) -> np.ndarray:
+        """``(batch_size,)`` rows of sub-env ``env`` drawn uniformly, with replacement.
+
+        The draw of ``uniform_rows`` for one sub-env (which must hold a transition), without
+        the env-axis broadcasting: the single-env hot path, and per-sub-env draws elsewhere.
+        """
         # floor(u * high) for u uniform in [0, 1) is uniform over 0..high-1 (to 2**-53).
-        valid, high = self.valid[:, 0], int(self.size[0])
+        valid, high = self.valid[:, env], int(self.size[env])
         rows = (rng.random(batch_size) * high).astype(np.int64)
         rejected = ~valid.take(rows)
         while rejected.any():
             rows[rejected] = (rng.random(int(rejected.sum())) * high).astype(np.int64)
             rejected[rejected] = ~valid.take(rows[rejected])
-        return rows[None]
+        return rows
 
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""

@@ -93,6 +93,18 @@ class SumTree:
         _find(self._sums, self._offsets, targets, BRANCHING, out)
         return out
 
+    def find_in(self, tree: int, targets: np.ndarray) -> np.ndarray:
+        """``(B,)`` leaves of tree ``tree`` for 1-D ``targets``, as ``find`` (that tree only).
+
+        Only ``tree`` needs a positive total, so draws can skip the empty trees.
+        """
+        targets = np.ascontiguousarray(targets, dtype=np.float64).reshape(1, -1)
+        if self._sums[tree, 0] <= 0:
+            raise ValueError(f"cannot search tree {tree}: its total is zero")
+        out = np.empty(targets.shape, dtype=np.int64)
+        _find(self._sums[tree : tree + 1], self._offsets, targets, BRANCHING, out)
+        return out[0]
+
 
 def _level_sizes(capacity: int) -> list[int]:
     """Nodes per level, root first; every level but the root padded to a multiple of BRANCHING.

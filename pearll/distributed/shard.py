@@ -1,0 +1,217 @@
+"""One shard of the replay service: a Ray actor holding one pearll buffer.
+
+The actor is asynchronous (its methods run in one asyncio loop, so buffer calls never overlap)
+so that an add can wait for the rate limiter in the front without stopping this shard's
+sampling. Adds to one shard are serialised by a FIFO lock: the steps of one collector land in
+the order it sent them even while they wait for the limiter.
+
+A shard is one stream of steps: its buffer's sub-envs are the sub-envs of the one collector
+that writes to it (give each collector its own shard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pearll.distributed.checkpoint import CheckpointInfo, ShardCheckpoints
+from pearll.distributed.rate_limit import RateLimitTimeout
+from pearll.distributed.sampling import PoolMass, ShardDraw, draw, pool_mass, pooled, prioritized
+
+# Seconds a shard may wait to tell the front about its adds and priority updates.
+REPORT_DELAY = 0.01
+
+
+@dataclass(frozen=True)
+class EnvSpaces:
+    """The spaces a buffer is built from, without an env (picklable, sent to the shard actors).
+
+    ``num_envs`` None is a single env; an int is a vector env of that many sub-envs, whose
+    ``autoreset_mode`` (a gymnasium ``AutoresetMode`` or its name) matters for adds.
+    """
+
+    observation_space: Any
+    action_space: Any
+    num_envs: int | None = None
+    autoreset_mode: Any = None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {} if self.autoreset_mode is None else {"autoreset_mode": self.autoreset_mode}
+
+    @classmethod
+    def of(cls, env: Any) -> EnvSpaces:
+        """The spaces of a gymnasium Env or VectorEnv."""
+        num_envs = getattr(env, "num_envs", None)
+        if num_envs is None:
+            return cls(env.observation_space, env.action_space)
+        mode = (getattr(env, "metadata", None) or {}).get("autoreset_mode")
+        return cls(env.single_observation_space, env.single_action_space, num_envs, mode)
+
+
+def resolve_env(env: Any) -> Any:
+    """``env`` itself if it has spaces (EnvSpaces, an Env), else the result of calling it."""
+    if hasattr(env, "observation_space") or not callable(env):
+        return env
+    return env()
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    num_envs: int
+    prioritized: bool
+    buffer_class: str
+
+
+def steps_in(rewards: Any, vector: bool, batch: bool) -> int:
+    """Steps an add carries: T (batch) times E (vector env), counted before validation."""
+    shape = np.shape(rewards)
+    steps = shape[0] if batch and shape else 1
+    if vector:
+        steps *= shape[1 if batch else 0] if len(shape) > int(batch) else 1
+    return int(steps)
+
+
+class Shard:
+    """The actor body (wrapped with ``ray.remote`` by the service, which owns the options)."""
+
+    def __init__(
+        self,
+        index: int,
+        buffer_cls: type,
+        env: Any,
+        buffer_kwargs: dict[str, Any],
+        front_name: str,
+        checkpoint_dir: str | None,
+        checkpoint_every: int | None,
+        default_timeout: float | None,
+        limited: bool,
+    ) -> None:
+        import ray
+
+        # The front by name, not by handle: an actor handle among the constructor arguments
+        # would make Ray's restart of this actor depend on that argument's lineage.
+        front = ray.get_actor(front_name)
+        self.index, self._front, self._checkpoint_every = index, front, checkpoint_every
+        # Whether the limiter can hold inserts: if not, adds skip the round trip to the front.
+        self._default_timeout, self._limited = default_timeout, limited
+        self._env = resolve_env(env)
+        self._checkpoints = (
+            ShardCheckpoints(f"{checkpoint_dir}/shard-{index:04d}") if checkpoint_dir else None
+        )
+        restored = self._checkpoints.read(buffer_cls, self._env) if self._checkpoints else None
+        if restored is None:
+            self.buffer = buffer_cls(self._env, **buffer_kwargs)
+            self.inserts, self.checkpointed = 0, None
+        else:
+            self.buffer, self.checkpointed = restored
+            self.inserts = self.checkpointed.inserts
+        if not pooled(self.buffer) and self.buffer.num_envs > 1:
+            raise NotImplementedError(
+                f"{type(self.buffer).__name__} samples with its own sample(); the service can "
+                "pool it only for a single env: give each shard a single env"
+            )
+        # Fire and forget: the front resumes its counts, or records what a restart lost.
+        front.shard_started.remote(index, self.inserts, self.mass())
+        self._adding = asyncio.Lock()
+        self._unreported, self._report_due = 0, False
+
+    def info(self) -> ShardInfo:
+        buffer = self.buffer
+        return ShardInfo(buffer.num_envs, prioritized(buffer), type(buffer).__name__)
+
+    async def add_batch_trajectories(self, *args: Any, timeout: float | None, **kwargs: Any) -> int:
+        rewards = args[2] if len(args) > 2 else kwargs["rewards"]
+        steps = steps_in(rewards, self.buffer.env_info.is_vector, batch=True)
+        return await self._add(self.buffer.add_batch_trajectories, steps, timeout, args, kwargs)
+
+    async def add_trajectory(self, *args: Any, timeout: float | None, **kwargs: Any) -> int:
+        reward = args[2] if len(args) > 2 else kwargs["reward"]
+        steps = steps_in(reward, self.buffer.env_info.is_vector, batch=False)
+        return await self._add(self.buffer.add_trajectory, steps, timeout, args, kwargs)
+
+    async def _add(self, add: Any, steps: int, timeout: float | None, args, kwargs) -> int:
+        """Wait for the limiter, write, count; bad input is refunded and leaves all as it was.
+
+        ``timeout`` (default: the RateLimit's) covers the whole wait: behind earlier adds to
+        this shard, then for the limiter.
+        """
+        timeout = self._default_timeout if timeout is None else timeout
+        start = time.monotonic()
+        try:
+            await asyncio.wait_for(self._adding.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise RateLimitTimeout(
+                f"insert of {steps} steps to shard {self.index} waited {timeout} s behind earlier "
+                "adds to this shard (themselves held by the rate limiter: is the learner sampling?)"
+            ) from None
+        try:
+            if self._limited:
+                left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+                await self._front.acquire_insert.remote(self.index, steps, left)
+            try:
+                add(*args, **kwargs)
+            except BaseException:
+                if self._limited:
+                    await self._front.refund_insert.remote(self.index, steps)
+                raise
+            self.inserts += steps
+            self._unreported += 0 if self._limited else steps
+            self._report_soon()
+            if self._due():
+                self.checkpoint()
+        finally:
+            self._adding.release()
+        return steps
+
+    def _due(self) -> bool:
+        if self._checkpoints is None or self._checkpoint_every is None:
+            return False
+        last = self.checkpointed.inserts if self.checkpointed else 0
+        return self.inserts - last >= self._checkpoint_every
+
+    def checkpoint(self) -> CheckpointInfo:
+        if self._checkpoints is None:
+            raise RuntimeError("this service was created without checkpoint_dir")
+        self.checkpointed = self._checkpoints.write(self.buffer, self.inserts)
+        return self.checkpointed
+
+    def _report_soon(self) -> None:
+        """Send the front this shard's mass (and uncounted steps) within REPORT_DELAY, one way.
+
+        Sending a message costs the shard about as much as an add, so the reports of the adds
+        and priority updates made during the delay go out as one.
+        """
+        if not self._report_due:
+            self._report_due = True
+            asyncio.get_running_loop().call_later(REPORT_DELAY, self._send_report)
+
+    def _send_report(self) -> Any:
+        self._report_due = False
+        steps, self._unreported = self._unreported, 0
+        return self._front.inserted.remote(self.index, steps, self.mass())
+
+    async def report(self) -> None:
+        """Tell the front this shard's state and wait until it has it (see ``service.sync``)."""
+        await self._send_report()
+
+    def mass(self) -> PoolMass:
+        return pool_mass(self.buffer)
+
+    def draw(self, k: int) -> ShardDraw:
+        return draw(self.buffer, k, self.buffer.rng)
+
+    async def update_priorities(self, slots: np.ndarray, priorities: np.ndarray) -> None:
+        self.buffer.update_priorities(slots, priorities)
+        self._report_soon()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "size": len(self.buffer),
+            "inserts": self.inserts,
+            "checkpoint": self.checkpointed,
+        }
