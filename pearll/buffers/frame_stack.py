@@ -23,24 +23,45 @@ import numpy as np
 from gymnasium import spaces
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FrameStackSpec:
     """How observations are stacked: ``size`` frames, padded with ``padding`` at episode starts."""
 
     size: int
     padding: str | np.ndarray  # "reset", or the constant frame used as padding
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FrameStackSpec) or self.size != other.size:
+            return False
+        if isinstance(self.padding, str) or isinstance(other.padding, str):
+            return isinstance(other.padding, str) and self.padding == other.padding
+        return np.array_equal(self.padding, other.padding)
+
+    def to_json(self) -> int | list:
+        """What ``frame_stack=`` takes to rebuild this spec: k, or ``[k, padding frame]``."""
+        if isinstance(self.padding, str):
+            return self.size
+        return [self.size, self.padding.tolist()]
+
 
 def resolve_frame_stack(env: Any, option: Any, observation_space: spaces.Space) -> Any:
-    """The FrameStackSpec for ``option``: ``"auto"`` (detect the wrapper), None, or an int k.
+    """The FrameStackSpec for ``option``: ``"auto"`` (detect the wrapper), None, an int k, or
+    ``(k, padding)``.
 
-    An int declares k frames padded as ``"reset"``; a FrameStackSpec is taken as it is.
+    An int declares k frames padded as ``"reset"`` (the episode's first frame, the wrapper's
+    default); ``(k, padding)`` pads with ``"reset"`` or a constant frame (array-like); a
+    FrameStackSpec is taken as it is.
     """
     if option is None or option is False:
         return None
-    spec = _detect(env) if option == "auto" else option
+    spec = _detect(env) if isinstance(option, str) and option == "auto" else option
     if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
         spec = FrameStackSpec(int(spec), "reset")
+    elif isinstance(spec, list | tuple) and len(spec) == 2:
+        size, padding = spec
+        if not (isinstance(padding, str) and padding == "reset"):
+            padding = np.asarray(padding, dtype=observation_space.dtype)
+        spec = FrameStackSpec(int(size), padding)
     if spec is None:
         return None
     if not isinstance(spec, FrameStackSpec):

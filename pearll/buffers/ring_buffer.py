@@ -138,12 +138,7 @@ class RingBuffer(BaseBuffer):
 
     def _config(self) -> dict[str, Any]:
         spec = self._frame_spec
-        if spec is not None and not (isinstance(spec.padding, str) and spec.padding == "reset"):
-            raise NotImplementedError(
-                "save: frame stacks padded with a constant frame cannot be saved yet (only "
-                "padding 'reset')"
-            )
-        return {**super()._config(), "frame_stack": None if spec is None else spec.size}
+        return {**super()._config(), "frame_stack": None if spec is None else spec.to_json()}
 
     def _state(self) -> dict[str, Any]:
         ring = {f.name: getattr(self._ring, f.name) for f in fields(Ring)}

@@ -154,3 +154,6 @@ def test_declared_frame_stack_must_match_the_space():
     with pytest.raises(ValueError, match=r"frame_stack=4: expected a Box observation space"):
         ReplayBuffer(Flat(), 10, frame_stack=4)
     assert ReplayBuffer(Flat(), 10, frame_stack=3).frame_stack == FrameStackSpec(3, "reset")
+    padded = ReplayBuffer(Flat(), 10, frame_stack=(3, [0.5] * 5)).frame_stack
+    assert padded == FrameStackSpec(3, np.full(5, 0.5, np.float32))
+    assert padded != FrameStackSpec(3, "reset")

@@ -230,8 +230,9 @@ def continue_both(runner, buffers, steps: int) -> None:
 
 @pytest.mark.parametrize("num_envs", [None, 3])
 @pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
-def test_frame_stacked_buffer_round_trips(tmp_path, num_envs, mmap):
-    env = stacked_env(num_envs)
+@pytest.mark.parametrize("padding", ["reset", "zero"])
+def test_frame_stacked_buffer_round_trips(tmp_path, num_envs, mmap, padding):
+    env = stacked_env(num_envs, padding=padding)
     original = ReplayBuffer(env, 16, seed=0)
     assert original.frame_stack is not None
     runner = Runner(env, original, ReferenceBuffer(num_envs or 1, 16, True), seed=0)
