@@ -34,7 +34,8 @@ class FrameStackSpec:
         if not isinstance(other, FrameStackSpec) or self.size != other.size:
             return False
         if isinstance(self.padding, str) or isinstance(other.padding, str):
-            return isinstance(other.padding, str) and self.padding == other.padding
+            both_words = isinstance(self.padding, str) and isinstance(other.padding, str)
+            return both_words and self.padding == other.padding
         return np.array_equal(self.padding, other.padding)
 
     def to_json(self) -> int | list:
