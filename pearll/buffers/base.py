@@ -15,8 +15,8 @@ import numpy as np
 from pearll.buffers import persistence
 from pearll.buffers.env_info import EnvInfo
 from pearll.buffers.errors import CheckpointError
-from pearll.buffers.memory import check_memory
 from pearll.buffers.output import resolve_device
+from pearll.buffers.placement import Placement
 from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
 from pearll.buffers.storage import PackedStorage, required_bytes
 from pearll.buffers.tree import tree_map
@@ -55,6 +55,9 @@ class BaseBuffer(ABC):
         extra_fields: per-step fields the caller stores beside the transition, as
             ``{name: (shape, dtype)}``, e.g. ``{"log_prob": ((), np.float32)}``; the add methods
             then take each as a keyword argument and read-outs return them in ``extras``.
+        storage: ``"memory"``, or ``"memmap"`` to keep the transitions in memory-mapped files
+            (a buffer larger than RAM); ``storage_dir``: where (default: the temp directory).
+            See :mod:`pearll.buffers.placement`.
 
     Arrays (numpy, allocated lazily by the OS, checked against available memory first):
     ``observations`` ``(buffer_size, [E,] *obs_shape)`` in the space's dtype (a dict of arrays
@@ -79,6 +82,8 @@ class BaseBuffer(ABC):
         seed: int | np.random.Generator | None = None,
         autoreset_mode: Any = None,
         extra_fields: dict[str, Any] | None = None,
+        storage: str = "memory",
+        storage_dir: Any = None,
     ) -> None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int | np.integer):
             raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
@@ -91,8 +96,9 @@ class BaseBuffer(ABC):
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._extra_specs = extra_field_specs(extra_fields)
         self._specs = self._field_specs()
+        self._placement = Placement(storage, storage_dir)
         if not persistence.rebuilding():  # load checks memory for what it reads itself
-            check_memory(self._required_bytes(), type(self).__name__)
+            self._placement.check(self._required_bytes(), self._bulk_bytes(), type(self).__name__)
         # Zeroed pages are only claimed when written: a buffer being loaded, whose arrays the
         # saved ones replace, never claims them.
         self._storage = self._allocate()
@@ -126,6 +132,11 @@ class BaseBuffer(ABC):
         mirror = self._mirror_first_row()
         return required_bytes(self._stored_specs(), self.buffer_size, self.num_envs, mirror)
 
+    def _bulk_bytes(self) -> int:
+        """The part of ``_required_bytes`` that ``storage="memmap"`` puts in files."""
+        mirror = self._mirror_first_row()
+        return required_bytes(self._stored_specs(), self.buffer_size, self.num_envs, mirror)
+
     def _stored_specs(self) -> dict[str, Any]:
         """The fields kept in packed rows: all of ``_specs`` unless a subclass stores some apart."""
         return self._specs
@@ -135,7 +146,7 @@ class BaseBuffer(ABC):
         per-field views ``(buffer_size, E, ...)``."""
         self._packed = PackedStorage(
             self._stored_specs(), self.buffer_size, self.num_envs, self._mirror_first_row(),
-            packed=packed,
+            packed=packed, zeros=functools.partial(self._placement.zeros, "packed"),
         )  # fmt: skip
         return self._packed.fields
 
@@ -226,6 +237,7 @@ class BaseBuffer(ABC):
             "device": str(self._device_spec),
             "autoreset_mode": self.env_info.autoreset_mode.value,
             "extra_fields": extra_fields,
+            "storage": self._placement.storage,
         }
 
     def _state(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ The buffer assumes each stack is the previous one shifted by a frame, as the wra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +99,14 @@ def _detect(env: Any) -> FrameStackSpec | None:
 class FrameStore:
     """The frames of E sub-envs' rings, and the stacks rebuilt from them."""
 
-    def __init__(self, spec: FrameStackSpec, space: spaces.Box, capacity: int, num_envs: int):
+    def __init__(
+        self,
+        spec: FrameStackSpec,
+        space: spaces.Box,
+        capacity: int,
+        num_envs: int,
+        zeros: Callable[[tuple[int, ...], Any], np.ndarray] = np.zeros,
+    ):
         if capacity < spec.size + 2:
             raise ValueError(
                 f"buffer_size: expected at least frame_stack + 2 = {spec.size + 2} rows for "
@@ -110,7 +118,7 @@ class FrameStore:
         self.max_steps_per_write = max(1, (capacity - spec.size) // 2)
         self.frame_shape, self.dtype = tuple(space.shape[1:]), np.dtype(space.dtype)
         # (E, capacity, *frame) so that np.take of flat rows gathers contiguous frames.
-        self.frames = np.zeros((num_envs, capacity, *self.frame_shape), dtype=self.dtype)
+        self.frames = zeros((num_envs, capacity, *self.frame_shape), self.dtype)
         self.flat_frames = self.frames.reshape(num_envs * capacity, *self.frame_shape)
         self.view = self.frames.swapaxes(0, 1)  # (capacity, E, *frame): the field view
         self.episode_step = np.zeros(num_envs, dtype=np.int64)  # kept steps since episode start

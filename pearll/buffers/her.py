@@ -77,6 +77,8 @@ class HERBuffer(ReplayBuffer):
         *,
         seed: int | np.random.Generator | None = None,
         autoreset_mode: Any = None,
+        storage: str = "memory",
+        storage_dir: Any = None,
     ) -> None:
         self.goal_selection_strategy = parse_goal_selection_strategy(goal_selection_strategy)
         if isinstance(n_sampled_goal, bool) or not isinstance(n_sampled_goal, int | np.integer):
@@ -89,7 +91,10 @@ class HERBuffer(ReplayBuffer):
         info = EnvInfo.of(env, autoreset_mode)
         _check_goal_space(info.observation_space)
         self.compute_reward = compute_reward or _env_compute_reward(env, info.is_vector)
-        super().__init__(env, buffer_size, device, seed=seed, autoreset_mode=autoreset_mode)
+        super().__init__(
+            env, buffer_size, device, seed=seed, autoreset_mode=autoreset_mode,
+            storage=storage, storage_dir=storage_dir,
+        )  # fmt: skip
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
 
     @property

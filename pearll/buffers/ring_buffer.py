@@ -6,6 +6,7 @@ The two differ only in where next observations live (:attr:`RingBuffer.spare_row
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import fields
@@ -86,20 +87,28 @@ class RingBuffer(BaseBuffer):
     def _mirror_first_row(self) -> bool:
         return self.spare_rows and self._frame_spec is None
 
+    def _bulk_bytes(self) -> int:
+        return super()._bulk_bytes() + self._frame_bytes()
+
+    def _frame_bytes(self) -> int:
+        if self._frame_spec is None:
+            return 0
+        space = self.env_info.observation_space
+        return FrameStore.required_bytes(space, self.buffer_size, self.num_envs)
+
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
-        frames = 0
-        if self._frame_spec is not None:
-            space = self.env_info.observation_space
-            frames = FrameStore.required_bytes(space, self.buffer_size, self.num_envs)
-        return super()._required_bytes() + valid_mask + frames
+        return super()._required_bytes() + valid_mask + self._frame_bytes()
 
     def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
         fields = super()._allocate(packed)
         self._frames = None
         if self._frame_spec is not None:
             space = self.env_info.observation_space
-            self._frames = FrameStore(self._frame_spec, space, self.buffer_size, self.num_envs)
+            zeros = functools.partial(self._placement.zeros, "frames")
+            self._frames = FrameStore(
+                self._frame_spec, space, self.buffer_size, self.num_envs, zeros
+            )
             fields["observations"] = self._frames.view
         return fields
 

@@ -14,6 +14,7 @@ observations are a second ``np.take`` at the same indices plus one, with no modu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,13 +68,15 @@ class PackedStorage:
         num_envs: int,
         mirror: bool,
         packed: np.ndarray | None = None,
+        zeros: Callable[[tuple[int, ...], Any], np.ndarray] = np.zeros,
     ):
-        """``packed``: an existing array of the right shape to use (a loaded one), else zeros."""
+        """``packed``: an existing array of the right shape to use (a loaded one), else
+        ``zeros(shape, dtype)`` (in memory, or a memory-mapped file: see placement.py)."""
         self.slots, self.row_bytes = layout(specs)
         self.capacity, self.num_envs, self.mirror = capacity, num_envs, mirror
         shape = (num_envs, capacity + int(mirror), self.row_bytes)
         if packed is None:
-            packed = np.zeros(shape, dtype=np.uint8)
+            packed = zeros(shape, np.uint8)
         elif packed.shape != shape or packed.dtype != np.uint8:
             raise ValueError(f"packed: expected a uint8 array of shape {shape}, got {packed.shape}")
         self.packed = packed
