@@ -29,7 +29,9 @@ class StepWriter:
     def __init__(self, buffer: Any):
         from pearll.buffers.ring_buffer import RingBuffer
 
-        self._buffer, self._ring = buffer, buffer._ring
+        # The ring is read from the buffer at every call, never kept: reset(), clear() and load()
+        # replace it.
+        self._buffer = buffer
         self._vector = buffer.env_info.is_vector
         self._mode = buffer.env_info.autoreset_mode
         storage = buffer._storage
@@ -45,7 +47,6 @@ class StepWriter:
         self._check_action = (_actions_check if self._vector else _action_check)(space, lead)
         self._report = type(buffer)._on_written is not RingBuffer._on_written
         self._all_envs = np.arange(buffer.num_envs)
-        self._valid_single = self._ring.valid[:, 0]  # a view: the ring's mask, env axis dropped
 
     @staticmethod
     def applies_to(buffer: Any) -> bool:
@@ -84,7 +85,8 @@ class StepWriter:
     # --- a single env: scalar writes ----------------------------------------------------------
 
     def _write_single(self, obs, action, reward, next_obs, done: bool, trunc: bool) -> None:
-        ring, capacity = self._ring, self._ring.capacity
+        ring = self._buffer._ring
+        capacity = ring.capacity
         row = int(ring.pos[0])
         self._obs[row] = obs
         actions, rewards, dones, truncateds = self._fields
@@ -105,7 +107,7 @@ class StepWriter:
             advance = passed_over = 1
         # Ring.commit for one step: the rows from ``row`` on that the step overwrote or made
         # pending lose their transitions; ``row`` holds the new one.
-        valid = self._valid_single
+        valid = ring.valid[:, 0]
         passed = [(row + offset) % capacity for offset in range(passed_over)]
         lost = 0
         for passed_row in passed:
@@ -134,7 +136,7 @@ class StepWriter:
         ended = done | trunc
         if self._mode is AutoresetMode.SAME_STEP and ended.any():
             return False  # final observations come from info: the general path
-        ring = self._ring
+        ring = self._buffer._ring
         if self._mode is AutoresetMode.NEXT_STEP and ring.prev_ended.any():
             envs = np.flatnonzero(~ring.prev_ended)  # the others are reset steps: dropped
             obs, action, reward, next_obs = obs[envs], action[envs], reward[envs], next_obs[envs]
@@ -145,7 +147,8 @@ class StepWriter:
         return True
 
     def _write_vector(self, envs, obs, action, reward, next_obs, done, trunc, ended) -> None:
-        ring, capacity = self._ring, self._ring.capacity
+        ring = self._buffer._ring
+        capacity = ring.capacity
         rows = ring.pos[envs]
         self._obs[rows, envs] = obs
         actions, rewards, dones, truncateds = self._fields

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +82,22 @@ def test_bad_action_on_the_hot_path_is_still_rejected():
         with pytest.raises((ValueError, TypeError)):
             buffer.add_trajectory(obs, bad, 1.0, obs, False)
     assert len(buffer) == 0
+
+
+@pytest.mark.parametrize("num_envs", [None, 2])
+def test_hot_path_writes_into_the_ring_that_replaced_the_old_one(tmp_path, num_envs):
+    # clear(), reset() and load() give the buffer a new ring; adds must land in it.
+    env = make_env(num_envs, AutoresetMode.DISABLED)  # every step is a transition
+    buffer = RolloutBuffer(env, 8)
+    runner = Runner(env, buffer, ReferenceBuffer(num_envs or 1, 8, False), seed=0)
+    runner.add(3)
+    buffer.clear()
+    runner.add(2)
+    assert buffer.counts.tolist() == [2] * (num_envs or 1)
+    buffer.reset()
+    runner.add(1)
+    assert len(buffer) == (num_envs or 1)
+    buffer.save(tmp_path / "ckpt")
+    runner.buffer = RolloutBuffer.load(tmp_path / "ckpt", env=env)
+    runner.add(1)
+    assert len(runner.buffer) == 2 * (num_envs or 1)
