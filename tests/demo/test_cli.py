@@ -221,3 +221,26 @@ def test_solved_needs_a_full_window_at_the_threshold():
     assert not runners.solved([500.0] * 19, 475.0)
     assert runners.solved([0.0] + [500.0] * 20, 475.0)
     assert not runners.solved([500.0] * 20, None)
+
+
+@pytest.mark.parametrize(
+    ("algo", "buffer_flags", "stem"),
+    [
+        ("dqn", [], "dqn_CartPole-v1_seed0"),
+        (
+            "dqn",
+            ["--buffer", "prioritized", "--n-step", "3"],
+            "dqn-prioritized-n3_CartPole-v1_seed0",
+        ),
+        ("ppo", [], "ppo_CartPole-v1_seed0"),
+        ("her", [], "her_pearll-BitFlipping-v0_seed0"),
+    ],
+)
+def test_each_algo_runs_for_real_and_writes_its_files(capsys, tmp_path, algo, buffer_flags, stem):
+    # The real trainers (past DQN's 1,000 warm-up steps): files appear and the CSV parses.
+    out, printed = run_demo(capsys, tmp_path, ["--algo", algo, "--steps", "1500", *buffer_flags])
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.csv", f"{stem}.png"]
+    episodes = read_csv(out / f"{stem}.csv")
+    assert episodes and all(0 < e.env_steps <= 2048 for e in episodes)
+    assert_drawn_png(out / f"{stem}.png")
+    assert f"{algo} on " in printed.out
