@@ -13,11 +13,9 @@ from pearll.buffers import placement as placement_module
 from pearll.envs import BitFlippingEnv
 from tests.buffers.test_frame_stack import stacked_env
 from tests.buffers.test_ring_buffer import flat_expected
-from tests.compare import assert_rows_match
+from tests.compare import FIELDS, assert_rows_match
 from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
-
-FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")
 
 
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
