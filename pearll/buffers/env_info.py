@@ -42,8 +42,8 @@ class EnvInfo:
         num_envs = getattr(env, "num_envs", None)
         is_vector = num_envs is not None
         if is_vector:
-            obs_space = getattr(env, "single_observation_space", env.observation_space)
-            act_space = getattr(env, "single_action_space", env.action_space)
+            obs_space = _first_attribute(env, "single_observation_space", "observation_space")
+            act_space = _first_attribute(env, "single_action_space", "action_space")
         else:
             obs_space, act_space = env.observation_space, env.action_space
         if autoreset_mode is None:
@@ -51,6 +51,15 @@ class EnvInfo:
             autoreset_mode = metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         mode = _parse_mode(autoreset_mode) if is_vector else AutoresetMode.DISABLED
         return cls(obs_space, act_space, int(num_envs or 1), is_vector, mode)
+
+
+def _first_attribute(env: Any, *names: str) -> Any:
+    """The first of ``names`` that ``env`` has (so a vector-like object needs only one)."""
+    for name in names[:-1]:
+        value = getattr(env, name, None)
+        if value is not None:
+            return value
+    return getattr(env, names[-1])
 
 
 def _parse_mode(mode: AutoresetMode | str) -> AutoresetMode:

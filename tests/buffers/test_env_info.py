@@ -31,3 +31,18 @@ def test_mode_override_accepts_names(name):
 def test_unknown_mode_lists_the_choices():
     with pytest.raises(ValueError, match="expected one of NEXT_STEP, SAME_STEP, DISABLED"):
         EnvInfo.of(make_env(2), "sometimes")
+
+
+def test_a_vector_like_object_needs_only_its_single_spaces():
+    from types import SimpleNamespace
+
+    from gymnasium import spaces
+
+    env = SimpleNamespace(
+        num_envs=2,
+        single_observation_space=spaces.Box(0, 1, (3,)),
+        single_action_space=spaces.Discrete(2),
+        metadata={},
+    )
+    info = EnvInfo.of(env)
+    assert (info.num_envs, info.observation_space.shape) == (2, (3,))
