@@ -148,7 +148,7 @@ class BaseBuffer(ABC):
             self._stored_specs(), self.buffer_size, self.num_envs, self._mirror_first_row(),
             packed=packed, zeros=functools.partial(self._placement.zeros, "packed"),
         )  # fmt: skip
-        return self._packed.fields
+        return self._views()
 
     @property
     def nbytes(self) -> int:
@@ -186,12 +186,18 @@ class BaseBuffer(ABC):
         return self._public("extras")
 
     def __getstate__(self) -> dict[str, Any]:
-        # A lock cannot be pickled; a copy gets a lock of its own.
-        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        # A lock cannot be pickled; a copy gets a lock of its own. The field views are rebuilt
+        # from the storage they view (pickled apart, they would no longer share its memory).
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_storage")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        self._storage = self._views()
+
+    def _views(self) -> dict[str, Any]:
+        """The per-field views ``(buffer_size, E, ...)`` of the storage (``self._storage``)."""
+        return dict(self._packed.fields)
 
     # --- persistence (protocol: pearll/buffers/persistence.py) -------------------------------
 

@@ -118,17 +118,22 @@ class FrameStore:
         self.max_steps_per_write = max(1, (capacity - spec.size) // 2)
         self.frame_shape, self.dtype = tuple(space.shape[1:]), np.dtype(space.dtype)
         # (E, capacity, *frame) so that np.take of flat rows gathers contiguous frames.
-        self.frames = zeros((num_envs, capacity, *self.frame_shape), self.dtype)
-        self.flat_frames = self.frames.reshape(num_envs * capacity, *self.frame_shape)
-        self.view = self.frames.swapaxes(0, 1)  # (capacity, E, *frame): the field view
-        self.episode_step = np.zeros(num_envs, dtype=np.int64)  # kept steps since episode start
+        episode_step = np.zeros(num_envs, dtype=np.int64)  # kept steps since episode start
+        self.restore(zeros((num_envs, capacity, *self.frame_shape), self.dtype), episode_step)
 
     def restore(self, frames: np.ndarray, episode_step: np.ndarray) -> None:
-        """Use saved ``frames`` ``(E, capacity, *frame)`` and ``episode_step`` (a loaded buffer)."""
-        self.frames = frames
+        """Use ``frames`` ``(E, capacity, *frame)`` and ``episode_step`` (new, or loaded)."""
+        self.frames, self.episode_step = frames, episode_step
         self.flat_frames = frames.reshape(-1, *self.frame_shape)
-        self.view = frames.swapaxes(0, 1)
-        self.episode_step = episode_step
+        self.view = frames.swapaxes(0, 1)  # (capacity, E, *frame): the field view
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Views would be pickled (and deep-copied) as separate arrays: rebuild them instead.
+        return {k: v for k, v in self.__dict__.items() if k not in ("flat_frames", "view")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.restore(self.frames, self.episode_step)
 
     @staticmethod
     def required_bytes(space: spaces.Box, capacity: int, num_envs: int) -> int:

@@ -101,7 +101,6 @@ class RingBuffer(BaseBuffer):
         return super()._required_bytes() + valid_mask + self._frame_bytes()
 
     def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
-        fields = super()._allocate(packed)
         self._frames = None
         if self._frame_spec is not None:
             space = self.env_info.observation_space
@@ -109,8 +108,13 @@ class RingBuffer(BaseBuffer):
             self._frames = FrameStore(
                 self._frame_spec, space, self.buffer_size, self.num_envs, zeros
             )
-            fields["observations"] = self._frames.view
-        return fields
+        return super()._allocate(packed)
+
+    def _views(self) -> dict[str, Any]:
+        views = super()._views()
+        if self._frames is not None:
+            views["observations"] = self._frames.view
+        return views
 
     @property
     def nbytes(self) -> int:
@@ -162,7 +166,7 @@ class RingBuffer(BaseBuffer):
         self._ring = Ring(**state["ring"])
         if self._frames is not None:
             self._frames.restore(**state["frames"])
-            self._storage["observations"] = self._frames.view
+            self._storage = self._views()
         self._fast_writer = self._make_fast_writer()  # it holds the arrays and the ring
 
     # --- adding -----------------------------------------------------------------------------

@@ -80,9 +80,20 @@ class PackedStorage:
         elif packed.shape != shape or packed.dtype != np.uint8:
             raise ValueError(f"packed: expected a uint8 array of shape {shape}, got {packed.shape}")
         self.packed = packed
+        self._build_views()
+
+    def _build_views(self) -> None:
         self.fields = {name: tree_map(self._field_view, slot) for name, slot in self.slots.items()}
         # np.take is fast only on a contiguous array: gather whole rows of this 2-D view.
         self._rows = self.packed.reshape(-1, self.row_bytes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Views would be pickled (and deep-copied) as separate arrays: rebuild them instead.
+        return {k: v for k, v in self.__dict__.items() if k not in ("fields", "_rows")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build_views()
 
     @property
     def nbytes(self) -> int:

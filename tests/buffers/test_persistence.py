@@ -221,6 +221,23 @@ def test_pickle_round_trip_despite_the_lock():
     assert_same_state(pickle.loads(pickle.dumps(buffer)), buffer)
 
 
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.deepcopy, lambda b: pickle.loads(pickle.dumps(b))],
+    ids=["deepcopy", "pickle"],
+)
+def test_a_copy_keeps_working_like_the_original(buffer_class, duplicate):
+    # The copy's field views must share the copy's storage: adds to it must be read back.
+    original, runner = filled(buffer_class, 2, 15, size=16)
+    duplicate_ = duplicate(original)
+    continue_both(runner, (original, duplicate_), 12)
+    assert_same_state(duplicate_, original)
+    assert_same_output(duplicate_, original)
+    # Views are not pickled as arrays of their own: about one copy of the storage.
+    assert len(pickle.dumps(original)) < 2 * original._packed.nbytes + 10_000
+
+
 def continue_both(runner, buffers, steps: int) -> None:
     for _ in range(steps):
         args = runner.step()
