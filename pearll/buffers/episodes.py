@@ -46,14 +46,13 @@ class EpisodeIndex:
     def nbytes(self) -> int:
         return self.episode_of.nbytes + self.final_row.nbytes
 
-    def record(self, plan: WritePlan, keep: np.ndarray, ended: np.ndarray) -> None:
+    def record(self, plan: WritePlan) -> None:
         """Update for a ``(T, E)`` batch about to be committed with ``plan``.
 
-        ``keep`` and ``ended`` are what :meth:`Ring.plan` received. Ids and absolute rows are
-        worked out for every kept step, also those the plan drops for lack of room, so the
-        episode count and the final rows stay exact.
+        Ids and absolute rows are worked out for every kept step (``plan.keep``), also those
+        the plan drops for lack of room, so the episode count and the final rows stay exact.
         """
-        ended = (ended & keep).astype(np.int64)
+        keep, ended = plan.keep, plan.ended.astype(np.int64)
         ids = self.current + np.cumsum(ended, axis=0) - ended
         rows_used = keep.astype(np.int64) + ended  # a transition, plus a final row at an end
         absolute = self.written + np.cumsum(rows_used, axis=0) - rows_used

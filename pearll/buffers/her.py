@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from pearll.buffers.base import BaseBuffer, locked
-from pearll.buffers.env_info import EnvInfo, reset_steps
+from pearll.buffers.env_info import EnvInfo
 from pearll.buffers.episodes import EpisodeIndex
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.ring import WritePlan
@@ -130,11 +130,7 @@ class HERBuffer(ReplayBuffer):
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         super()._write(plan, steps)
-        # Called before the ring commits, so prev_ended still describes the step before the
-        # batch: the same reset steps are dropped here as in the ring's plan.
-        ended = steps.ended
-        keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
-        self._episodes.record(plan, keep, ended)
+        self._episodes.record(plan)
 
     @locked
     def sample(

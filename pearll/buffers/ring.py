@@ -35,6 +35,8 @@ class WritePlan:
     next_row: np.ndarray
     advance: np.ndarray  # (E,) rows each sub-env moves forward
     ended_last: np.ndarray  # (E,) whether each sub-env's last step ended an episode
+    keep: np.ndarray  # (T, E) the steps kept (not NEXT_STEP reset steps)
+    ended: np.ndarray  # (T, E) kept steps that ended an episode
 
 
 @dataclass
@@ -97,8 +99,9 @@ class Ring:
         if len(ended):
             ended_last = ended[-1].copy()
         return WritePlan(
-            step_t, step_env, step_row, next_t, next_env, next_row, advance, ended_last
-        )
+            step_t, step_env, step_row, next_t, next_env, next_row, advance, ended_last,
+            keep, ended,
+        )  # fmt: skip
 
     def commit(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
         """Update the bookkeeping once the plan's data is written.

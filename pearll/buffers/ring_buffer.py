@@ -251,8 +251,6 @@ class RingBuffer(BaseBuffer):
         ended = steps.ended
         keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
         plan = self._ring.plan(keep, ended)
-        if self._frames is not None:
-            steps.frame_depths = self._frames.depths(keep, ended)
         self._write(plan, steps)
         passed_rows, passed_envs = self._ring.commit(plan)
         if self._frames is not None:
@@ -290,7 +288,7 @@ class RingBuffer(BaseBuffer):
         observations, next_observations = steps.observations, steps.next_observations
         if self._frames is not None:
             observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
-            depth, next_depth = steps.frame_depths
+            depth, next_depth = self._frames.depths(plan.keep, plan.ended)
             self._storage["frame_depth"][rows] = depth[at_steps]
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             self._storage["frame_depth"][target] = next_depth[source]

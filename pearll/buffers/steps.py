@@ -29,8 +29,6 @@ class StepBatch:
     dones: np.ndarray
     truncateds: np.ndarray
     extras: dict[str, np.ndarray]
-    # ``(T, E)`` stack depths of observations and next observations (frame-stacked buffers).
-    frame_depths: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.rewards)
