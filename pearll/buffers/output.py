@@ -38,28 +38,45 @@ def resolve_device(device: Any) -> Any:
 
 def shape_env_axis(fields: dict[str, Any], is_vector: bool, flatten_env: bool) -> dict[str, Any]:
     """Fields of ``(E, B, ...)`` arrays (or trees of them) as the caller sees them."""
-    if not is_vector:
-        return {name: _map(_first, value) for name, value in fields.items()}
-    if flatten_env:
-        return {name: _map(_merge_env_axis, value) for name, value in fields.items()}
-    return fields
+    if is_vector and not flatten_env:
+        return fields
+    return _map(_merge_env_axis if is_vector else _first, fields)
 
 
-def convert(fields: dict[str, Any], dtype: str | TrajectoryType, device: Any) -> dict[str, Any]:
-    """The arrays of ``fields`` as numpy (unchanged) or as torch tensors on ``device``."""
+def convert(fields: Any, dtype: str | TrajectoryType, device: Any) -> Any:
+    """The arrays of ``fields`` (an array or dict tree) as numpy (unchanged) or as contiguous
+    torch tensors on ``device``.
+
+    Numpy arrays may be strided views of one gathered block; tensors are always contiguous (a
+    tensor's ``view`` needs it), and on the cpu share memory with a fresh copy.
+    """
     if parse_trajectory_type(dtype) is TrajectoryType.NUMPY:
         return fields
     torch = import_torch()
     target = resolve_device(device)
     if target.type == "cpu":
-        # from_numpy shares the fresh contiguous copy instead of copying again.
-        return tree_map(lambda a: torch.from_numpy(np.ascontiguousarray(a)), fields)
-    return tree_map(lambda a: torch.as_tensor(np.ascontiguousarray(a), device=target), fields)
+        to_tensor = functools.partial(_cpu_tensor, torch)
+    else:
+        to_tensor = functools.partial(_device_tensor, torch, target)
+    return _map(to_tensor, fields)
 
 
-def _map(fn: Any, value: Any) -> Any:
-    # tree_map, minus its overhead for the plain arrays that most fields are (the hot path).
-    return fn(value) if isinstance(value, np.ndarray) else tree_map(fn, value)
+def _map(fn: Any, fields: Any) -> Any:
+    """``tree_map(fn, fields)``, minus its dispatch for the plain arrays most fields are."""
+    if not isinstance(fields, dict):
+        return tree_map(fn, fields)
+    return {
+        name: fn(value) if type(value) is np.ndarray else tree_map(fn, value)
+        for name, value in fields.items()
+    }
+
+
+def _cpu_tensor(torch: Any, array: np.ndarray) -> Any:
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _device_tensor(torch: Any, device: Any, array: np.ndarray) -> Any:
+    return torch.as_tensor(np.ascontiguousarray(array), device=device)
 
 
 def _first(array: np.ndarray) -> np.ndarray:

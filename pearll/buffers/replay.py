@@ -8,9 +8,13 @@ import numpy as np
 
 from pearll.buffers.base import locked
 from pearll.buffers.nstep import nstep_returns
-from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size, env_column
+from pearll.buffers.output import convert
+from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
+from pearll.buffers.uniform_draw import draw_pairs
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
+
+PAIR_FIELDS = (*READ_FIELDS, "next_observations")
 
 
 class ReplayBuffer(RingBuffer):
@@ -78,8 +82,21 @@ class ReplayBuffer(RingBuffer):
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
+        if self.n_step is None and self._frames is None:
+            pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)
+            return self._package_pairs(pairs, batch_size, flatten_env, dtype)
         rows = self._ring.uniform_rows(self.rng, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
+
+    def _package_pairs(
+        self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType
+    ) -> Trajectories:
+        """Trajectories of ``draw_pairs``' records, already in the batch shape asked for."""
+        if self.env_info.is_vector and not flatten_env:
+            pairs = pairs.reshape(self.num_envs, batch_size)
+        readers = self._packed.pair_readers
+        fields = {name: readers[name](pairs) for name in PAIR_FIELDS}
+        return self._record(convert(fields, dtype, self._device_spec))
 
     def _gather(
         self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None

@@ -14,8 +14,9 @@ observations are a second ``np.take`` at the same indices plus one, with no modu
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -86,10 +87,24 @@ class PackedStorage:
         self.fields = {name: tree_map(self._field_view, slot) for name, slot in self.slots.items()}
         # np.take is fast only on a contiguous array: gather whole rows of this 2-D view.
         self._rows = self.packed.reshape(-1, self.row_bytes)
+        row_dtype = record_dtype(self.slots, self.row_bytes)
+        self._records = self._rows.view(row_dtype)[:, 0]
+        self.readers = {name: field_reader(row_dtype, name) for name in self.slots}
+        # Rows as 8-byte words (rows are a multiple of 8 bytes), for compiled copies of rows.
+        self.words = np.asarray(self._rows).view(np.uint64)
+        if self.mirror:
+            # A row and the row after, read as one record; the after row's observations are
+            # the transition's next observations.
+            after = tree_map(lambda slot: replace(slot, offset=slot.offset + self.row_bytes),
+                             self.slots["observations"])  # fmt: skip
+            pair_slots = self.slots | {"next_observations": after}
+            self.pair_dtype = record_dtype(pair_slots, 2 * self.row_bytes)
+            self.pair_readers = {name: field_reader(self.pair_dtype, name) for name in pair_slots}
 
     def __getstate__(self) -> dict[str, Any]:
         # Views would be pickled (and deep-copied) as separate arrays: rebuild them instead.
-        return {k: v for k, v in self.__dict__.items() if k not in ("fields", "_rows")}
+        derived = ("fields", "_rows", "_records", "readers", "words", "pair_dtype", "pair_readers")
+        return {k: v for k, v in self.__dict__.items() if k not in derived}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -132,20 +147,54 @@ class PackedStorage:
         flat_rows = flat_rows.reshape(-1)
         out = {}
         if names:
-            taken = self._take(flat_rows, rows.shape)
-            out = {name: _leaves(taken, self.slots[name]) for name in names}
+            taken = self._records.take(flat_rows).reshape(rows.shape)
+            out = {name: self.readers[name](taken) for name in names}
         if next_observations:
-            following = self._take(flat_rows + 1, rows.shape)
-            out["next_observations"] = _leaves(following, self.slots["observations"])
+            following = self._records.take(flat_rows + 1).reshape(rows.shape)
+            out["next_observations"] = self.readers["observations"](following)
         return out
 
-    def _take(self, flat_rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        return self._rows.take(flat_rows, axis=0).reshape((*shape, self.row_bytes))
+
+def record_dtype(slots: dict[str, Any], row_bytes: int) -> np.dtype:
+    """A structured dtype describing a packed row: a field per Slot tree, nested for dicts.
+
+    Reading a field of gathered records is a view, about as cheap as any numpy indexing.
+    """
+
+    def describe(tree: Slot | dict[str, Any]) -> tuple[np.dtype, int]:
+        if isinstance(tree, Slot):
+            return np.dtype((tree.dtype, tree.shape)), tree.offset
+        members = {key: describe(sub) for key, sub in tree.items() if _has_leaves(sub)}
+        base = min((offset for _, offset in members.values()), default=0)
+        return np.dtype({
+            "names": list(members),
+            "formats": [dtype for dtype, _ in members.values()],
+            "offsets": [offset - base for _, offset in members.values()],
+        }), base  # fmt: skip
+
+    fields = {name: describe(tree) for name, tree in slots.items() if _has_leaves(tree)}
+    return np.dtype({
+        "names": list(fields),
+        "formats": [dtype for dtype, _ in fields.values()],
+        "offsets": [offset for _, offset in fields.values()],
+        "itemsize": row_bytes,
+    })  # fmt: skip
 
 
-def _leaves(taken: np.ndarray, slots: Slot | dict[str, Any]) -> Any:
-    """The arrays at ``slots`` (a Slot tree) of the packed rows ``taken``, as views."""
-    if isinstance(slots, dict):
-        return {key: _leaves(taken, slot) for key, slot in slots.items()}
-    raw = taken[..., slots.offset : slots.offset + slots.nbytes].view(slots.dtype)
-    return raw if len(slots.shape) == 1 else raw.reshape((*taken.shape[:-1], *slots.shape))
+def _has_leaves(tree: Slot | dict[str, Any]) -> bool:
+    return isinstance(tree, Slot) or any(_has_leaves(sub) for sub in tree.values())
+
+
+def field_reader(dtype: np.dtype, name: str) -> Callable[[np.ndarray], Any]:
+    """A function from records of ``dtype`` to their field ``name``, as views.
+
+    A nested field comes out as a dict tree of arrays; a field without leaves (no extra
+    fields declared) as ``{}``. Built once, so a read pays only for the indexing.
+    """
+    if name not in dtype.names:
+        return lambda records: {}
+    nested = dtype.fields[name][0]
+    if nested.names is None:
+        return operator.itemgetter(name)
+    inner = {key: field_reader(nested, key) for key in nested.names}
+    return lambda records: {key: read(records[name]) for key, read in inner.items()}
