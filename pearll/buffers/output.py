@@ -44,11 +44,12 @@ def shape_env_axis(fields: dict[str, Any], is_vector: bool, flatten_env: bool) -
 
 
 def convert(fields: Any, dtype: str | TrajectoryType, device: Any) -> Any:
-    """The arrays of ``fields`` (an array or dict tree) as numpy (unchanged) or as contiguous
-    torch tensors on ``device``.
+    """The arrays of ``fields`` (an array or dict tree) as numpy (unchanged) or as torch tensors
+    on ``device``.
 
-    Numpy arrays may be strided views of one gathered block; tensors are always contiguous (a
-    tensor's ``view`` needs it), and on the cpu share memory with a fresh copy.
+    The arrays are fresh (gathered for this call, never views of the storage), so on the cpu
+    the tensors share their memory instead of copying it. Like the arrays, they may be strided
+    views of one gathered block: call ``.contiguous()`` before ``.view()`` on one.
     """
     if parse_trajectory_type(dtype) is TrajectoryType.NUMPY:
         return fields
@@ -72,7 +73,7 @@ def _map(fn: Any, fields: Any) -> Any:
 
 
 def _cpu_tensor(torch: Any, array: np.ndarray) -> Any:
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(array)
 
 
 def _device_tensor(torch: Any, device: Any, array: np.ndarray) -> Any:

@@ -43,3 +43,15 @@ def test_importing_pearll_does_not_import_torch():
     code = "import sys, pearll.buffers; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize("read", ["sample", "last", "all"])
+def test_cpu_tensors_share_a_fresh_gather_never_the_storage(read):
+    buffer = filled_buffer("cpu")
+    before = buffer.all()
+    batch = buffer.all(dtype="torch") if read == "all" else getattr(buffer, read)(1, dtype="torch")
+    for tensor in (batch.observations, batch.next_observations, batch.rewards, batch.dones):
+        tensor.fill_(-1)
+    after = buffer.all()
+    for name in ("observations", "next_observations", "rewards", "dones"):
+        np.testing.assert_array_equal(getattr(after, name), getattr(before, name))
