@@ -3,13 +3,16 @@
 Gathering a batch is then one ``np.take`` of whole rows instead of one fancy-index gather per
 field (about 7x cheaper for CartPole-sized transitions), and the per-field arrays a user sees
 (``buffer.observations`` …) are strided views into the same bytes, with the shapes
-``(capacity, num_envs, ...)`` the rest of the code writes through.
+``(capacity, num_envs, ...)`` the rest of the code writes through. Gathered rows are records
+of a structured dtype (:func:`record_dtype`) whose fields are the buffer's fields, so reading
+one out of a batch is a single numpy indexing.
 
 Layout: ``packed[e, row]`` is the packed row of sub-env ``e``, so one sub-env's ring is
 contiguous. Leaves sit at offsets aligned to their item size. With ``mirror_first_row`` (the
 ReplayBuffer, whose next observation is the next row's observation) the array has one extra row
 that mirrors row 0, so the row after any row r, wraparound included, is flat row ``r + 1``: next
-observations are a second ``np.take`` at the same indices plus one, with no modulo.
+observations are a second ``np.take`` at the same indices plus one, with no modulo, or one
+copy of the two rows as a "pair" record (``pair_dtype``, used by uniform_draw.py).
 """
 
 from __future__ import annotations
