@@ -35,6 +35,8 @@ from pearll.buffers.storage import Slot
 SCALAR_NUMBERS = (float, int, np.floating, np.integer)
 INTEGERS = (int, np.integer)
 FLAGS = (bool, np.bool_)
+BOOL = frozenset([np.dtype(np.bool_)])
+NUMERIC = frozenset(np.dtype(c) for c in np.typecodes["AllInteger"] + np.typecodes["Float"] + "?")
 # Integers below 2**53 are exact in float64, so the kernel's float64 range check of integer
 # actions decides as the general path's integer compares do (float64 rounding is monotonic).
 EXACT_INTEGER = 2**53
@@ -57,7 +59,8 @@ class StepWriter:
         slots, row_bytes = packed.slots, packed.row_bytes
         obs_slot = slots["observations"]
         spare = buffer.spare_rows
-        self._stage = np.zeros((num_envs, row_bytes + (obs_slot.nbytes if spare else 0)), np.uint8)
+        stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
+        self._stage = np.zeros((num_envs, stage_bytes), np.uint8)  # whole 8-byte words
         lead = (num_envs,) if self._vector else ()
         self._lead = lead
         self._obs_shape = lead + obs_slot.shape
@@ -76,22 +79,33 @@ class StepWriter:
         self._action_shape = lead + _given_action_shape(space)
         self._action_dtypes = _castable_dtypes(slots["actions"].dtype)
         self._scalar_action = not self._vector and isinstance(space, spaces.Discrete)
-        self._actions = np.zeros((num_envs + 2, low.size), np.float64)
-        self._actions[0], self._actions[1] = low.reshape(-1), high.reshape(-1)
-        self._staged_action = self._actions[2:].reshape(self._action_shape)
-        mode = info.autoreset_mode
-        params = np.zeros(kernel.NUM_PARAMS, np.int64)
-        params[kernel.SPARE_ROWS] = spare
-        params[kernel.NEXT_STEP] = mode is AutoresetMode.NEXT_STEP
-        params[kernel.SAME_STEP] = mode is AutoresetMode.SAME_STEP
-        params[kernel.OBS_OFFSET], params[kernel.OBS_BYTES] = obs_slot.offset, obs_slot.nbytes
-        params[kernel.DONES_OFFSET] = slots["dones"].offset
-        params[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
-        params[kernel.CHECK_ACTIONS] = 1
-        self._params = params
-        self._report = np.zeros((2, 4 * num_envs), np.int64)
+        self._control = self._make_control(buffer.spare_rows, info.autoreset_mode, low, high)
+        floats = self._control.view(np.float64)
+        start = kernel.HEADER + 2 * low.size
+        self._staged_action = floats[start : start + num_envs * low.size].reshape(
+            self._action_shape
+        )
+        self._report_at = kernel.report_start(num_envs, low.size)
         self._reports = type(buffer)._on_written is not RingBuffer._on_written
-        self._values_ok = self._vector_values_ok if self._vector else self._single_values_ok
+        self.try_add = self._try_vector if self._vector else self._try_single
+
+    def _make_control(
+        self, spare: bool, mode: AutoresetMode, low: np.ndarray, high: np.ndarray
+    ) -> np.ndarray:
+        """The kernel's ``control`` array: constants, action bounds, staged actions, report."""
+        slots = self._buffer._packed.slots
+        control = np.zeros(kernel.control_size(len(self._stage), low.size), np.int64)
+        control[kernel.SPARE_ROWS] = spare
+        control[kernel.NEXT_STEP] = mode is AutoresetMode.NEXT_STEP
+        control[kernel.SAME_STEP] = mode is AutoresetMode.SAME_STEP
+        control[kernel.OBS_OFFSET] = slots["observations"].offset
+        control[kernel.OBS_BYTES] = slots["observations"].nbytes
+        control[kernel.DONES_OFFSET] = slots["dones"].offset
+        control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
+        control[kernel.ACTION_SIZE] = low.size
+        bounds = control.view(np.float64)[kernel.HEADER : kernel.HEADER + 2 * low.size]
+        bounds[:] = np.concatenate([low.reshape(-1), high.reshape(-1)])
+        return control
 
     def _view(self, slot: Slot, space: spaces.Space | None = None) -> np.ndarray:
         """The staging block's ``(E, ...)`` view of ``slot`` (``(...)`` for a single env).
@@ -132,14 +146,47 @@ class StepWriter:
     def try_add(
         self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
     ) -> bool:
-        """Write the step and return True, or return False (nothing written) if unsure of it."""
+        """Write the step and return True, or return False (nothing written) if unsure of it.
+
+        (Replaced per instance by ``_try_single`` or ``_try_vector``; this is the signature.)
+        """
+        raise NotImplementedError
+
+    def _try_single(
+        self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
+    ) -> bool:
         shape, dtypes = self._obs_shape, self._obs_dtypes
-        if not (
+        return (
             type(obs) is np.ndarray and obs.shape == shape and obs.dtype in dtypes
             and type(next_obs) is np.ndarray and next_obs.shape == shape
-            and next_obs.dtype in dtypes and self._values_ok(action, reward, done, trunc)
-        ):  # fmt: skip
-            return False
+            and next_obs.dtype in dtypes
+            and ((type(action) is np.ndarray and action.shape == self._action_shape
+                  and action.dtype in self._action_dtypes)
+                 or (self._scalar_action and isinstance(action, INTEGERS)))
+            and isinstance(reward, SCALAR_NUMBERS)
+            and isinstance(done, FLAGS) and isinstance(trunc, FLAGS)
+            and self._write(obs, action, reward, next_obs, done, trunc)
+        )  # fmt: skip
+
+    def _try_vector(
+        self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
+    ) -> bool:
+        shape, dtypes, lead = self._obs_shape, self._obs_dtypes, self._lead
+        return (
+            type(obs) is np.ndarray and obs.shape == shape and obs.dtype in dtypes
+            and type(next_obs) is np.ndarray and next_obs.shape == shape
+            and next_obs.dtype in dtypes
+            and type(action) is np.ndarray and action.shape == self._action_shape
+            and action.dtype in self._action_dtypes
+            and type(reward) is np.ndarray and reward.shape == lead and reward.dtype in NUMERIC
+            and type(done) is np.ndarray and done.shape == lead and done.dtype in BOOL
+            and (isinstance(trunc, FLAGS)  # broadcast, as the general path does
+                 or (type(trunc) is np.ndarray and trunc.shape == lead and trunc.dtype in BOOL))
+            and self._write(obs, action, reward, next_obs, done, trunc)
+        )  # fmt: skip
+
+    def _write(self, obs, action, reward, next_obs, done, trunc) -> bool:
+        """Stage the checked step and run the kernel; False if it declined (nothing written)."""
         staged_obs, staged_next, staged_action, staged_reward, staged_done, staged_trunc = (
             self._staged
         )
@@ -155,8 +202,8 @@ class StepWriter:
         staged_trunc[...] = trunc
         ring = self._buffer._ring
         result = kernel.write_step(
-            self._packed, self._stage, self._actions, ring.pos, ring.size, ring.valid,
-            ring.count, ring.prev_ended, self._report, self._params,
+            self._packed, self._stage, self._control, ring.pos, ring.size, ring.valid,
+            ring.count, ring.prev_ended,
         )  # fmt: skip
         if result < 0:
             return False  # out of range (the general path raises) or a SAME_STEP episode end
@@ -164,46 +211,21 @@ class StepWriter:
             self._report_written(result)
         return True
 
-    def _single_values_ok(self, action: Any, reward: Any, done: Any, trunc: Any) -> bool:
-        return (
-            (self._action_array_ok(action)
-             or (self._scalar_action and isinstance(action, INTEGERS)))
-            and isinstance(reward, SCALAR_NUMBERS)
-            and isinstance(done, FLAGS) and isinstance(trunc, FLAGS)
-        )  # fmt: skip
-
-    def _vector_values_ok(self, action: Any, reward: Any, done: Any, trunc: Any) -> bool:
-        lead = self._lead
-        return (
-            self._action_array_ok(action)
-            and type(reward) is np.ndarray and reward.shape == lead and reward.dtype.kind in "biuf"
-            and type(done) is np.ndarray and done.shape == lead and done.dtype == np.bool_
-            and (isinstance(trunc, FLAGS)  # broadcast, as the general path does
-                 or (type(trunc) is np.ndarray and trunc.shape == lead
-                     and trunc.dtype == np.bool_))
-        )  # fmt: skip
-
-    def _action_array_ok(self, action: Any) -> bool:
-        return (
-            type(action) is np.ndarray
-            and action.shape == self._action_shape
-            and action.dtype in self._action_dtypes
-        )
-
     def _report_written(self, result: int) -> None:
         """Tell the buffer's ``_on_written`` which slots the kernel wrote and passed over."""
         written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
-        num_envs = len(self._stage)
-        new = self._report[:, :written].copy()
-        over = self._report[:, num_envs : num_envs + passed].copy()
-        self._buffer._on_written(new[0], new[1], over[0], over[1])
+        e = len(self._stage)
+        report = self._control[self._report_at : self._report_at + 8 * e].copy()
+        self._buffer._on_written(
+            report[:written], report[e : e + written],
+            report[2 * e : 2 * e + passed], report[5 * e : 5 * e + passed],
+        )  # fmt: skip
 
 
 def _castable_dtypes(target: np.dtype) -> frozenset[np.dtype]:
     """Numeric dtypes the general path accepts for ``target`` (same kind; no float into int)."""
     kinds = "biu" if target.kind in "biu" else "biuf"
-    candidates = [np.dtype(c) for c in np.typecodes["AllInteger"] + np.typecodes["Float"] + "?"]
-    return frozenset(d for d in candidates if d.kind in kinds)
+    return frozenset(d for d in NUMERIC if d.kind in kinds)
 
 
 def _given_action_shape(space: spaces.Space) -> tuple[int, ...]:
