@@ -41,6 +41,9 @@ NUMERIC = frozenset(np.dtype(c) for c in np.typecodes["AllInteger"] + np.typecod
 # actions decides as the general path's integer compares do (float64 rounding is monotonic).
 EXACT_INTEGER = 2**53
 _COUNT_MASK = (1 << kernel.COUNT_BITS) - 1
+# Where the kernel takes the addresses of Ring.pos, size, valid, count and prev_ended.
+RING_ADDRESSES = (kernel.POS_AT, kernel.SIZE_AT, kernel.VALID_AT, kernel.COUNT_AT,
+                  kernel.PREV_ENDED_AT)  # fmt: skip
 
 
 class StepWriter:
@@ -79,6 +82,7 @@ class StepWriter:
         self._action_shape = lead + _given_action_shape(space)
         self._action_dtypes = _castable_dtypes(slots["actions"].dtype)
         self._scalar_action = not self._vector and isinstance(space, spaces.Discrete)
+        self._reports = type(buffer)._on_written is not RingBuffer._on_written
         self._control = self._make_control(buffer.spare_rows, info.autoreset_mode, low, high)
         floats = self._control.view(np.float64)
         start = kernel.HEADER + 2 * low.size
@@ -86,7 +90,8 @@ class StepWriter:
             self._action_shape
         )
         self._report_at = kernel.report_start(num_envs, low.size)
-        self._reports = type(buffer)._on_written is not RingBuffer._on_written
+        self._write_step = kernel.compiled_write_step()
+        self._ring_arrays = (None,) * 5  # the Ring's arrays the kernel has (see _adopt_ring)
         self.try_add = self._try_vector if self._vector else self._try_single
 
     def _make_control(
@@ -103,6 +108,12 @@ class StepWriter:
         control[kernel.DONES_OFFSET] = slots["dones"].offset
         control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
         control[kernel.ACTION_SIZE] = low.size
+        control[kernel.REPORT] = self._reports
+        control[kernel.NUM_ENVS], control[kernel.STAGE_BYTES] = self._stage.shape
+        control[kernel.CAPACITY] = self._buffer.buffer_size
+        _, control[kernel.PACKED_ROWS], control[kernel.ROW_BYTES] = self._packed.shape
+        control[kernel.PACKED_AT] = _address(self._packed)
+        control[kernel.STAGE_AT] = _address(self._stage)
         bounds = control.view(np.float64)[kernel.HEADER : kernel.HEADER + 2 * low.size]
         bounds[:] = np.concatenate([low.reshape(-1), high.reshape(-1)])
         return control
@@ -141,6 +152,8 @@ class StepWriter:
             and cls._add is RingBuffer._add
             and cls._write is RingBuffer._write
             and _exact_bounds(buffer.env_info.action_space)
+            and buffer._packed.packed.flags.c_contiguous  # the kernel writes it by address
+            and buffer._packed.packed.flags.writeable
         )
 
     def try_add(
@@ -201,14 +214,36 @@ class StepWriter:
         staged_done[...] = done
         staged_trunc[...] = trunc
         ring = self._buffer._ring
-        result = kernel.write_step(
-            self._packed, self._stage, self._control, ring.pos, ring.size, ring.valid,
-            ring.count, ring.prev_ended,
-        )  # fmt: skip
+        arrays = ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended
+        known = self._ring_arrays
+        if not (
+            arrays[0] is known[0] and arrays[1] is known[1] and arrays[2] is known[2]
+            and arrays[3] is known[3] and arrays[4] is known[4]
+        ) and not self._adopt_ring(arrays):  # fmt: skip
+            return False
+        result = self._write_step(self._control)
         if result < 0:
             return False  # out of range (the general path raises) or a SAME_STEP episode end
         if self._reports:
             self._report_written(result)
+        return True
+
+    def _adopt_ring(self, arrays: tuple[np.ndarray, ...]) -> bool:
+        """Give the kernel the addresses of the Ring's arrays (new ones: a commit, a clear or a
+        load replaced some), if they are what it assumes: C-contiguous, writable, of their
+        dtypes and shapes. They are kept referenced, so the addresses stay valid."""
+        num_envs, capacity = len(self._stage), self._buffer.buffer_size
+        shapes = ((num_envs,), (num_envs,), (capacity, num_envs), (num_envs,), (num_envs,))
+        dtypes = (np.int64, np.int64, np.bool_, np.int64, np.bool_)
+        if not all(
+            isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype
+            and a.flags.c_contiguous and a.flags.writeable
+            for a, shape, dtype in zip(arrays, shapes, dtypes, strict=True)
+        ):  # fmt: skip
+            return False
+        for index, array in zip(RING_ADDRESSES, arrays, strict=True):
+            self._control[index] = _address(array)
+        self._ring_arrays = arrays
         return True
 
     def _report_written(self, result: int) -> None:
@@ -220,6 +255,10 @@ class StepWriter:
             report[:written], report[e : e + written],
             report[2 * e : 2 * e + passed], report[5 * e : 5 * e + passed],
         )  # fmt: skip
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
 
 
 def _castable_dtypes(target: np.dtype) -> frozenset[np.dtype]:
