@@ -32,6 +32,7 @@ from gymnasium.vector import AutoresetMode
 from pearll.buffers import step_kernel as kernel
 from pearll.buffers.storage import Slot
 
+ndarray = np.ndarray
 SCALAR_NUMBERS = (float, int, np.floating, np.integer)
 INTEGERS = (int, np.integer)
 FLAGS = (bool, np.bool_)
@@ -170,10 +171,10 @@ class StepWriter:
     ) -> bool:
         shape, dtypes = self._obs_shape, self._obs_dtypes
         return (
-            type(obs) is np.ndarray and obs.shape == shape and obs.dtype in dtypes
-            and type(next_obs) is np.ndarray and next_obs.shape == shape
+            obs.__class__ is ndarray and obs.shape == shape and obs.dtype in dtypes
+            and next_obs.__class__ is ndarray and next_obs.shape == shape
             and next_obs.dtype in dtypes
-            and ((type(action) is np.ndarray and action.shape == self._action_shape
+            and ((action.__class__ is ndarray and action.shape == self._action_shape
                   and action.dtype in self._action_dtypes)
                  or (self._scalar_action and isinstance(action, INTEGERS)))
             and isinstance(reward, SCALAR_NUMBERS)
@@ -184,17 +185,18 @@ class StepWriter:
     def _try_vector(
         self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
     ) -> bool:
+        # x.__class__ is cheaper than type(x); every check here is a few tens of nanoseconds.
         shape, dtypes, lead = self._obs_shape, self._obs_dtypes, self._lead
         return (
-            type(obs) is np.ndarray and obs.shape == shape and obs.dtype in dtypes
-            and type(next_obs) is np.ndarray and next_obs.shape == shape
+            obs.__class__ is ndarray and obs.shape == shape and obs.dtype in dtypes
+            and next_obs.__class__ is ndarray and next_obs.shape == shape
             and next_obs.dtype in dtypes
-            and type(action) is np.ndarray and action.shape == self._action_shape
+            and action.__class__ is ndarray and action.shape == self._action_shape
             and action.dtype in self._action_dtypes
-            and type(reward) is np.ndarray and reward.shape == lead and reward.dtype in NUMERIC
-            and type(done) is np.ndarray and done.shape == lead and done.dtype in BOOL
-            and (isinstance(trunc, FLAGS)  # broadcast, as the general path does
-                 or (type(trunc) is np.ndarray and trunc.shape == lead and trunc.dtype in BOOL))
+            and reward.__class__ is ndarray and reward.shape == lead and reward.dtype in NUMERIC
+            and done.__class__ is ndarray and done.shape == lead and done.dtype in BOOL
+            and ((trunc.__class__ is ndarray and trunc.shape == lead and trunc.dtype in BOOL)
+                 or isinstance(trunc, FLAGS))  # a scalar is broadcast, as the general path does
             and self._write(obs, action, reward, next_obs, done, trunc)
         )  # fmt: skip
 
@@ -213,13 +215,13 @@ class StepWriter:
             return False
         staged_done[...] = done
         staged_trunc[...] = trunc
-        ring = self._buffer._ring
-        arrays = ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended
-        known = self._ring_arrays
+        ring, known = self._buffer._ring, self._ring_arrays
         if not (
-            arrays[0] is known[0] and arrays[1] is known[1] and arrays[2] is known[2]
-            and arrays[3] is known[3] and arrays[4] is known[4]
-        ) and not self._adopt_ring(arrays):  # fmt: skip
+            ring.pos is known[0] and ring.size is known[1] and ring.valid is known[2]
+            and ring.count is known[3] and ring.prev_ended is known[4]
+        ) and not self._adopt_ring(
+            (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended)
+        ):  # fmt: skip
             return False
         result = self._write_step(self._control)
         if result < 0:
