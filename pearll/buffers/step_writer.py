@@ -5,14 +5,18 @@ other. The general path (validate into ``(T, E, ...)`` arrays, plan rows, scatte
 tens of microseconds per step. :class:`StepWriter` does the same for the common case (array
 observations, no extra fields, nothing overriding the write hooks) in three stages:
 
-1. Checks in Python, by attribute compares only: types, shapes and dtypes (the dtypes the
-   general path would accept and store unchanged).
+1. Checks in Python, by attribute compares only: types, shapes, and dtypes among those the
+   general path accepts.
 2. Staging: each field is assigned into a ``(E, stage_bytes)`` uint8 block laid out like a
-   packed row (numpy does the dtype casts exactly as the general path's assignments do), and the
-   action also into a float64 block for the range check.
+   packed row (the same numpy assignments, so the same casts, as the general path's), and the
+   action also, as float64, into the kernel's ``control`` array for the range check.
 3. One compiled call (:func:`~pearll.buffers.step_kernel.write_step`): checks every action
    against the space's bounds, then copies each sub-env's staged row into its ring, and updates
    the ring's bookkeeping as ``Ring.plan``/``Ring.commit`` do.
+
+On CartPole this costs about half of SB3's add for one env, and as much as SB3's per
+transition for an 8-env vector step (``python -m benchmarks.bench_buffers``), with every check
+on: no ``validate=False`` is needed.
 
 Anything the writer is unsure of (a list, a scalar observation, an action out of range, a
 SAME_STEP episode end, a Python int too large for its field) is handed back, with nothing
