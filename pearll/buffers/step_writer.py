@@ -3,12 +3,26 @@
 ``RingBuffer.add_trajectory`` is called once per env step, so its cost matters more than any
 other. The general path (validate into ``(T, E, ...)`` arrays, plan rows, scatter, commit) costs
 tens of microseconds per step. :class:`StepWriter` does the same for the common case (array
-observations, no extra fields, nothing overriding the write hooks): scalar writes and scalar
-bookkeeping for a single env, one vectorised write per field for a vector env. It checks the
-same things: it accepts only inputs whose shape, dtype and action range it has verified, and
-hands anything else back to the general path, which either handles it (a list, a scalar
-observation, a SAME_STEP episode end) or raises its detailed error. Tests compare the two paths
-byte for byte on random streams.
+observations, no extra fields, nothing overriding the write hooks) in three stages:
+
+1. Checks in Python, by attribute compares only: types, shapes, and dtypes among those the
+   general path accepts.
+2. Staging: each field is assigned into a ``(E, stage_bytes)`` uint8 block laid out like a
+   packed row (the same numpy assignments, so the same casts, as the general path's), and the
+   action also, as float64, into the kernel's ``control`` array for the range check.
+3. One compiled call (:func:`~pearll.buffers.step_kernel.write_step`): checks every action
+   against the space's bounds, then copies each sub-env's staged row into its ring, and updates
+   the ring's bookkeeping as ``Ring.plan``/``Ring.commit`` do.
+
+On CartPole this costs about half of SB3's add for one env, and as much as SB3's per
+transition for an 8-env vector step (``python -m benchmarks.bench_buffers``), with every check
+on: no ``validate=False`` is needed.
+
+Anything the writer is unsure of (a list, a scalar observation, an action out of range, a
+SAME_STEP episode end, a Python int too large for its field) is handed back, with nothing
+written, to the general path, which handles it or raises its detailed error. Every check of the
+general path stays on: the hot path only skips the work, never a check. Tests compare the two
+paths byte for byte on random streams.
 """
 
 from __future__ import annotations
@@ -19,8 +33,22 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
+from pearll.buffers import step_kernel as kernel
+from pearll.buffers.storage import Slot
+
+ndarray = np.ndarray
 SCALAR_NUMBERS = (float, int, np.floating, np.integer)
+INTEGERS = (int, np.integer)
 FLAGS = (bool, np.bool_)
+BOOL = frozenset([np.dtype(np.bool_)])
+NUMERIC = frozenset(np.dtype(c) for c in np.typecodes["AllInteger"] + np.typecodes["Float"] + "?")
+# Integers below 2**53 are exact in float64, so the kernel's float64 range check of integer
+# actions decides as the general path's integer compares do (float64 rounding is monotonic).
+EXACT_INTEGER = 2**53
+_COUNT_MASK = (1 << kernel.COUNT_BITS) - 1
+# Where the kernel takes the addresses of Ring.pos, size, valid, count and prev_ended.
+RING_ADDRESSES = (kernel.POS_AT, kernel.SIZE_AT, kernel.VALID_AT, kernel.COUNT_AT,
+                  kernel.PREV_ENDED_AT)  # fmt: skip
 
 
 class StepWriter:
@@ -30,23 +58,90 @@ class StepWriter:
         from pearll.buffers.ring_buffer import RingBuffer
 
         # The ring is read from the buffer at every call, never kept: reset(), clear() and load()
-        # replace it.
+        # replace it. The packed array is kept: a new one comes with a new writer.
         self._buffer = buffer
-        self._vector = buffer.env_info.is_vector
-        self._mode = buffer.env_info.autoreset_mode
-        storage = buffer._storage
+        info = buffer.env_info
+        self._vector, num_envs = info.is_vector, buffer.num_envs
+        packed = buffer._packed
+        self._packed = np.asarray(packed.packed)  # a plain ndarray, also of a np.memmap
+        slots, row_bytes = packed.slots, packed.row_bytes
+        obs_slot = slots["observations"]
+        spare = buffer.spare_rows
+        stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
+        self._stage = np.zeros((num_envs, stage_bytes), np.uint8)  # whole 8-byte words
+        lead = (num_envs,) if self._vector else ()
+        self._lead = lead
+        self._obs_shape = lead + obs_slot.shape
+        self._obs_dtypes = _castable_dtypes(obs_slot.dtype)
+        next_slot = Slot(row_bytes, obs_slot.dtype, obs_slot.shape, obs_slot.nbytes)
+        self._staged = (
+            self._view(obs_slot),
+            self._view(next_slot if spare else slots["next_observations"]),
+            self._view(slots["actions"], info.action_space),
+            self._view(slots["rewards"])[..., 0],
+            self._view(slots["dones"])[..., 0],
+            self._view(slots["truncateds"])[..., 0],
+        )
+        space = info.action_space
+        low, high = _action_bounds(space)
+        self._action_shape = lead + _given_action_shape(space)
+        self._action_dtypes = _castable_dtypes(slots["actions"].dtype)
+        self._scalar_action = not self._vector and isinstance(space, spaces.Discrete)
+        self._reports = type(buffer)._on_written is not RingBuffer._on_written
+        self._control = self._make_control(buffer.spare_rows, info.autoreset_mode, low, high)
+        floats = self._control.view(np.float64)
+        start = kernel.HEADER + 2 * low.size
+        self._staged_action = floats[start : start + num_envs * low.size].reshape(
+            self._action_shape
+        )
+        self._report_at = kernel.report_start(num_envs, low.size)
+        self._write_step = kernel.compiled_write_step()
+        self._ring_arrays = (None,) * 5  # the Ring's arrays the kernel has (see _adopt_ring)
+        self.try_add = self._try_vector if self._vector else self._try_single
+
+    def _make_control(
+        self, spare: bool, mode: AutoresetMode, low: np.ndarray, high: np.ndarray
+    ) -> np.ndarray:
+        """The kernel's ``control`` array: constants, action bounds, staged actions, report."""
+        slots = self._buffer._packed.slots
+        control = np.zeros(kernel.control_size(len(self._stage), low.size), np.int64)
+        control[kernel.SPARE_ROWS] = spare
+        control[kernel.NEXT_STEP] = mode is AutoresetMode.NEXT_STEP
+        control[kernel.SAME_STEP] = mode is AutoresetMode.SAME_STEP
+        control[kernel.OBS_OFFSET] = slots["observations"].offset
+        control[kernel.OBS_BYTES] = slots["observations"].nbytes
+        control[kernel.DONES_OFFSET] = slots["dones"].offset
+        control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
+        control[kernel.ACTION_SIZE] = low.size
+        control[kernel.REPORT] = self._reports
+        control[kernel.NUM_ENVS], control[kernel.STAGE_BYTES] = self._stage.shape
+        control[kernel.CAPACITY] = self._buffer.buffer_size
+        _, control[kernel.PACKED_ROWS], control[kernel.ROW_BYTES] = self._packed.shape
+        control[kernel.PACKED_AT] = _address(self._packed)
+        control[kernel.STAGE_AT] = _address(self._stage)
+        bounds = control.view(np.float64)[kernel.HEADER : kernel.HEADER + 2 * low.size]
+        bounds[:] = np.concatenate([low.reshape(-1), high.reshape(-1)])
+        return control
+
+    def _view(self, slot: Slot, space: spaces.Space | None = None) -> np.ndarray:
+        """The staging block's ``(E, ...)`` view of ``slot`` (``(...)`` for a single env).
+
+        A Discrete action is given without the stored trailing axis of 1: its view drops it.
+        """
+        item = slot.dtype.itemsize
+        inner = tuple(int(np.prod(slot.shape[i + 1 :], dtype=np.int64)) * item
+                      for i in range(len(slot.shape)))  # fmt: skip
+        view = np.ndarray(
+            shape=(len(self._stage), *slot.shape),
+            dtype=slot.dtype,
+            buffer=self._stage,
+            offset=slot.offset,
+            strides=(self._stage.strides[0], *inner),
+        )
         if not self._vector:
-            storage = {name: _drop_env_axis(tree) for name, tree in storage.items()}
-        self._obs, self._next_obs = storage["observations"], storage.get("next_observations")
-        self._fields = (storage["actions"], storage["rewards"], storage["dones"],
-                        storage["truncateds"])  # fmt: skip
-        lead = (buffer.num_envs,) if self._vector else ()
-        self._obs_shape = lead + self._obs.shape[(2 if self._vector else 1) :]
-        self._obs_dtypes = _castable_dtypes(self._obs.dtype)
-        space = buffer.env_info.action_space
-        self._check_action = (_actions_check if self._vector else _action_check)(space, lead)
-        self._report = type(buffer)._on_written is not RingBuffer._on_written
-        self._all_envs = np.arange(buffer.num_envs)
+            view = view[0]
+        # With the Ellipsis, the last index gives a 0-d view for a single env, not a scalar.
+        return view[..., 0] if isinstance(space, spaces.Discrete) else view
 
     @staticmethod
     def applies_to(buffer: Any) -> bool:
@@ -61,162 +156,151 @@ class StepWriter:
             and buffer.buffer_size >= 4  # an episode end's rows always fit (see Ring.plan)
             and cls._add is RingBuffer._add
             and cls._write is RingBuffer._write
+            and _exact_bounds(buffer.env_info.action_space)
+            and buffer._packed.packed.flags.c_contiguous  # the kernel writes it by address
+            and buffer._packed.packed.flags.writeable
         )
 
     def try_add(
         self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
     ) -> bool:
-        """Write the step and return True, or return False (nothing written) if unsure of it."""
+        """Write the step and return True, or return False (nothing written) if unsure of it.
+
+        (Replaced per instance by ``_try_single`` or ``_try_vector``; this is the signature.)
+        """
+        raise NotImplementedError
+
+    def _try_single(
+        self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
+    ) -> bool:
         shape, dtypes = self._obs_shape, self._obs_dtypes
+        return (
+            obs.__class__ is ndarray and obs.shape == shape and obs.dtype in dtypes
+            and next_obs.__class__ is ndarray and next_obs.shape == shape
+            and next_obs.dtype in dtypes
+            and ((action.__class__ is ndarray and action.shape == self._action_shape
+                  and action.dtype in self._action_dtypes)
+                 or (self._scalar_action and isinstance(action, INTEGERS)))
+            and isinstance(reward, SCALAR_NUMBERS)
+            and isinstance(done, FLAGS) and isinstance(trunc, FLAGS)
+            and self._write(obs, action, reward, next_obs, done, trunc)
+        )  # fmt: skip
+
+    def _try_vector(
+        self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
+    ) -> bool:
+        # x.__class__ is cheaper than type(x); every check here is a few tens of nanoseconds.
+        shape, dtypes, lead = self._obs_shape, self._obs_dtypes, self._lead
+        return (
+            obs.__class__ is ndarray and obs.shape == shape and obs.dtype in dtypes
+            and next_obs.__class__ is ndarray and next_obs.shape == shape
+            and next_obs.dtype in dtypes
+            and action.__class__ is ndarray and action.shape == self._action_shape
+            and action.dtype in self._action_dtypes
+            and reward.__class__ is ndarray and reward.shape == lead and reward.dtype in NUMERIC
+            and done.__class__ is ndarray and done.shape == lead and done.dtype in BOOL
+            and ((trunc.__class__ is ndarray and trunc.shape == lead and trunc.dtype in BOOL)
+                 or isinstance(trunc, FLAGS))  # a scalar is broadcast, as the general path does
+            and self._write(obs, action, reward, next_obs, done, trunc)
+        )  # fmt: skip
+
+    def _write(self, obs, action, reward, next_obs, done, trunc) -> bool:
+        """Stage the checked step and run the kernel; False if it declined (nothing written)."""
+        staged_obs, staged_next, staged_action, staged_reward, staged_done, staged_trunc = (
+            self._staged
+        )
+        try:
+            staged_obs[...] = obs
+            staged_next[...] = next_obs
+            staged_action[...] = action
+            self._staged_action[...] = action
+            staged_reward[...] = reward
+        except OverflowError:  # a Python int too large for the field: the general path's error
+            return False
+        staged_done[...] = done
+        staged_trunc[...] = trunc
+        ring, known = self._buffer._ring, self._ring_arrays
         if not (
-            type(obs) is np.ndarray and obs.shape == shape and obs.dtype in dtypes
-            and type(next_obs) is np.ndarray and next_obs.shape == shape
-            and next_obs.dtype in dtypes and self._check_action(action)
+            ring.pos is known[0] and ring.size is known[1] and ring.valid is known[2]
+            and ring.count is known[3] and ring.prev_ended is known[4]
+        ) and not self._adopt_ring(
+            (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended)
         ):  # fmt: skip
             return False
-        if self._vector:
-            return self._try_vector(obs, action, reward, next_obs, done, trunc)
-        if not (isinstance(reward, SCALAR_NUMBERS) and isinstance(done, FLAGS)
-                and isinstance(trunc, FLAGS)):  # fmt: skip
-            return False
-        self._write_single(obs, action, reward, next_obs, bool(done), bool(trunc))
+        result = self._write_step(self._control)
+        if result < 0:
+            return False  # out of range (the general path raises) or a SAME_STEP episode end
+        if self._reports:
+            self._report_written(result)
         return True
 
-    # --- a single env: scalar writes ----------------------------------------------------------
-
-    def _write_single(self, obs, action, reward, next_obs, done: bool, trunc: bool) -> None:
-        ring = self._buffer._ring
-        capacity = ring.capacity
-        row = int(ring.pos[0])
-        self._obs[row] = obs
-        actions, rewards, dones, truncateds = self._fields
-        actions[row] = action
-        rewards[row] = reward
-        dones[row] = done
-        truncateds[row] = trunc
-        ended = done or trunc
-        if ring.spare_rows:
-            following = row + 1 if row + 1 < capacity else 0
-            self._obs[following] = next_obs
-            if row == 0 or following == 0:
-                self._buffer._packed.sync_mirror()
-            advance = 2 if ended else 1
-            passed_over = advance + 1
-        else:
-            self._next_obs[row] = next_obs
-            advance = passed_over = 1
-        # Ring.commit for one step: the rows from ``row`` on that the step overwrote or made
-        # pending lose their transitions; ``row`` holds the new one.
-        valid = ring.valid[:, 0]
-        passed = [(row + offset) % capacity for offset in range(passed_over)]
-        lost = 0
-        for passed_row in passed:
-            if valid[passed_row]:
-                lost += 1
-                valid[passed_row] = False
-        valid[row] = True
-        ring.count[0] += 1 - lost
-        ring.pos[0] = (row + advance) % capacity
-        ring.size[0] = min(int(ring.size[0]) + advance, capacity)
-        ring.prev_ended[0] = ended
-        if self._report:
-            envs = np.zeros(len(passed), dtype=np.int64)
-            self._buffer._on_written(np.array([row]), envs[:1], np.array(passed), envs)
-
-    # --- a vector env: one vectorised write per field -----------------------------------------
-
-    def _try_vector(self, obs, action, reward, next_obs, done, trunc) -> bool:
-        lead = self._obs_shape[:1]
-        if not (
-            type(reward) is np.ndarray and reward.shape == lead and reward.dtype.kind in "biuf"
-            and type(done) is np.ndarray and done.shape == lead and done.dtype == np.bool_
-            and type(trunc) is np.ndarray and trunc.shape == lead and trunc.dtype == np.bool_
+    def _adopt_ring(self, arrays: tuple[np.ndarray, ...]) -> bool:
+        """Give the kernel the addresses of the Ring's arrays (new ones: a commit, a clear or a
+        load replaced some), if they are what it assumes: C-contiguous, writable, of their
+        dtypes and shapes. They are kept referenced, so the addresses stay valid."""
+        num_envs, capacity = len(self._stage), self._buffer.buffer_size
+        shapes = ((num_envs,), (num_envs,), (capacity, num_envs), (num_envs,), (num_envs,))
+        dtypes = (np.int64, np.int64, np.bool_, np.int64, np.bool_)
+        if not all(
+            isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype
+            and a.flags.c_contiguous and a.flags.writeable
+            for a, shape, dtype in zip(arrays, shapes, dtypes, strict=True)
         ):  # fmt: skip
             return False
-        ended = done | trunc
-        if self._mode is AutoresetMode.SAME_STEP and ended.any():
-            return False  # final observations come from info: the general path
-        ring = self._buffer._ring
-        if self._mode is AutoresetMode.NEXT_STEP and ring.prev_ended.any():
-            envs = np.flatnonzero(~ring.prev_ended)  # the others are reset steps: dropped
-            obs, action, reward, next_obs = obs[envs], action[envs], reward[envs], next_obs[envs]
-            done, trunc, ended = done[envs], trunc[envs], ended[envs]
-        else:
-            envs = self._all_envs
-        self._write_vector(envs, obs, action, reward, next_obs, done, trunc, ended)
+        for index, array in zip(RING_ADDRESSES, arrays, strict=True):
+            self._control[index] = _address(array)
+        self._ring_arrays = arrays
         return True
 
-    def _write_vector(self, envs, obs, action, reward, next_obs, done, trunc, ended) -> None:
-        ring = self._buffer._ring
-        capacity = ring.capacity
-        rows = ring.pos[envs]
-        self._obs[rows, envs] = obs
-        actions, rewards, dones, truncateds = self._fields
-        actions[rows, envs] = action.reshape(len(envs), *actions.shape[2:])
-        rewards[rows, envs, 0] = reward
-        dones[rows, envs, 0] = done
-        truncateds[rows, envs, 0] = trunc
-        if ring.spare_rows:
-            following = (rows + 1) % capacity
-            self._obs[following, envs] = next_obs
-            if not (rows.all() and following.all()):
-                self._buffer._packed.sync_mirror()
-            advance = 1 + ended
-            ends = envs[ended]
-            passed_rows = np.concatenate([rows, following, (rows[ended] + 2) % capacity])
-            passed_envs = np.concatenate([envs, envs, ends])
-        else:
-            self._next_obs[rows, envs] = next_obs
-            advance = 1
-            passed_rows, passed_envs = rows, envs
-        valid = ring.valid
-        lost = np.bincount(passed_envs[valid[passed_rows, passed_envs]], minlength=len(ring.pos))
-        valid[passed_rows, passed_envs] = False
-        valid[rows, envs] = True
-        ring.count[envs] += 1
-        ring.count -= lost
-        ring.pos[envs] = (rows + advance) % capacity
-        ring.size[envs] = np.minimum(ring.size[envs] + advance, capacity)
-        ring.prev_ended[:] = False
-        ring.prev_ended[envs] = ended
-        if self._report:
-            self._buffer._on_written(rows, envs, passed_rows, passed_envs)
+    def _report_written(self, result: int) -> None:
+        """Tell the buffer's ``_on_written`` which slots the kernel wrote and passed over."""
+        written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
+        e = len(self._stage)
+        report = self._control[self._report_at : self._report_at + 8 * e].copy()
+        self._buffer._on_written(
+            report[:written], report[e : e + written],
+            report[2 * e : 2 * e + passed], report[5 * e : 5 * e + passed],
+        )  # fmt: skip
 
 
-def _drop_env_axis(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {key: _drop_env_axis(value) for key, value in tree.items()}
-    return tree[:, 0]
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
 
 
 def _castable_dtypes(target: np.dtype) -> frozenset[np.dtype]:
     """Numeric dtypes the general path accepts for ``target`` (same kind; no float into int)."""
     kinds = "biu" if target.kind in "biu" else "biuf"
-    candidates = [np.dtype(c) for c in np.typecodes["AllInteger"] + np.typecodes["Float"] + "?"]
-    return frozenset(d for d in candidates if d.kind in kinds)
+    return frozenset(d for d in NUMERIC if d.kind in kinds)
 
 
-def _action_check(space: spaces.Space, lead: tuple[int, ...]):
-    """A fast predicate for one action: True only if the general path stores it unchanged."""
+def _given_action_shape(space: spaces.Space) -> tuple[int, ...]:
+    """The shape of one action as the env gives it (a Discrete one is a scalar)."""
+    return () if isinstance(space, spaces.Discrete) else tuple(space.shape)
+
+
+def _action_bounds(space: spaces.Space) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` float64 arrays of the stored action shape, as spaces.coerce checks them."""
     if isinstance(space, spaces.Discrete):
-        low, high = int(space.start), int(space.start + space.n - 1)
-        return lambda a: (
-            isinstance(a, (int, np.integer)) and not isinstance(a, bool) and low <= a <= high
-        )
-    return _actions_check(space, lead)
-
-
-def _actions_check(space: spaces.Space, lead: tuple[int, ...]):
-    """A fast predicate for an array of actions ``lead + action shape``."""
-    if isinstance(space, spaces.Discrete):
-        shape, dtypes = lead, _castable_dtypes(np.dtype(np.int64))
-        low, high = int(space.start), int(space.start + space.n - 1)
+        low, high = space.start, space.start + space.n - 1
+    elif isinstance(space, spaces.MultiDiscrete):
+        low, high = space.start, space.start + space.nvec - 1
+    elif isinstance(space, spaces.MultiBinary):
+        low, high = 0, 1
     elif isinstance(space, spaces.Box):
-        shape, dtypes = lead + space.shape, _castable_dtypes(space.dtype)
         low, high = space.low, space.high
     else:
-        return lambda a: False
-    return lambda a: (
-        type(a) is np.ndarray and a.shape == shape and a.dtype in dtypes
-        and bool(((a >= low) & (a <= high)).all())
-    )  # fmt: skip
+        raise TypeError(f"unsupported action space {space!r}")
+    shape = (1,) if isinstance(space, spaces.Discrete) else tuple(space.shape)
+    as_float = lambda bound: np.broadcast_to(np.asarray(bound, np.float64), shape)  # noqa: E731
+    return as_float(low), as_float(high)
+
+
+def _exact_bounds(space: spaces.Space) -> bool:
+    """Whether a float64 range check decides as the general path's check does."""
+    if isinstance(space, spaces.Box) and space.dtype.kind == "f":
+        return True  # float bounds are exact in float64
+    if not isinstance(space, spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary
+                      | spaces.Box):  # fmt: skip
+        return False
+    low, high = _action_bounds(space)
+    return bool(np.all(np.abs(low) < EXACT_INTEGER) and np.all(np.abs(high) < EXACT_INTEGER))

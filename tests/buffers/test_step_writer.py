@@ -5,11 +5,13 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
+from tests.buffers.test_spaces import SpacesEnv
 from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
 
@@ -17,7 +19,7 @@ RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
 
 
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
-@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("num_envs", [None, 3, 8])
 @pytest.mark.parametrize("mode", MODES)
 @given(
     capacity=st.integers(4, 12),
@@ -40,13 +42,115 @@ def test_hot_path_writes_the_same_bytes_and_bookkeeping(
             buffer._fast_writer = None
         Runner(env, buffer, ReferenceBuffer(num_envs or 1, capacity, True), seed).add(steps)
         buffers.append(buffer)
-    fast, general = buffers
+    assert_same_state(*buffers)
+
+
+def assert_same_state(fast, general):
     np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
     for name in RING_FIELDS:
         np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
-    if buffer_class is PrioritizedReplayBuffer:
+    if isinstance(fast, PrioritizedReplayBuffer):
         np.testing.assert_array_equal(fast._tree._sums, general._tree._sums)
         np.testing.assert_array_equal(fast._tree._mins, general._tree._mins)
+
+
+ACTION_SPACES = [
+    spaces.Discrete(4, start=-1),
+    spaces.MultiDiscrete([3, 4]),
+    spaces.MultiBinary(3),
+    spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32),
+    spaces.Box(-5, 5, shape=(2,), dtype=np.int32),
+]
+# Whole 8-byte words of observation (copied as words) and 3 bytes (copied byte by byte).
+OBSERVATION_SPACES = [
+    spaces.Box(-10.0, 10.0, shape=(4,), dtype=np.float32),
+    spaces.Box(0, 255, shape=(3,), dtype=np.uint8),
+]
+
+
+def random_action(rng, space, lead, single):
+    """An action in a random dtype, in the space's range, or (one time in four) maybe just out
+    of it or NaN."""
+    margin = int(rng.random() < 0.25)
+    if isinstance(space, spaces.Box) and space.dtype.kind == "f":
+        action = rng.uniform(space.low - margin / 2, space.high + margin / 2, lead + space.shape)
+        if margin and rng.random() < 0.2:
+            action[...] = np.nan
+        return action.astype(rng.choice([np.float16, np.float32, np.float64]))
+    if isinstance(space, spaces.Discrete):
+        low, high = space.start, space.start + space.n - 1
+    elif isinstance(space, spaces.MultiDiscrete):
+        low, high = 0, space.nvec - 1
+    elif isinstance(space, spaces.MultiBinary):
+        low, high = 0, 1
+    else:
+        low, high = space.low, space.high
+    action = rng.integers(low - margin, high + 1 + margin, lead + space.shape)
+    if single and space.shape == () and rng.random() < 0.5:
+        return int(action)  # a Python int, as a policy often gives
+    dtypes = [np.int8, np.int16, np.int64, np.uint8, np.uint64]
+    if rng.random() < 0.05:
+        dtypes = [np.float64]  # refused for integer spaces by both paths
+    return action.astype(rng.choice(dtypes))
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("action_space", ACTION_SPACES, ids=str)
+@pytest.mark.parametrize("observation_space", OBSERVATION_SPACES, ids=str)
+@pytest.mark.parametrize("num_envs", [None, 8])
+@given(seed=st.integers(0, 1000), capacity=st.integers(4, 9))
+@settings(max_examples=5, deadline=None)
+def test_both_paths_agree_on_every_space_and_input_dtype(
+    buffer_class, action_space, observation_space, num_envs, seed, capacity
+):
+    # The same random inputs, in and out of range, to a buffer with and without the hot path:
+    # the same bytes, bookkeeping, and errors (type and message).
+    env = SpacesEnv(observation_space, action_space, num_envs)
+    buffers = [buffer_class(env, capacity, seed=0) for _ in range(2)]
+    assert buffers[0]._fast_writer is not None
+    buffers[1]._fast_writer = None
+    rng = np.random.default_rng(seed)
+    single = num_envs is None
+    lead = () if single else (num_envs,)
+    obs_dtype = observation_space.dtype
+    for _ in range(30):
+        obs, next_obs = (rng.integers(0, 10, lead + observation_space.shape).astype(obs_dtype)
+                         for _ in range(2))  # fmt: skip
+        if obs_dtype == np.float32 and rng.random() < 0.3:
+            next_obs = next_obs.astype(np.float64)  # cast on the way in, by both paths
+        action = random_action(rng, action_space, lead, single)
+        reward = float(rng.normal()) if single else rng.normal(size=lead)
+        done, trunc = (rng.random(lead or None) < 0.2 for _ in range(2))
+        if single:
+            done, trunc = bool(done), bool(trunc)
+        errors = []
+        for buffer in buffers:
+            try:
+                buffer.add_trajectory(obs, action, reward, next_obs, done, trunc)
+                errors.append(None)
+            except (TypeError, ValueError) as error:
+                errors.append((type(error), str(error)))
+        assert errors[0] == errors[1]
+    assert_same_state(*buffers)
+
+
+def test_ring_arrays_the_kernel_cannot_take_send_the_add_to_the_general_path():
+    # The kernel writes the Ring's arrays by address: a strided one must never reach it.
+    env = SpacesEnv(OBSERVATION_SPACES[0], spaces.Discrete(3), num_envs=2)
+    fast, general = ReplayBuffer(env, 8), ReplayBuffer(env, 8)
+    general._fast_writer = None
+    obs, flags = np.zeros((2, 4), np.float32), np.zeros(2, bool)
+    steps = [(obs + t, np.array([0, 2]), np.ones(2), obs + t + 1, flags, flags) for t in range(4)]
+    for step in steps[:3]:
+        fast.add_trajectory(*step)
+        general.add_trajectory(*step)
+    strided = np.zeros(4, np.int64)[::2]
+    strided[:] = fast._ring.pos
+    fast._ring.pos = strided
+    assert not fast._fast_writer.try_add(*steps[3])
+    fast.add_trajectory(*steps[3])
+    general.add_trajectory(*steps[3])
+    assert_same_state(fast, general)
 
 
 def test_hot_path_is_used_only_where_it_applies():
