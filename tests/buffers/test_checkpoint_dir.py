@@ -64,7 +64,7 @@ def test_sigkill_at_random_moments_always_leaves_a_saved_state(tmp_path):
     first_save = time.perf_counter() - started  # from fork to a completed save
     rng = np.random.default_rng(0)
     kills, interrupted, loaded_rounds = 0, 0, set()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # about 5 s on an idle machine; generous under load
     while kills < 50 and time.monotonic() < deadline:
         pid = fork(saving_child, path)
         time.sleep(rng.uniform(0, 2 * first_save))  # most kills land in the first two saves
