@@ -196,8 +196,10 @@ class CompressedFrames:
     """The frames of a CompressedFrameStore seen as an array ``(capacity, E, *frame)``, or
     ``(capacity, *frame)`` for one sub-env's frames.
 
-    Indexing follows numpy's rules for the row and sub-env axes (ints, slices, int and bool
-    arrays), then for the frame axes; it decompresses the frames selected into a new array.
+    Indexing follows numpy's rules (ints, slices, int and bool arrays; no Ellipsis or None) and
+    decompresses the frames selected into a new array: ``view[key]`` equals
+    ``np.asarray(view)[key]``, except that a key with an index array and with ints or arrays on
+    both the row/sub-env axes and the frame axes is refused (IndexError).
     ``view[:, e]`` is sub-env ``e``'s view (nothing decompressed). Assignment compresses whole
     frames: ``view[rows, envs] = frames``. ``np.asarray(view)`` decompresses every frame.
     """
@@ -246,6 +248,12 @@ class CompressedFrames:
         store = self._store
         lead = 1 if self._env is not None else 2
         head, rest = key[:lead], key[lead:]
+        if _mixes_advanced_indexes(head, rest):
+            raise IndexError(
+                "CompressedFrames: an index array with ints or arrays on both the row/sub-env "
+                "axes and the frame axes (numpy would move the axes) is not supported: index "
+                "the frames first, then the result"
+            )
         if self._env is not None:
             return self._env * store.capacity + np.arange(store.capacity)[head], rest
         rows = np.arange(store.capacity)[:, None]
@@ -255,6 +263,17 @@ class CompressedFrames:
             np.broadcast_to(envs, grid)[head] * store.capacity + np.broadcast_to(rows, grid)[head],
             rest,
         )
+
+
+def _mixes_advanced_indexes(head: tuple[Any, ...], rest: tuple[Any, ...]) -> bool:
+    """Whether numpy's advanced indexing would order ``head + rest``'s axes unlike indexing
+    with ``head`` then with ``rest`` (possible only with arrays, and ints or arrays on both)."""
+    has_array = any(not isinstance(k, slice | int | np.integer) for k in (*head, *rest))
+    return (
+        has_array
+        and any(not isinstance(k, slice) for k in head)
+        and any(not isinstance(k, slice) for k in rest)
+    )
 
 
 def _is_env_selection(key: Any) -> bool:

@@ -80,6 +80,11 @@ class RingBuffer(BaseBuffer):
         """How observations are frame-stacked (stored one frame per row), or None."""
         return self._frame_spec
 
+    @property
+    def frame_compression(self) -> str | None:
+        """The codec compressing stored frames (``"lz4"``, ``"zstd"``), or None."""
+        return None if self._frame_codec is None else self._frame_codec.name
+
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
         if not self.spare_rows:
