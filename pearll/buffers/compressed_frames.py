@@ -262,9 +262,10 @@ class CompressedFrames:
                 "compressed frames are replaced whole: index rows (and sub-envs) only, got "
                 f"{len(rest)} index(es) into the frame axes"
             )
-        frame_shape = self._store.frame_shape
-        values = np.broadcast_to(np.asarray(values, self.dtype), (*flat.shape, *frame_shape))
-        self._store.put(flat.reshape(-1), values.reshape(-1, *frame_shape))
+        shape = (*flat.shape, *self._store.frame_shape)
+        if not (isinstance(values, np.ndarray) and values.shape == shape):
+            values = np.broadcast_to(np.asarray(values, self.dtype), shape)
+        self._store.put(flat.reshape(-1), values.reshape(-1, *self._store.frame_shape))
 
     def _flat(self, key: Any) -> tuple[np.ndarray, tuple[Any, ...]]:
         """The flat frame indices ``key`` selects (numpy's shape) and its frame-axis part."""
@@ -282,6 +283,8 @@ class CompressedFrames:
             )
         if self._env is not None:
             return self._env * store.capacity + np.arange(store.capacity)[head], rest
+        if _in_range_pairs(head, store.capacity, store.num_envs):  # how the buffer writes
+            return head[1] * store.capacity + head[0], rest
         rows = np.arange(store.capacity)[:, None]
         envs = np.arange(store.num_envs)[None, :]
         grid = (store.capacity, store.num_envs)
@@ -289,6 +292,18 @@ class CompressedFrames:
             np.broadcast_to(envs, grid)[head] * store.capacity + np.broadcast_to(rows, grid)[head],
             rest,
         )
+
+
+def _in_range_pairs(head: tuple[Any, ...], capacity: int, num_envs: int) -> bool:
+    """Whether ``head`` is (rows, envs): int arrays of one shape, every index in range."""
+    if len(head) != 2 or not all(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in head):
+        return False
+    rows, envs = head
+    return (
+        rows.shape == envs.shape
+        and bool(((rows >= 0) & (rows < capacity)).all())
+        and bool(((envs >= 0) & (envs < num_envs)).all())
+    )
 
 
 def _mixes_advanced_indexes(head: tuple[Any, ...], rest: tuple[Any, ...]) -> bool:
