@@ -42,7 +42,7 @@ from pearll.buffers.persistence import AnyLength
 CODECS = ("lz4", "zstd")
 ZSTD_LEVEL = 3  # zstd's default: levels 1-3 compress Atari frames within 3% of each other
 # What the memory check reserves per frame, as a fraction of the raw frame. Measured with lz4 on
-# preprocessed Atari frames (benchmarks/RESULTS_ATARI.md): from 1/28 (Pong) to 1/4 (MsPacman).
+# preprocessed Atari frames (benchmarks/RESULTS_COMPRESSED.md): 1/28 (Pong) to 1/4 (MsPacman).
 RESERVED_FRACTION = 1 / 3
 # Frames a read decompresses into reused memory (per thread: 7 MB of 84x84 frames); reads of
 # more (``all()``, ``np.asarray(view)``) get new memory.
