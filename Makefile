@@ -46,6 +46,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_buffers $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_per $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_atari $(ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_compressed $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_her $(ARGS)
 
 clean:

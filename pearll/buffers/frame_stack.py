@@ -116,10 +116,15 @@ class FrameStore:
         # A write of T steps spans at most 2T rows plus a pending one; with the k - 1 rows
         # after it checked for broken stacks, it must not reach its own first row.
         self.max_steps_per_write = max(1, (capacity - spec.size) // 2)
+        self._back = np.arange(spec.size - 1, -1, -1)  # slot j holds the frame k-1-j steps back
         self.frame_shape, self.dtype = tuple(space.shape[1:]), np.dtype(space.dtype)
-        # (E, capacity, *frame) so that np.take of flat rows gathers contiguous frames.
+        self.num_envs = num_envs
         episode_step = np.zeros(num_envs, dtype=np.int64)  # kept steps since episode start
-        self.restore(zeros((num_envs, capacity, *self.frame_shape), self.dtype), episode_step)
+        self.restore(self._new_frames(zeros), episode_step)
+
+    def _new_frames(self, zeros: Callable[[tuple[int, ...], Any], np.ndarray]) -> Any:
+        # (E, capacity, *frame) so that np.take of flat rows gathers contiguous frames.
+        return zeros((self.num_envs, self.capacity, *self.frame_shape), self.dtype)
 
     def restore(self, frames: np.ndarray, episode_step: np.ndarray) -> None:
         """Use ``frames`` ``(E, capacity, *frame)`` and ``episode_step`` (new, or loaded)."""
@@ -134,6 +139,13 @@ class FrameStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.restore(self.frames, self.episode_step)
+
+    def state(self) -> dict[str, Any]:
+        """What persistence saves (see RingBuffer._state); :meth:`set_state` puts it back."""
+        return {"frames": self.frames, "episode_step": self.episode_step}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.restore(state["frames"], state["episode_step"])
 
     @staticmethod
     def required_bytes(space: spaces.Box, capacity: int, num_envs: int) -> int:
@@ -171,13 +183,39 @@ class FrameStore:
 
     def stacks(self, rows: np.ndarray, envs: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """``(E', B, k, *frame)`` stacks of ``rows`` (E', B) of sub-envs ``envs`` (E', 1)."""
-        back = np.arange(self.spec.size - 1, -1, -1)  # slot j holds the frame k-1-j steps back
-        steps_back = np.minimum(back, depth[..., None])
-        sources = (rows[..., None] - steps_back) % self.capacity
-        flat = envs[..., None] * self.capacity + sources
-        out = self.flat_frames.take(flat.reshape(-1), axis=0).reshape(
-            (*rows.shape, self.spec.size, *self.frame_shape)
+        return self._padded(self.take(self._sources(rows, envs, depth)), depth)
+
+    def stack_pairs(
+        self,
+        rows: np.ndarray,
+        following: np.ndarray,
+        envs: np.ndarray,
+        depth: np.ndarray,
+        next_depth: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The stacks of ``rows`` and of ``following`` (E', B) at once: one :meth:`take` of the
+        frames both need (observations and next observations share all but one frame)."""
+        sources = np.stack(
+            [self._sources(rows, envs, depth), self._sources(following, envs, next_depth)]
         )
+        observations, next_observations = self.take(sources)
+        return self._padded(observations, depth), self._padded(next_observations, next_depth)
+
+    def take(self, flat: np.ndarray) -> np.ndarray:
+        """The frames at ``flat`` indices (``env * capacity + row``), shape ``(*flat.shape,
+        *frame)``: a new array."""
+        return self.flat_frames.take(flat.reshape(-1), axis=0).reshape(
+            (*flat.shape, *self.frame_shape)
+        )
+
+    def _sources(self, rows: np.ndarray, envs: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """``(*rows.shape, k)`` flat indices of each stack's frames, oldest slot first."""
+        steps_back = np.minimum(self._back, depth[..., None])
+        return envs[..., None] * self.capacity + (rows[..., None] - steps_back) % self.capacity
+
+    def _padded(self, stacks: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """``stacks`` with the slots older than the episode set to the constant padding frame
+        (with ``"reset"`` padding the sources already repeat the episode's first frame)."""
         if isinstance(self.spec.padding, np.ndarray):
-            out[back > depth[..., None]] = self.spec.padding
-        return out
+            stacks[self._back > depth[..., None]] = self.spec.padding
+        return stacks

@@ -17,6 +17,7 @@ The protocol
   ``ring`` (every field of its :class:`~pearll.buffers.ring.Ring`) and ``frames``;
   PrioritizedReplayBuffer its sum trees and counters. A subclass adds its own:
   ``return {**super()._state(), "priorities": self._tree.nodes, "beta": self.beta}``.
+  An array whose length varies (compressed frames) is returned as ``array.view(AnyLength)``.
 - ``_set_state(state)``: put back what ``_state`` returned, into a buffer just built with
   ``cls(env, **config)``: call ``super()._set_state(state)`` first, then assign your own keys
   (and rebuild whatever holds references to the replaced arrays). Arrays may be memory-mapped
@@ -216,7 +217,8 @@ def verify_checkpoint(path: str | os.PathLike, progress: bool | None = None) -> 
 def check_like(got: Any, expected: Any, where: str) -> None:
     """Raise CheckpointError unless ``got`` has the structure, shapes and dtypes of ``expected``.
 
-    Dicts compare by keys, arrays by shape and dtype; other leaves are not compared.
+    Dicts compare by keys, arrays by shape and dtype (an :class:`AnyLength` array by dtype and
+    by every axis but its first); other leaves are not compared.
     """
     if isinstance(expected, dict):
         if not isinstance(got, dict) or set(got) != set(expected):
@@ -225,15 +227,26 @@ def check_like(got: Any, expected: Any, where: str) -> None:
         for key in expected:
             check_like(got[key], expected[key], f"{where}.{key}")
     elif isinstance(expected, np.ndarray):
-        same = isinstance(got, np.ndarray) and (got.shape, got.dtype) == (
-            expected.shape,
-            expected.dtype,
+        skip = 1 if isinstance(expected, AnyLength) else 0  # the first axis may be any length
+        same = (
+            isinstance(got, np.ndarray)
+            and (got.dtype, got.ndim) == (expected.dtype, expected.ndim)
+            and got.shape[skip:] == expected.shape[skip:]
         )
         if not same:
             found = f"{got.dtype} {got.shape}" if isinstance(got, np.ndarray) else repr(got)[:60]
+            shape = ("any", *expected.shape[1:]) if skip else expected.shape
             raise CheckpointError(
-                f"{where}: expected a {expected.dtype} array of shape {expected.shape}, got {found}"
+                f"{where}: expected a {expected.dtype} array of shape {shape}, got {found}"
             )
+
+
+class AnyLength(np.ndarray):
+    """A ``_state()`` array whose first axis varies between buffers of one configuration (e.g.
+    compressed frames joined into one array): ``load`` checks its dtype and its other axes.
+
+    Make one with ``array.view(AnyLength)``; it is saved and loaded as a plain array.
+    """
 
 
 class SavedEnv:

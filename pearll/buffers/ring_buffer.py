@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.compressed_frames import CompressedFrameStore, resolve_codec
 from pearll.buffers.env_info import EnvInfo, reset_steps
 from pearll.buffers.frame_stack import FrameStackSpec, FrameStore, resolve_frame_stack
 from pearll.buffers.output import convert, shape_env_axis
@@ -56,12 +57,20 @@ class RingBuffer(BaseBuffer):
         device: Any = "auto",
         *,
         frame_stack: Any = None,
+        frame_compression: str | None = None,
         **kwargs: Any,
     ) -> None:
         space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
         self._frame_spec = resolve_frame_stack(env, frame_stack, space)
         if self._frame_spec is not None and not self.spare_rows:
             raise ValueError(f"frame_stack: not supported by {type(self).__name__}")
+        if self._frame_spec is None and frame_compression is not None:
+            raise ValueError(
+                f"frame_compression={frame_compression!r}: compresses the frames of frame-stacked "
+                "observations, and this buffer has none (frame_stack=None, or no "
+                "FrameStackObservation detected): declare frame_stack=k or drop the option"
+            )
+        self._frame_codec = resolve_codec(frame_compression)
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
         self._fast_writer = self._make_fast_writer()
@@ -70,6 +79,11 @@ class RingBuffer(BaseBuffer):
     def frame_stack(self) -> FrameStackSpec | None:
         """How observations are frame-stacked (stored one frame per row), or None."""
         return self._frame_spec
+
+    @property
+    def frame_compression(self) -> str | None:
+        """The codec compressing stored frames (``"lz4"``, ``"zstd"``), or None."""
+        return None if self._frame_codec is None else self._frame_codec.name
 
     def _field_specs(self) -> dict[str, Any]:
         specs = super()._field_specs()
@@ -88,13 +102,16 @@ class RingBuffer(BaseBuffer):
         return self.spare_rows and self._frame_spec is None
 
     def _bulk_bytes(self) -> int:
-        return super()._bulk_bytes() + self._frame_bytes()
+        # Compressed frames stay in memory whatever the storage (see compressed_frames.py).
+        placed = self._frame_codec is None
+        return super()._bulk_bytes() + (self._frame_bytes() if placed else 0)
 
     def _frame_bytes(self) -> int:
         if self._frame_spec is None:
             return 0
         space = self.env_info.observation_space
-        return FrameStore.required_bytes(space, self.buffer_size, self.num_envs)
+        store = FrameStore if self._frame_codec is None else CompressedFrameStore
+        return store.required_bytes(space, self.buffer_size, self.num_envs)
 
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
@@ -102,12 +119,13 @@ class RingBuffer(BaseBuffer):
 
     def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
         self._frames = None
-        if self._frame_spec is not None:
-            space = self.env_info.observation_space
+        spec, space = self._frame_spec, self.env_info.observation_space
+        if spec is not None and self._frame_codec is not None:
+            codec = self._frame_codec
+            self._frames = CompressedFrameStore(spec, space, self.buffer_size, self.num_envs, codec)
+        elif spec is not None:
             zeros = functools.partial(self._placement.zeros, "frames")
-            self._frames = FrameStore(
-                self._frame_spec, space, self.buffer_size, self.num_envs, zeros
-            )
+            self._frames = FrameStore(spec, space, self.buffer_size, self.num_envs, zeros)
         return super()._allocate(packed)
 
     def _views(self) -> dict[str, Any]:
@@ -150,22 +168,25 @@ class RingBuffer(BaseBuffer):
         return self._ring.count.copy()
 
     def _config(self) -> dict[str, Any]:
-        spec = self._frame_spec
-        return {**super()._config(), "frame_stack": None if spec is None else spec.to_json()}
+        spec, codec = self._frame_spec, self._frame_codec
+        return {
+            **super()._config(),
+            "frame_stack": None if spec is None else spec.to_json(),
+            "frame_compression": None if codec is None else codec.name,
+        }
 
     def _state(self) -> dict[str, Any]:
         ring = {f.name: getattr(self._ring, f.name) for f in fields(Ring)}
         state = {**super()._state(), "ring": ring}
         if self._frames is not None:
-            frames = self._frames
-            state["frames"] = {"frames": frames.frames, "episode_step": frames.episode_step}
+            state["frames"] = self._frames.state()
         return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
         self._ring = Ring(**state["ring"])
         if self._frames is not None:
-            self._frames.restore(**state["frames"])
+            self._frames.set_state(state["frames"])
             self._storage = self._views()
         self._fast_writer = self._make_fast_writer()  # it holds the arrays and the ring
 
@@ -386,8 +407,9 @@ class RingBuffer(BaseBuffer):
         fields |= gather(last, envs, ("dones",), False)
         following = (last + 1) % self.buffer_size
         next_depth = self._storage["frame_depth"][following, envs]
-        fields["observations"] = self._frames.stacks(rows, envs, fields.pop("frame_depth"))
-        fields["next_observations"] = self._frames.stacks(following, envs, next_depth)
+        fields["observations"], fields["next_observations"] = self._frames.stack_pairs(
+            rows, following, envs, fields.pop("frame_depth"), next_depth
+        )
         return fields
 
     def _package(

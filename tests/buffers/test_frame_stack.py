@@ -20,6 +20,8 @@ from tests.fixtures import MODES
 from tests.reference import ReferenceBuffer, Runner
 
 K = 4
+# Every test of frame stacks runs on the uncompressed store and on each compressed one.
+COMPRESSIONS = [None, "lz4", "zstd"]
 
 
 class FrameEnv(gym.Env):
@@ -62,9 +64,12 @@ def stacked_env(num_envs, mode=MODES[0], padding="reset", **kwargs):
     return SyncVectorEnv(fns, autoreset_mode=mode)
 
 
-def run(num_envs, mode, padding, capacity, steps, seed=0, buffer_class=ReplayBuffer, **kw):
+def run(
+    num_envs, mode, padding, capacity, steps, seed=0, buffer_class=ReplayBuffer,
+    compression=None, **kw,
+):  # fmt: skip
     env = stacked_env(num_envs, mode, padding, **kw)
-    buffer = buffer_class(env, capacity, seed=seed)
+    buffer = buffer_class(env, capacity, seed=seed, frame_compression=compression)
     reference = ReferenceBuffer(num_envs or 1, capacity, spare_rows=True)
     runner = Runner(env, buffer, reference, seed=seed)
     return buffer, reference, runner, steps
@@ -86,13 +91,14 @@ def assert_exact_suffix(buffer, reference, num_envs):
             assert_rows_match(got, retained[len(retained) - count :])
 
 
+@pytest.mark.parametrize("compression", COMPRESSIONS)
 @pytest.mark.parametrize("num_envs", [None, 3])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("padding", ["reset", "zero"])
-def test_stacks_are_rebuilt_bit_exactly(num_envs, mode, padding):
+def test_stacks_are_rebuilt_bit_exactly(num_envs, mode, padding, compression):
     if num_envs is None and mode is not MODES[0]:
         return
-    buffer, reference, runner, _ = run(num_envs, mode, padding, capacity=16, steps=0)
+    buffer, reference, runner, _ = run(num_envs, mode, padding, 16, 0, compression=compression)
     assert buffer.frame_stack.size == K
     assert buffer.observations.shape[-2:] == (2, 3)  # one frame per row
     for _ in range(60):
@@ -105,10 +111,13 @@ def test_stacks_are_rebuilt_bit_exactly(num_envs, mode, padding):
     chunks=st.lists(st.integers(1, 12), min_size=1, max_size=6),
     seed=st.integers(0, 500),
     max_len=st.integers(1, 8),
+    compression=st.sampled_from(COMPRESSIONS),
 )
 @settings(max_examples=40, deadline=None)
-def test_batch_adds_and_wraparound_keep_stacks_exact(capacity, chunks, seed, max_len):
-    buffer, reference, runner, _ = run(2, MODES[0], "reset", capacity, 0, seed, max_len=max_len)
+def test_batch_adds_and_wraparound_keep_stacks_exact(capacity, chunks, seed, max_len, compression):
+    buffer, reference, runner, _ = run(
+        2, MODES[0], "reset", capacity, 0, seed, compression=compression, max_len=max_len
+    )
     for chunk in chunks:
         runner.add_batch(chunk)
         if len(buffer):
@@ -118,9 +127,12 @@ def test_batch_adds_and_wraparound_keep_stacks_exact(capacity, chunks, seed, max
                 assert any(same_transition(row(batch, i), t) for t in stored)
 
 
-def test_samples_are_exact_transitions_with_n_step_and_prioritized():
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_samples_are_exact_transitions_with_n_step_and_prioritized(compression):
     for buffer_class in (ReplayBuffer, PrioritizedReplayBuffer):
-        buffer, reference, runner, _ = run(None, MODES[0], "reset", 32, 0, 3, buffer_class)
+        buffer, reference, runner, _ = run(
+            None, MODES[0], "reset", 32, 0, 3, buffer_class, compression
+        )
         runner.add(200)
         batch = buffer.sample(64)
         retained = reference.retained(0)
