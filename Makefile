@@ -9,13 +9,14 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: test demo lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	# torch first, pinned: its CPU wheel is on our machines; an unpinned torch pulls a CUDA build.
 	$(BIN)/pip install torch==2.13.0
 	# ray: the replay service's tests run on a local Ray instance (pearll[ray] is optional).
-	$(BIN)/pip install torch==2.13.0 -e ".[dev,ray]"
+	# constraints.txt pins every other package to the versions the suite passed with.
+	$(BIN)/pip install -c constraints.txt torch==2.13.0 -e ".[dev,ray]"
 	touch $(STAMP)
 
 test: $(STAMP)
