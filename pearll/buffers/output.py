@@ -56,10 +56,8 @@ def convert(fields: Any, dtype: str | TrajectoryType, device: Any) -> Any:
     torch = import_torch()
     target = resolve_device(device)
     if target.type == "cpu":
-        to_tensor = functools.partial(_cpu_tensor, torch)
-    else:
-        to_tensor = functools.partial(_device_tensor, torch, target)
-    return _map(to_tensor, fields)
+        return _map(torch.from_numpy, fields)
+    return _map(lambda array: torch.as_tensor(np.ascontiguousarray(array), device=target), fields)
 
 
 def _map(fn: Any, fields: Any) -> Any:
@@ -70,14 +68,6 @@ def _map(fn: Any, fields: Any) -> Any:
         name: fn(value) if type(value) is np.ndarray else tree_map(fn, value)
         for name, value in fields.items()
     }
-
-
-def _cpu_tensor(torch: Any, array: np.ndarray) -> Any:
-    return torch.from_numpy(array)
-
-
-def _device_tensor(torch: Any, device: Any, array: np.ndarray) -> Any:
-    return torch.as_tensor(np.ascontiguousarray(array), device=device)
 
 
 def _first(array: np.ndarray) -> np.ndarray:

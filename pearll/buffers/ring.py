@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pearll.buffers.uniform_draw import draw_rows
+
 
 @dataclass
 class WritePlan:
@@ -164,20 +166,9 @@ class Ring:
             window *= 2
 
     def uniform_rows(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
-        """``(E, batch_size)`` rows drawn uniformly, with replacement, per sub-env."""
-        self.require_transitions()
-        if self.num_envs == 1:
-            return self.uniform_rows_of(rng, 0, batch_size)[None]
-        high = np.broadcast_to(self.size[:, None], (self.num_envs, batch_size))
-        envs = np.broadcast_to(np.arange(self.num_envs)[:, None], high.shape)
-        rows = _below(rng, high)
-        rejected = ~self.valid[rows, envs]
-        # Rejection keeps the draw uniform over valid rows; at most about half the rows in use
-        # are invalid (episodes of length one), so this ends after a few rounds.
-        while rejected.any():
-            rows[rejected] = _below(rng, high[rejected])
-            rejected[rejected] = ~self.valid[rows[rejected], envs[rejected]]
-        return rows
+        """``(E, batch_size)`` rows drawn uniformly, with replacement, per sub-env (see
+        :func:`~pearll.buffers.uniform_draw.draw_rows`)."""
+        return draw_rows(rng, self, batch_size)
 
     def uniform_rows_of(self, rng: np.random.Generator, env: int, batch_size: int) -> np.ndarray:
         """``(batch_size,)`` rows of sub-env ``env`` drawn uniformly, with replacement.
@@ -206,13 +197,6 @@ class Ring:
                 + (f" for sub-envs {empty.tolist()}" if self.num_envs > 1 else "")
                 + "; add some first"
             )
-
-
-def _below(rng: np.random.Generator, high: np.ndarray) -> np.ndarray:
-    """Integers uniform in ``[0, high)`` elementwise (``high`` >= 1), shaped like ``high``."""
-    # floor(u * high) for u uniform in [0, 1) is uniform over 0..high-1 (to 2**-53), and
-    # several times cheaper than rng.integers for small batches.
-    return (rng.random(high.shape) * high).astype(np.int64)
 
 
 def _valid_draws(rng: np.random.Generator, valid: np.ndarray, high: int, wanted: int) -> np.ndarray:

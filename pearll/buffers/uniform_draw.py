@@ -1,21 +1,39 @@
-"""ReplayBuffer.sample's hot path: uniform draws fused with the copy of the rows drawn.
+"""Uniform draws of stored transitions, and ReplayBuffer.sample's hot path: draws fused with
+the copy of the rows drawn.
 
 A uniform sample needs, per sub-env, row indices drawn uniformly among the rows that hold a
 transition (rejection: draw among the rows in use, keep the valid ones), then each row's
 packed bytes and the next row's (whose observations are the transition's next observations).
 In numpy that is a dozen calls of fixed overhead, more than the data movement itself for a
-batch of 256 small transitions. Here numpy draws the uniform numbers (so the buffer's
-Generator, and its seed, drive the sample) and one compiled loop turns them into rows, rejects
-the invalid ones and copies each accepted row pair as 8-byte words into the output records.
+batch of 256 small transitions. Here one compiled loop draws the rows, rejects the invalid ones
+and copies each accepted row pair as 8-byte words into the output records.
+
+The draws come from SplitMix64 (Steele, Lea & Flood, 2014; it passes BigCrush) seeded with one
+64-bit word from the buffer's numpy Generator per call, so the buffer's seed still fixes every
+sample, and a call costs one word of the Generator's stream instead of an array of doubles.
+:func:`draw_rows` (the rows alone, for reads that gather otherwise: n-step returns, frame
+stacks, HER) draws the same rows as :func:`draw_pairs` from the same Generator state.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numba import njit
 
-from pearll.buffers.ring import Ring
-from pearll.buffers.storage import PackedStorage
+if TYPE_CHECKING:  # ring.py draws its rows here
+    from pearll.buffers.ring import Ring
+    from pearll.buffers.storage import PackedStorage
+
+
+def draw_rows(rng: np.random.Generator, ring: Ring, batch_size: int) -> np.ndarray:
+    """``(E, batch_size)`` rows, each sub-env's drawn uniformly, with replacement, among the rows
+    that hold its transitions. Raises RuntimeError if a sub-env holds none."""
+    ring.require_transitions()
+    rows = np.empty((ring.num_envs, batch_size), dtype=np.int64)
+    _draw_rows(np.uint64(rng.bit_generator.random_raw()), ring.valid, ring.size, rows)
+    return rows
 
 
 def draw_pairs(
@@ -28,45 +46,63 @@ def draw_pairs(
     none. The storage must have the mirror row (the ReplayBuffer layout).
     """
     ring.require_transitions()
-    num_envs = ring.num_envs
-    records = np.empty(num_envs * batch_size, dtype=storage.pair_dtype)
-    filled = np.zeros(num_envs, dtype=np.int64)
-    # A few spare draws make one round enough unless many rows in use are invalid.
-    draws = batch_size + batch_size // 8 + 8
-    full = False
-    while not full:
-        full = _copy_drawn_pairs(
-            rng.random(num_envs * draws), ring.valid, ring.size, storage.words,
-            storage.capacity + 1, records.view(np.uint64), filled,
-        )  # fmt: skip
+    records = np.empty(ring.num_envs * batch_size, dtype=storage.pair_dtype)
+    _copy_drawn_pairs(
+        np.uint64(rng.bit_generator.random_raw()), ring.valid, ring.size, storage.words,
+        storage.capacity + 1, records.view(np.uint64), batch_size,
+    )  # fmt: skip
     return records
 
 
-@njit(cache=True, nogil=True)
-def _copy_drawn_pairs(uniforms, valid, size, rows, env_stride, out, filled):
-    """Fill sub-env e's records from its uniform draws; True once every sub-env's are full.
+_TWO_POW_MINUS_53 = 2.0**-53
 
-    ``uniforms`` (E * D,) floats in [0, 1), D per sub-env; ``valid`` (capacity, E); ``rows``
-    (E * env_stride, W) the packed rows as words, sub-env e's row r at ``e * env_stride + r``;
-    ``out`` (E * B * 2W,) the records as words, sub-env by sub-env; ``filled`` (E,) how many of
-    its B records each sub-env has filled (updated). The valid draws, in order, are i.i.d.
-    uniform over the valid rows, so taking the first B is a uniform sample.
+
+@njit(cache=True, nogil=True)
+def _copy_drawn_pairs(seed, valid, size, rows, env_stride, out, batch):
+    """Fill each sub-env's ``batch`` records with transitions drawn uniformly among its own.
+
+    ``seed`` a uint64; ``valid`` (capacity, E) (every sub-env must hold a transition, or this
+    never ends); ``rows`` (E * env_stride, W) the packed rows as words, sub-env e's row r at
+    ``e * env_stride + r``; ``out`` (E * batch * 2W,) the records as words, sub-env by sub-env.
     """
-    num_envs, width = len(filled), rows.shape[1]
-    batch = len(out) // (num_envs * 2 * width)
-    draws = len(uniforms) // num_envs
-    full = True
+    num_envs, width = valid.shape[1], rows.shape[1]
+    state = np.uint64(seed)
     for env in range(num_envs):
-        high, k, j = size[env], filled[env], env * draws
-        while k < batch and j < (env + 1) * draws:
-            row = int(uniforms[j] * high)
-            j += 1
-            if valid[row, env]:
-                source, target = env * env_stride + row, (env * batch + k) * 2 * width
-                for w in range(width):
-                    out[target + w] = rows[source, w]
-                    out[target + width + w] = rows[source + 1, w]
-                k += 1
-        filled[env] = k
-        full = full and k == batch
-    return full
+        for k in range(batch):
+            state, row = _valid_row(state, valid, size[env], env)
+            source, target = env * env_stride + row, (env * batch + k) * 2 * width
+            for w in range(width):
+                out[target + w] = rows[source, w]
+                out[target + width + w] = rows[source + 1, w]
+
+
+@njit(cache=True, nogil=True)
+def _draw_rows(seed, valid, size, out):
+    """Fill ``out`` (E, B) with rows drawn as :func:`_copy_drawn_pairs` draws them."""
+    state = np.uint64(seed)
+    for env in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            state, out[env, k] = _valid_row(state, valid, size[env], env)
+
+
+@njit(cache=True, nogil=True)
+def _valid_row(state, valid, high, env):
+    """The next state, and a row drawn uniformly among the rows of ``env`` that hold a
+    transition: rejection sampling, a row drawn among the ``high`` rows in use is kept if
+    valid (so this never ends if none is)."""
+    while True:
+        state, bits = _splitmix64(state)
+        # The top 53 bits as a double in [0, 1), times the rows in use.
+        row = int((bits >> np.uint64(11)) * _TWO_POW_MINUS_53 * high)
+        if valid[row, env]:
+            return state, row
+
+
+@njit(cache=True, nogil=True)
+def _splitmix64(state):
+    """The next state and output of SplitMix64 (all arithmetic modulo 2**64)."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))

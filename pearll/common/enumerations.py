@@ -14,8 +14,11 @@ class TrajectoryType(str, Enum):
 
 def parse_trajectory_type(dtype: str | TrajectoryType) -> TrajectoryType:
     """Turn ``"numpy"``/``"torch"`` (or the enum) into a TrajectoryType, or raise ValueError."""
-    if dtype == "numpy":  # the common case, without the enum lookup (hot path)
+    # The common cases without the enum lookup (called on every sample).
+    if dtype == "numpy":
         return TrajectoryType.NUMPY
+    if dtype == "torch":
+        return TrajectoryType.TORCH
     try:
         return TrajectoryType(dtype)
     except ValueError:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pearll.buffers import ReplayBuffer
-from pearll.buffers.uniform_draw import draw_pairs
+from pearll.buffers.uniform_draw import _splitmix64, draw_pairs
 from tests.compare import env_slice, row, same_transition
 from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
@@ -38,8 +38,8 @@ def test_every_drawn_pair_is_a_stored_transition(num_envs, dict_obs, steps):
 
 @pytest.mark.parametrize("num_envs", [None, 2])
 def test_draws_stay_uniform_when_half_the_rows_hold_no_transition(num_envs):
-    # Episodes of one step: every other row holds a final observation, so a round of draws
-    # falls short of the batch and more rounds follow.
+    # Episodes of one step: every other row holds a final observation, so half the draws are
+    # rejected.
     buffer, reference, runner = build(num_envs, capacity=40, max_len=1)
     runner.add(200)
     batch = buffer.sample(10_000)
@@ -124,3 +124,21 @@ def test_next_observations_wrap_around_through_the_mirror_row():
     )
     assert set(observations) == {9, 10, 11}
     np.testing.assert_array_equal(next_observations, observations + 1)
+
+
+def test_the_generator_is_splitmix64():
+    # The reference outputs of SplitMix64 from state 0 (Vigna's splitmix64.c).
+    state, first = _splitmix64(np.uint64(0))
+    _, second = _splitmix64(state)
+    assert (int(first), int(second)) == (0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4)
+
+
+def test_the_buffer_seed_fixes_every_sample():
+    samples = []
+    for _ in range(2):
+        buffer, _, runner = build(2, seed=5)
+        runner.add(30)
+        samples.append([buffer.sample(16).observations for _ in range(3)])
+    for first, second in zip(*samples, strict=True):
+        np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(samples[0][0], samples[0][1])
