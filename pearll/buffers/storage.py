@@ -94,7 +94,7 @@ class PackedStorage:
         self._records = self._rows.view(row_dtype)[:, 0]
         self.readers = {name: field_reader(row_dtype, name) for name in self.slots}
         # Rows as 8-byte words (rows are a multiple of 8 bytes), for compiled copies of rows.
-        self.words = np.asarray(self._rows).view(np.uint64)
+        self.words = np.asarray(self.packed).reshape(-1).view(np.uint64)
         if self.mirror:
             # A row and the row after, read as one record; the after row's observations are
             # the transition's next observations.
