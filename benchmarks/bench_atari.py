@@ -15,6 +15,7 @@ frame array.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -151,8 +152,12 @@ def memory_table(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def speed_case(capacity: int) -> Case:
-    case = Case(f"sample(32), Atari 4x84x84 uint8 stacks, {capacity:,} stored", "µs")
+def speed_cases(capacity: int) -> tuple[Case, Case]:
+    """sample(32) from ``capacity`` stored transitions, and add one more, for every library."""
+    sample_case = Case(f"sample(32), Atari 4x84x84 uint8 stacks, {capacity:,} stored", "µs")
+    add_case = Case("add one transition, Atari 4x84x84 uint8 stacks", "µs")
+    # Whole episodes, so that cycling through them keeps each library's stream consistent.
+    more = list(stream(2 * EPISODE, seed=1))
     for name in LIBRARIES:
         try:
             _, add, sample = build(name, capacity)
@@ -161,14 +166,16 @@ def speed_case(capacity: int) -> Case:
             continue
         for stack, following, done in stream(capacity):
             add(stack, following, done)
-        case.ops[name] = lambda s=sample: s(32)
+        sample_case.ops[name] = lambda s=sample: s(32)
+        steps = itertools.cycle(more)
+        add_case.ops[name] = lambda a=add, steps=steps: a(*next(steps))
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (capacity, *FRAME), dtype=np.uint8)  # written pages
     # What a sample must move: the 4 frames of each observation and of each next observation.
-    case.ops["numpy floor: np.take of 32x8 frames"] = lambda: frames.take(
+    sample_case.ops["numpy floor: np.take of 32x8 frames"] = lambda: frames.take(
         rng.integers(0, capacity, 32 * 2 * K), axis=0
     )
-    return case
+    return sample_case, add_case
 
 
 def main() -> None:
@@ -185,8 +192,7 @@ def main() -> None:
     rounds, calls = (7, 50) if args.quick else (21, 100)
     memory = memory_table(n_memory)
     print(memory)
-    case = speed_case(capacity)
-    speed = table(case, run(case, rounds, calls))
+    speed = "\n".join(table(case, run(case, rounds, calls)) for case in speed_cases(capacity))
     print(speed)
     args.out.write_text(
         "# Atari benchmark\n\n"
