@@ -3,6 +3,8 @@
 ``TaggedEnv`` is the workhorse: each observation encodes (env tag, episode number, step number),
 so a stored transition can be checked against the truth by value alone. Its episodes end at a
 random step, by termination or by truncation (time limit), from a seeded schedule.
+``FrameEnv`` does the same with small uint8 frames, and ``stacked_env`` wraps it in gymnasium's
+``FrameStackObservation`` (K frames), as Atari envs are.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import FrameStackObservation
 
 MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
+K = 4  # frames per stack of stacked_env
 
 
 class TaggedEnv(gym.Env):
@@ -75,3 +79,43 @@ def make_env(num_envs: int | None, mode: AutoresetMode = AutoresetMode.NEXT_STEP
     if num_envs is None:
         return TaggedEnv(**kwargs)
     return tagged_vector_env(num_envs, mode, **kwargs)
+
+
+class FrameEnv(gym.Env):
+    """2x3 uint8 frames whose pixels encode (tag, episode, step); random episode ends."""
+
+    metadata: ClassVar[dict] = {"render_modes": []}
+
+    def __init__(self, tag: int = 0, max_len: int = 7):
+        self.observation_space = spaces.Box(0, 255, (2, 3), np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self.tag, self.max_len, self.episode = tag, max_len, 0
+        self.schedule = np.random.default_rng(tag)
+
+    def _frame(self) -> np.ndarray:
+        frame = np.zeros((2, 3), np.uint8)
+        frame[0] = (self.tag + 1, self.episode % 250 + 1, self.t + 1)
+        frame[1] = self.schedule.integers(0, 255, 3)
+        return frame
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        self.length = int(self.schedule.integers(1, self.max_len + 1))
+        return self._frame(), {}
+
+    def step(self, action):
+        self.t += 1
+        ended = self.t >= self.length
+        terminated = ended and self.t % 2 == 0
+        return self._frame(), float(self.t), terminated, ended and not terminated, {}
+
+
+def stacked_env(num_envs, mode=MODES[0], padding="reset", **kwargs):
+    def make(tag=0):
+        return FrameStackObservation(FrameEnv(tag, **kwargs), K, padding_type=padding)
+
+    if num_envs is None:
+        return make()
+    fns = [lambda i=i: make(i) for i in range(num_envs)]
+    return SyncVectorEnv(fns, autoreset_mode=mode)

@@ -277,14 +277,14 @@ class RingBuffer(BaseBuffer):
         self._write(plan, steps)
         passed_rows, passed_envs = self._ring.commit(plan)
         if self._frames is not None:
-            broken_rows, broken_envs = self._break_stacks(plan)
+            broken_rows, broken_envs = self._break_stacks(np.flatnonzero(plan.advance))
             passed_rows = np.concatenate([passed_rows, broken_rows])
             passed_envs = np.concatenate([passed_envs, broken_envs])
         self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
 
-    def _break_stacks(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
-        """Drop the transitions whose frame stacks reach rows this write overwrote."""
-        envs = np.flatnonzero(plan.advance)
+    def _break_stacks(self, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the transitions whose frame stacks reach rows the write just committed (by the
+        sub-envs ``envs``, those that moved) overwrote; returns their ``(rows, envs)``."""
         ring = self._ring
         # The last row written: the pending next observation, or an ended episode's final one.
         newest = (ring.pos[envs] - ring.prev_ended[envs]) % self.buffer_size

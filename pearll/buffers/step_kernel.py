@@ -27,7 +27,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-SPARE_ROWS = 0  # 1: ReplayBuffer layout (next observation in the following row, mirror row)
+SPARE_ROWS = 0  # 1: ReplayBuffer layout (next observation in the following row)
 NEXT_STEP = 1  # 1: NEXT_STEP autoreset; the step after an episode end is dropped
 SAME_STEP = 2  # 1: SAME_STEP autoreset; an episode end needs info["final_obs"] (declined)
 REPORT = 3  # 1: fill the report (the buffer overrides _on_written)
@@ -48,7 +48,8 @@ SIZE_AT = 17  # Ring.size (E,) int64
 VALID_AT = 18  # Ring.valid (CAPACITY, E) bool
 COUNT_AT = 19  # Ring.count (E,) int64
 PREV_ENDED_AT = 20  # Ring.prev_ended (E,) bool
-HEADER = 21
+MIRROR = 21  # 1: the packed array has the mirror row (row CAPACITY, a copy of row 0)
+HEADER = 22
 # Then, as float64: the low bounds (k), the high bounds (k), each sub-env's action (E * k);
 # then the report, int64: the rows written (E), their envs (E), the rows passed over (3E),
 # their envs (3E); see report_start.
@@ -119,6 +120,7 @@ def write_step(control):
     # Read every constant once: the report's stores into control would otherwise force the
     # compiler to reload them for each sub-env.
     spare, next_step = control[SPARE_ROWS] != 0, control[NEXT_STEP] != 0
+    mirror = control[MIRROR] != 0
     reports = control[REPORT] != 0
     row_words = row_bytes // 8
     obs_at, obs_bytes = control[OBS_OFFSET], control[OBS_BYTES]
@@ -147,7 +149,7 @@ def write_step(control):
             else:
                 for b in range(obs_bytes):
                     packed[e, following, obs_at + b] = stage[e, row_bytes + b]
-            if row == 0 or following == 0:
+            if mirror and (row == 0 or following == 0):
                 for w in range(row_words):
                     packed_words[e, capacity, w] = packed_words[e, 0, w]  # the mirror row
             advance = 2 if ended else 1

@@ -18,6 +18,12 @@ On CartPole this costs about half of SB3's add for one env, and as much as SB3's
 transition for an 8-env vector step (``python -m benchmarks.bench_buffers``), with every check
 on: no ``validate=False`` is needed.
 
+With frame stacks (Atari) the packed row holds the stack's depth instead of the observation:
+the writer stages the depths (as the general path computes them), the kernel writes them with
+the rest, and then the two frames are stored and the stacks the write broke are dropped,
+through the same FrameStore and ``RingBuffer._break_stacks`` code as the general path.
+Compressed frame stores always take the general path.
+
 Anything the writer is unsure of (a list, a scalar observation, an action out of range, a
 SAME_STEP episode end, a Python int too large for its field) is handed back, with nothing
 written, to the general path, which handles it or raises its detailed error. Every check of the
@@ -65,15 +71,27 @@ class StepWriter:
         packed = buffer._packed
         self._packed = np.asarray(packed.packed)  # a plain ndarray, also of a np.memmap
         slots, row_bytes = packed.slots, packed.row_bytes
-        obs_slot = slots["observations"]
+        # With frame stacks a packed row holds no observation, only how deep its stack reaches
+        # (frame_depth): the kernel writes depths where it would write observations, and
+        # _write_frames stores the frames once it has written the rest.
+        self._frames = buffer._frames
+        obs_slot = slots["observations" if self._frames is None else "frame_depth"]
+        self._kernel_obs_slot = obs_slot
         spare = buffer.spare_rows
         stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
         self._stage = np.zeros((num_envs, stage_bytes), np.uint8)  # whole 8-byte words
         lead = (num_envs,) if self._vector else ()
         self._lead = lead
-        self._obs_shape = lead + obs_slot.shape
-        self._obs_dtypes = _castable_dtypes(obs_slot.dtype)
+        if self._frames is None:
+            self._obs_shape, obs_dtype = lead + obs_slot.shape, obs_slot.dtype
+        else:
+            self._obs_shape = lead + tuple(info.observation_space.shape)
+            obs_dtype = self._frames.dtype
+        self._obs_dtypes = _castable_dtypes(obs_dtype)
         next_slot = Slot(row_bytes, obs_slot.dtype, obs_slot.shape, obs_slot.nbytes)
+        if self._frames is not None:  # (frame stacks come with spare rows)
+            self._staged_depths = (self._env_view(obs_slot), self._env_view(next_slot))
+        self._next_step = info.autoreset_mode is AutoresetMode.NEXT_STEP
         self._staged = (
             self._view(obs_slot),
             self._view(next_slot if spare else slots["next_observations"]),
@@ -108,8 +126,9 @@ class StepWriter:
         control[kernel.SPARE_ROWS] = spare
         control[kernel.NEXT_STEP] = mode is AutoresetMode.NEXT_STEP
         control[kernel.SAME_STEP] = mode is AutoresetMode.SAME_STEP
-        control[kernel.OBS_OFFSET] = slots["observations"].offset
-        control[kernel.OBS_BYTES] = slots["observations"].nbytes
+        control[kernel.OBS_OFFSET] = self._kernel_obs_slot.offset
+        control[kernel.OBS_BYTES] = self._kernel_obs_slot.nbytes
+        control[kernel.MIRROR] = self._buffer._packed.mirror
         control[kernel.DONES_OFFSET] = slots["dones"].offset
         control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
         control[kernel.ACTION_SIZE] = low.size
@@ -128,20 +147,24 @@ class StepWriter:
 
         A Discrete action is given without the stored trailing axis of 1: its view drops it.
         """
+        view = self._env_view(slot)
+        if not self._vector:
+            view = view[0, ...]  # a view even of a scalar slot
+        # With the Ellipsis, the last index gives a 0-d view for a single env, not a scalar.
+        return view[..., 0] if isinstance(space, spaces.Discrete) else view
+
+    def _env_view(self, slot: Slot) -> np.ndarray:
+        """The staging block's ``(E, ...)`` view of ``slot``, for single envs too."""
         item = slot.dtype.itemsize
         inner = tuple(int(np.prod(slot.shape[i + 1 :], dtype=np.int64)) * item
                       for i in range(len(slot.shape)))  # fmt: skip
-        view = np.ndarray(
+        return np.ndarray(
             shape=(len(self._stage), *slot.shape),
             dtype=slot.dtype,
             buffer=self._stage,
             offset=slot.offset,
             strides=(self._stage.strides[0], *inner),
         )
-        if not self._vector:
-            view = view[0]
-        # With the Ellipsis, the last index gives a 0-d view for a single env, not a scalar.
-        return view[..., 0] if isinstance(space, spaces.Discrete) else view
 
     @staticmethod
     def applies_to(buffer: Any) -> bool:
@@ -150,8 +173,7 @@ class StepWriter:
 
         cls = type(buffer)
         return (
-            isinstance(buffer._storage["observations"], np.ndarray)
-            and buffer._frame_spec is None
+            isinstance(buffer._storage["observations"], np.ndarray)  # not compressed frames
             and not buffer._storage["extras"]
             and buffer.buffer_size >= 4  # an episode end's rows always fit (see Ring.plan)
             and cls._add is RingBuffer._add
@@ -210,8 +232,9 @@ class StepWriter:
             self._staged
         )
         try:
-            staged_obs[...] = obs
-            staged_next[...] = next_obs
+            if self._frames is None:
+                staged_obs[...] = obs
+                staged_next[...] = next_obs
             staged_action[...] = action
             self._staged_action[...] = action
             staged_reward[...] = reward
@@ -227,12 +250,42 @@ class StepWriter:
             (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended)
         ):  # fmt: skip
             return False
-        result = self._write_step(self._control)
+        if self._frames is None:
+            result = self._write_step(self._control)
+            broken = None
+        else:
+            result, broken = self._write_with_frames(ring, obs, next_obs, done, trunc)
         if result < 0:
             return False  # out of range (the general path raises) or a SAME_STEP episode end
         if self._reports:
-            self._report_written(result)
+            self._report_written(result, broken)
         return True
+
+    def _write_with_frames(self, ring, obs, next_obs, done, trunc) -> tuple[int, Any]:
+        """The kernel's write with frame depths staged, then the frames and broken stacks.
+
+        Returns the kernel's result and the ``(rows, envs)`` whose stacks the write broke.
+        """
+        frames, num_envs = self._frames, len(self._stage)
+        ended = np.logical_or(done, trunc).reshape(num_envs)
+        # NEXT_STEP reset steps are dropped (by the kernel too), as in the general path.
+        keep = ~ring.prev_ended if self._next_step else np.ones(num_envs, dtype=bool)
+        rows = ring.pos.copy()
+        episode_step = frames.episode_step
+        depth, next_depth = frames.depths(keep[None], (ended & keep)[None])
+        self._staged_depths[0][...] = depth[0]
+        self._staged_depths[1][...] = next_depth[0]
+        result = self._write_step(self._control)
+        if result < 0:
+            frames.episode_step = episode_step  # nothing was written
+            return result, None
+        envs = np.flatnonzero(keep)
+        rows = rows[envs]
+        stacks, next_stacks = (obs, next_obs) if self._vector else (obs[None], next_obs[None])
+        observations = self._buffer._storage["observations"]  # the frames, (capacity, E, ...)
+        observations[rows, envs] = stacks[envs, -1]
+        observations[(rows + 1) % self._buffer.buffer_size, envs] = next_stacks[envs, -1]
+        return result, self._buffer._break_stacks(envs)
 
     def _adopt_ring(self, arrays: tuple[np.ndarray, ...]) -> bool:
         """Give the kernel the addresses of the Ring's arrays (new ones: a commit, a clear or a
@@ -252,15 +305,19 @@ class StepWriter:
         self._ring_arrays = arrays
         return True
 
-    def _report_written(self, result: int) -> None:
-        """Tell the buffer's ``_on_written`` which slots the kernel wrote and passed over."""
+    def _report_written(self, result: int, broken: Any) -> None:
+        """Tell the buffer's ``_on_written`` which slots the kernel wrote and passed over (and
+        the ``broken`` ``(rows, envs)`` of frame stacks, if any, as passed over too)."""
         written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
         e = len(self._stage)
         report = self._control[self._report_at : self._report_at + 8 * e].copy()
+        passed_rows, passed_envs = report[2 * e : 2 * e + passed], report[5 * e : 5 * e + passed]
+        if broken is not None:
+            passed_rows = np.concatenate([passed_rows, broken[0]])
+            passed_envs = np.concatenate([passed_envs, broken[1]])
         self._buffer._on_written(
-            report[:written], report[e : e + written],
-            report[2 * e : 2 * e + passed], report[5 * e : 5 * e + passed],
-        )  # fmt: skip
+            report[:written], report[e : e + written], passed_rows, passed_envs
+        )
 
 
 def _address(array: np.ndarray) -> int:

@@ -19,9 +19,8 @@ from hypothesis import strategies as st
 from pearll.buffers import ReplayBuffer
 from pearll.buffers.compressed_frames import CompressedFrames
 from pearll.buffers.errors import CheckpointError
-from tests.buffers.test_frame_stack import K, stacked_env
 from tests.buffers.test_persistence import assert_same_output
-from tests.fixtures import MODES
+from tests.fixtures import MODES, K, stacked_env
 from tests.reference import ReferenceBuffer, Runner
 from tests.state import assert_same_state
 

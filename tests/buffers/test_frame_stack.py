@@ -2,66 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from gymnasium.vector import SyncVectorEnv
-from gymnasium.wrappers import FrameStackObservation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from pearll.buffers.frame_stack import FrameStackSpec
 from tests.compare import assert_rows_match, env_slice, row, same_transition
-from tests.fixtures import MODES
+from tests.fixtures import MODES, K, stacked_env
 from tests.reference import ReferenceBuffer, Runner
 
-K = 4
 # Every test of frame stacks runs on the uncompressed store and on each compressed one.
 COMPRESSIONS = [None, "lz4", "zstd"]
-
-
-class FrameEnv(gym.Env):
-    """2x3 uint8 frames whose pixels encode (tag, episode, step); random episode ends."""
-
-    metadata: ClassVar[dict] = {"render_modes": []}
-
-    def __init__(self, tag: int = 0, max_len: int = 7):
-        self.observation_space = spaces.Box(0, 255, (2, 3), np.uint8)
-        self.action_space = spaces.Discrete(2)
-        self.tag, self.max_len, self.episode = tag, max_len, 0
-        self.schedule = np.random.default_rng(tag)
-
-    def _frame(self) -> np.ndarray:
-        frame = np.zeros((2, 3), np.uint8)
-        frame[0] = (self.tag + 1, self.episode % 250 + 1, self.t + 1)
-        frame[1] = self.schedule.integers(0, 255, 3)
-        return frame
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.episode, self.t = self.episode + 1, 0
-        self.length = int(self.schedule.integers(1, self.max_len + 1))
-        return self._frame(), {}
-
-    def step(self, action):
-        self.t += 1
-        ended = self.t >= self.length
-        terminated = ended and self.t % 2 == 0
-        return self._frame(), float(self.t), terminated, ended and not terminated, {}
-
-
-def stacked_env(num_envs, mode=MODES[0], padding="reset", **kwargs):
-    def make(tag=0):
-        return FrameStackObservation(FrameEnv(tag, **kwargs), K, padding_type=padding)
-
-    if num_envs is None:
-        return make()
-    fns = [lambda i=i: make(i) for i in range(num_envs)]
-    return SyncVectorEnv(fns, autoreset_mode=mode)
 
 
 def run(

@@ -23,10 +23,9 @@ from pearll.buffers import (
 )
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.persistence import verify_checkpoint
-from tests.buffers.test_frame_stack import stacked_env
 from tests.buffers.test_her import goal_env
 from tests.compare import FIELDS
-from tests.fixtures import MODES, make_env
+from tests.fixtures import MODES, make_env, stacked_env
 from tests.reference import ReferenceBuffer, Runner
 from tests.state import BUFFER_CLASSES, assert_same_state
 

@@ -11,10 +11,9 @@ import pytest
 from pearll.buffers import HERBuffer, PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 from pearll.buffers import placement as placement_module
 from pearll.envs import BitFlippingEnv
-from tests.buffers.test_frame_stack import stacked_env
 from tests.buffers.test_ring_buffer import flat_expected
 from tests.compare import FIELDS, assert_rows_match
-from tests.fixtures import MODES, make_env
+from tests.fixtures import MODES, make_env, stacked_env
 from tests.reference import ReferenceBuffer, Runner
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 from tests.buffers.test_spaces import SpacesEnv
-from tests.fixtures import MODES, make_env
+from tests.fixtures import MODES, K, make_env, stacked_env
 from tests.reference import ReferenceBuffer, Runner
 
 RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
@@ -151,6 +151,40 @@ def test_ring_arrays_the_kernel_cannot_take_send_the_add_to_the_general_path():
     fast.add_trajectory(*steps[3])
     general.add_trajectory(*steps[3])
     assert_same_state(fast, general)
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("mode", MODES)
+@given(
+    capacity=st.integers(K + 2, 14),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+    max_len=st.integers(1, 7),
+)
+@settings(max_examples=15, deadline=None)
+def test_hot_path_writes_the_same_frames_depths_and_bookkeeping(
+    buffer_class, num_envs, mode, capacity, steps, seed, max_len
+):
+    if num_envs is None and mode is not MODES[0]:
+        return  # a single env has no autoreset mode
+    buffers = []
+    for use_hot_path in (True, False):
+        env = stacked_env(num_envs, mode, max_len=max_len)
+        buffer = buffer_class(env, capacity, seed=0)
+        assert buffer._fast_writer is not None and buffer.frame_stack.size == K
+        if not use_hot_path:
+            buffer._fast_writer = None
+        Runner(env, buffer, ReferenceBuffer(num_envs or 1, capacity, True), seed).add(steps)
+        buffers.append(buffer)
+    fast, general = buffers
+    np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
+    np.testing.assert_array_equal(fast._frames.frames, general._frames.frames)
+    np.testing.assert_array_equal(fast._frames.episode_step, general._frames.episode_step)
+    for name in RING_FIELDS:
+        np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
+    if buffer_class is PrioritizedReplayBuffer:
+        np.testing.assert_array_equal(fast._tree._sums, general._tree._sums)
 
 
 def test_hot_path_is_used_only_where_it_applies():
