@@ -119,7 +119,10 @@ def measure_memory(name: str, n: int) -> None:
     """In this (fresh) process: RSS growth per transition of ``n`` Atari transitions."""
     import psutil
 
-    build(name, 16)  # imports and one-off allocations, not counted
+    # Imports and one-off allocations (compiled code loaded at the first add), not counted.
+    _, warm_up, _ = build(name, 16)
+    for stack, following, done in stream(2):
+        warm_up(stack, following, done)
     process = psutil.Process()
     before = process.memory_info().rss
     _, add, _ = build(name, n)
