@@ -280,11 +280,16 @@ class StepWriter:
             frames.episode_step = episode_step  # nothing was written
             return result, None
         envs = np.flatnonzero(keep)
-        rows = rows[envs]
-        stacks, next_stacks = (obs, next_obs) if self._vector else (obs[None], next_obs[None])
         observations = self._buffer._storage["observations"]  # the frames, (capacity, E, ...)
-        observations[rows, envs] = stacks[envs, -1]
-        observations[(rows + 1) % self._buffer.buffer_size, envs] = next_stacks[envs, -1]
+        capacity = self._buffer.buffer_size
+        if self._vector:
+            rows = rows[envs]
+            observations[rows, envs] = obs[envs, -1]
+            observations[(rows + 1) % capacity, envs] = next_obs[envs, -1]
+        elif len(envs):  # scalar indexing: a few µs less than index arrays
+            row = int(rows[0])
+            observations[row, 0] = obs[-1]
+            observations[(row + 1) % capacity, 0] = next_obs[-1]
         return result, self._buffer._break_stacks(envs)
 
     def _adopt_ring(self, arrays: tuple[np.ndarray, ...]) -> bool:
