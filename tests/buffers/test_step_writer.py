@@ -33,20 +33,30 @@ def test_hot_path_writes_the_same_bytes_and_bookkeeping(
 ):
     if num_envs is None and mode is not MODES[0]:
         return  # a single env has no autoreset mode
+    make = lambda: make_env(num_envs, mode, max_len=max_len)  # noqa: E731
+    assert_same_state(*run_both_paths(make, buffer_class, capacity, steps, seed))
+
+
+def run_both_paths(make_env_fn, buffer_class, capacity, steps, seed):
+    """Two buffers fed the same ``steps`` env steps: one by the hot path, one by the general."""
     buffers = []
     for use_hot_path in (True, False):
-        env = make_env(num_envs, mode, max_len=max_len)
+        env = make_env_fn()
         buffer = buffer_class(env, capacity, seed=0)
         assert buffer._fast_writer is not None
         if not use_hot_path:
             buffer._fast_writer = None
-        Runner(env, buffer, ReferenceBuffer(num_envs or 1, capacity, True), seed).add(steps)
+        num_envs = getattr(env, "num_envs", 1)
+        Runner(env, buffer, ReferenceBuffer(num_envs, capacity, True), seed).add(steps)
         buffers.append(buffer)
-    assert_same_state(*buffers)
+    return buffers
 
 
 def assert_same_state(fast, general):
     np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
+    if fast._frames is not None:
+        np.testing.assert_array_equal(fast._frames.frames, general._frames.frames)
+        np.testing.assert_array_equal(fast._frames.episode_step, general._frames.episode_step)
     for name in RING_FIELDS:
         np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
     if isinstance(fast, PrioritizedReplayBuffer):
@@ -168,23 +178,10 @@ def test_hot_path_writes_the_same_frames_depths_and_bookkeeping(
 ):
     if num_envs is None and mode is not MODES[0]:
         return  # a single env has no autoreset mode
-    buffers = []
-    for use_hot_path in (True, False):
-        env = stacked_env(num_envs, mode, max_len=max_len)
-        buffer = buffer_class(env, capacity, seed=0)
-        assert buffer._fast_writer is not None and buffer.frame_stack.size == K
-        if not use_hot_path:
-            buffer._fast_writer = None
-        Runner(env, buffer, ReferenceBuffer(num_envs or 1, capacity, True), seed).add(steps)
-        buffers.append(buffer)
-    fast, general = buffers
-    np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
-    np.testing.assert_array_equal(fast._frames.frames, general._frames.frames)
-    np.testing.assert_array_equal(fast._frames.episode_step, general._frames.episode_step)
-    for name in RING_FIELDS:
-        np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
-    if buffer_class is PrioritizedReplayBuffer:
-        np.testing.assert_array_equal(fast._tree._sums, general._tree._sums)
+    make = lambda: stacked_env(num_envs, mode, max_len=max_len)  # noqa: E731
+    fast, general = run_both_paths(make, buffer_class, capacity, steps, seed)
+    assert fast.frame_stack.size == K
+    assert_same_state(fast, general)
 
 
 def test_hot_path_is_used_only_where_it_applies():
