@@ -114,8 +114,11 @@ def measure_memory(store: str, game: str, n: int, wrapped: bool) -> None:
     """In this (fresh) process: RSS growth per stored transition, printed as JSON."""
     import psutil
 
-    build(STORES[store], 16)  # imports and one-off allocations, not counted
     frames, first = recording(game)
+    # Imports and one-off allocations (compiled code loaded at the first add), not counted.
+    warm_up = build(STORES[store], 16)
+    for stack, following, done in stream(frames, first, 2):
+        warm_up.add_trajectory(stack, 1, 1.0, following, done)
     process = psutil.Process()
     before = process.memory_info().rss
     start = time.perf_counter()
