@@ -216,10 +216,8 @@ class RingBuffer(BaseBuffer):
         # costs more than the lock itself.
         with self._lock:
             fast = self._fast_writer
-            if (
-                fast
-                and not extras
-                and fast.try_add(observation, action, reward, next_observation, done, truncated)
+            if fast and fast.try_add(
+                observation, action, reward, next_observation, done, truncated, extras
             ):
                 return
             if self.env_info.is_vector and np.ndim(truncated) == 0:

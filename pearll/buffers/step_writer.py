@@ -3,7 +3,7 @@
 ``RingBuffer.add_trajectory`` is called once per env step, so its cost matters more than any
 other. The general path (validate into ``(T, E, ...)`` arrays, plan rows, scatter, commit) costs
 tens of microseconds per step. :class:`StepWriter` does the same for the common case (array
-observations, no extra fields, nothing overriding the write hooks) in three stages:
+observations, extra fields declared flat, nothing overriding the write hooks) in three stages:
 
 1. Checks in Python, by attribute compares only: types, shapes, and dtypes among those the
    general path accepts.
@@ -105,6 +105,12 @@ class StepWriter:
         self._action_shape = lead + _given_action_shape(space)
         self._action_dtypes = _castable_dtypes(slots["actions"].dtype)
         self._scalar_action = not self._vector and isinstance(space, spaces.Discrete)
+        # Extra fields sit in the packed row: staged like the others.
+        self._extras = tuple(
+            (name, self._view(slot), lead + slot.shape, _castable_dtypes(slot.dtype))
+            for name, slot in slots["extras"].items()
+        )
+        self._extra_names = {name for name, *_ in self._extras}
         self._reports = type(buffer)._on_written is not RingBuffer._on_written
         self._control = self._make_control(buffer.spare_rows, info.autoreset_mode, low, high)
         floats = self._control.view(np.float64)
@@ -174,7 +180,7 @@ class StepWriter:
         cls = type(buffer)
         return (
             isinstance(buffer._storage["observations"], np.ndarray)  # not compressed frames
-            and not buffer._storage["extras"]
+            and all(isinstance(v, np.ndarray) for v in buffer._storage["extras"].values())
             and buffer.buffer_size >= 4  # an episode end's rows always fit (see Ring.plan)
             and cls._add is RingBuffer._add
             and cls._write is RingBuffer._write
@@ -184,7 +190,14 @@ class StepWriter:
         )
 
     def try_add(
-        self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
+        self,
+        obs: Any,
+        action: Any,
+        reward: Any,
+        next_obs: Any,
+        done: Any,
+        trunc: Any,
+        extras: dict[str, Any],
     ) -> bool:
         """Write the step and return True, or return False (nothing written) if unsure of it.
 
@@ -193,7 +206,14 @@ class StepWriter:
         raise NotImplementedError
 
     def _try_single(
-        self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
+        self,
+        obs: Any,
+        action: Any,
+        reward: Any,
+        next_obs: Any,
+        done: Any,
+        trunc: Any,
+        extras: dict[str, Any],
     ) -> bool:
         shape, dtypes = self._obs_shape, self._obs_dtypes
         return (
@@ -205,11 +225,19 @@ class StepWriter:
                  or (self._scalar_action and isinstance(action, INTEGERS)))
             and isinstance(reward, SCALAR_NUMBERS)
             and isinstance(done, FLAGS) and isinstance(trunc, FLAGS)
-            and self._write(obs, action, reward, next_obs, done, trunc)
+            and self._extras_fit(extras)
+            and self._write(obs, action, reward, next_obs, done, trunc, extras)
         )  # fmt: skip
 
     def _try_vector(
-        self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any, trunc: Any
+        self,
+        obs: Any,
+        action: Any,
+        reward: Any,
+        next_obs: Any,
+        done: Any,
+        trunc: Any,
+        extras: dict[str, Any],
     ) -> bool:
         # x.__class__ is cheaper than type(x); every check here is a few tens of nanoseconds.
         shape, dtypes, lead = self._obs_shape, self._obs_dtypes, self._lead
@@ -223,10 +251,25 @@ class StepWriter:
             and done.__class__ is ndarray and done.shape == lead and done.dtype in BOOL
             and ((trunc.__class__ is ndarray and trunc.shape == lead and trunc.dtype in BOOL)
                  or isinstance(trunc, FLAGS))  # a scalar is broadcast, as the general path does
-            and self._write(obs, action, reward, next_obs, done, trunc)
+            and self._extras_fit(extras)
+            and self._write(obs, action, reward, next_obs, done, trunc, extras)
         )  # fmt: skip
 
-    def _write(self, obs, action, reward, next_obs, done, trunc) -> bool:
+    def _extras_fit(self, extras: dict[str, Any]) -> bool:
+        """Whether ``extras`` holds every declared extra field, each an array (or a numpy
+        scalar) of its exact shape and a dtype the general path accepts."""
+        if extras.keys() != self._extra_names:
+            return False
+        for name, _, shape, dtypes in self._extras:
+            value = extras[name]
+            if not (
+                (value.__class__ is ndarray or isinstance(value, np.generic))
+                and value.shape == shape and value.dtype in dtypes
+            ):  # fmt: skip
+                return False
+        return True
+
+    def _write(self, obs, action, reward, next_obs, done, trunc, extras) -> bool:
         """Stage the checked step and run the kernel; False if it declined (nothing written)."""
         staged_obs, staged_next, staged_action, staged_reward, staged_done, staged_trunc = (
             self._staged
@@ -238,6 +281,8 @@ class StepWriter:
             staged_action[...] = action
             self._staged_action[...] = action
             staged_reward[...] = reward
+            for name, staged, _, _ in self._extras:
+                staged[...] = extras[name]
         except OverflowError:  # a Python int too large for the field: the general path's error
             return False
         staged_done[...] = done

@@ -157,7 +157,7 @@ def test_ring_arrays_the_kernel_cannot_take_send_the_add_to_the_general_path():
     strided = np.zeros(4, np.int64)[::2]
     strided[:] = fast._ring.pos
     fast._ring.pos = strided
-    assert not fast._fast_writer.try_add(*steps[3])
+    assert not fast._fast_writer.try_add(*steps[3], {})
     fast.add_trajectory(*steps[3])
     general.add_trajectory(*steps[3])
     assert_same_state(fast, general)
@@ -184,6 +184,59 @@ def test_hot_path_writes_the_same_frames_depths_and_bookkeeping(
     assert_same_state(fast, general)
 
 
+EXTRA_FIELDS = {"log_prob": ((), np.float32), "value": ((2,), np.float64), "index": ((), np.int32)}
+
+
+def _extra_value(rng, dtype, shape):
+    """A value for an extra field, in one of the forms callers pass (some of them wrong)."""
+    values = rng.normal(size=shape) * 3
+    form = rng.integers(6)
+    if form == 0:
+        return values.astype(dtype)  # exact
+    if form == 1:
+        return values  # float64 (refused for an integer field)
+    if form == 2:
+        return values.astype(np.int16)  # castable for every field
+    if form == 3 and shape == ():
+        return np.float32(values) if np.dtype(dtype).kind == "f" else np.int8(values)
+    if form == 4:
+        return np.zeros((*shape, 2))  # wrong shape
+    return float(values.flat[0]) if shape == () else values.tolist()  # Python values
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("num_envs", [None, 3])
+@given(steps=st.integers(1, 30), seed=st.integers(0, 1000))
+@settings(max_examples=15, deadline=None)
+def test_hot_path_writes_extra_fields_as_the_general_path(buffer_class, num_envs, steps, seed):
+    env = make_env(num_envs, MODES[0])
+    fast, general = (buffer_class(env, 9, seed=0, extra_fields=EXTRA_FIELDS) for _ in range(2))
+    assert fast._fast_writer is not None
+    general._fast_writer = None
+    rng = np.random.default_rng(seed)
+    lead = (num_envs,) if num_envs else ()
+    for _ in range(steps):
+        obs, next_obs = (rng.normal(size=(*lead, 3)).astype(np.float32) for _ in range(2))
+        action = rng.integers(0, 3, size=lead) if num_envs else int(rng.integers(0, 3))
+        done, trunc = (rng.random(lead) < 0.2 for _ in range(2))
+        if not num_envs:
+            done, trunc = bool(done), bool(trunc)
+        extras = {
+            name: _extra_value(rng, dtype, (*lead, *shape))
+            for name, (shape, dtype) in EXTRA_FIELDS.items()
+        }
+        errors = []
+        for buffer in (fast, general):
+            try:
+                buffer.add_trajectory(obs, action, 1.0 if not num_envs else np.ones(lead),
+                                      next_obs, done, trunc, **extras)  # fmt: skip
+                errors.append(None)
+            except (TypeError, ValueError) as error:
+                errors.append((type(error), str(error)))
+        assert errors[0] == errors[1]
+    assert_same_state(fast, general)
+
+
 def test_hot_path_is_used_only_where_it_applies():
     cartpole = gym.make("CartPole-v1")
     assert ReplayBuffer(cartpole, 10)._fast_writer is not None
@@ -192,7 +245,9 @@ def test_hot_path_is_used_only_where_it_applies():
     assert ReplayBuffer(cartpole, 3)._fast_writer is None
     assert ReplayBuffer(make_env(2), 10)._fast_writer is not None
     assert ReplayBuffer(make_env(None, dict_obs=True), 10)._fast_writer is None
-    assert RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._fast_writer is None
+    assert (
+        RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._fast_writer is not None
+    )
 
 
 @pytest.mark.parametrize(
