@@ -225,7 +225,7 @@ class StepWriter:
                  or (self._scalar_action and isinstance(action, INTEGERS)))
             and isinstance(reward, SCALAR_NUMBERS)
             and isinstance(done, FLAGS) and isinstance(trunc, FLAGS)
-            and self._extras_fit(extras)
+            and (self._extras_fit(extras) if self._extras else not extras)
             and self._write(obs, action, reward, next_obs, done, trunc, extras)
         )  # fmt: skip
 
@@ -251,7 +251,7 @@ class StepWriter:
             and done.__class__ is ndarray and done.shape == lead and done.dtype in BOOL
             and ((trunc.__class__ is ndarray and trunc.shape == lead and trunc.dtype in BOOL)
                  or isinstance(trunc, FLAGS))  # a scalar is broadcast, as the general path does
-            and self._extras_fit(extras)
+            and (self._extras_fit(extras) if self._extras else not extras)
             and self._write(obs, action, reward, next_obs, done, trunc, extras)
         )  # fmt: skip
 
@@ -281,8 +281,9 @@ class StepWriter:
             staged_action[...] = action
             self._staged_action[...] = action
             staged_reward[...] = reward
-            for name, staged, _, _ in self._extras:
-                staged[...] = extras[name]
+            if extras:
+                for name, staged, _, _ in self._extras:
+                    staged[...] = extras[name]
         except OverflowError:  # a Python int too large for the field: the general path's error
             return False
         staged_done[...] = done
