@@ -206,15 +206,8 @@ class StepWriter:
         raise NotImplementedError
 
     def _try_single(
-        self,
-        obs: Any,
-        action: Any,
-        reward: Any,
-        next_obs: Any,
-        done: Any,
-        trunc: Any,
-        extras: dict[str, Any],
-    ) -> bool:
+        self, obs, action, reward, next_obs, done, trunc, extras
+    ) -> bool:  # see try_add
         shape, dtypes = self._obs_shape, self._obs_dtypes
         return (
             obs.__class__ is ndarray and obs.shape == shape and obs.dtype in dtypes
@@ -230,15 +223,8 @@ class StepWriter:
         )  # fmt: skip
 
     def _try_vector(
-        self,
-        obs: Any,
-        action: Any,
-        reward: Any,
-        next_obs: Any,
-        done: Any,
-        trunc: Any,
-        extras: dict[str, Any],
-    ) -> bool:
+        self, obs, action, reward, next_obs, done, trunc, extras
+    ) -> bool:  # see try_add
         # x.__class__ is cheaper than type(x); every check here is a few tens of nanoseconds.
         shape, dtypes, lead = self._obs_shape, self._obs_dtypes, self._lead
         return (
