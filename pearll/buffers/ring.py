@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pearll.buffers.uniform_draw import draw_rows
+from pearll.buffers.uniform_draw import draw_rows, draw_rows_of
 
 
 @dataclass
@@ -171,20 +171,9 @@ class Ring:
         return draw_rows(rng, self, batch_size)
 
     def uniform_rows_of(self, rng: np.random.Generator, env: int, batch_size: int) -> np.ndarray:
-        """``(batch_size,)`` rows of sub-env ``env`` drawn uniformly, with replacement.
-
-        The draw of ``uniform_rows`` for one sub-env (which must hold a transition), without
-        the env-axis broadcasting: the single-env hot path, and per-sub-env draws elsewhere.
-        """
-        valid, high = self.valid[:, env], int(self.size[env])
-        # Rejection sampling in bulk: the valid rows among i.i.d. uniform draws, in draw order,
-        # are i.i.d. uniform over the valid rows, so the first batch_size of them are a uniform
-        # sample. A few spare draws make one round enough unless many rows are invalid.
-        rows = _valid_draws(rng, valid, high, batch_size)
-        while len(rows) < batch_size:
-            more = _valid_draws(rng, valid, high, batch_size - len(rows))
-            rows = np.concatenate([rows, more])
-        return rows[:batch_size]
+        """``(batch_size,)`` rows of sub-env ``env`` alone, drawn uniformly, with replacement
+        (see :func:`~pearll.buffers.uniform_draw.draw_rows_of`)."""
+        return draw_rows_of(rng, self, env, batch_size)
 
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""
@@ -197,9 +186,3 @@ class Ring:
                 + (f" for sub-envs {empty.tolist()}" if self.num_envs > 1 else "")
                 + "; add some first"
             )
-
-
-def _valid_draws(rng: np.random.Generator, valid: np.ndarray, high: int, wanted: int) -> np.ndarray:
-    """The valid rows among a little over ``wanted`` uniform draws from ``[0, high)``, in order."""
-    draws = (rng.random(wanted + wanted // 8 + 8) * high).astype(np.int64)
-    return draws[valid.take(draws)]

@@ -42,6 +42,17 @@ def draw_rows(rng: np.random.Generator, ring: Ring, batch_size: int) -> np.ndarr
     return rows
 
 
+def draw_rows_of(rng: np.random.Generator, ring: Ring, env: int, batch_size: int) -> np.ndarray:
+    """``(batch_size,)`` rows of sub-env ``env`` alone, drawn as :func:`draw_rows` draws them.
+    Raises RuntimeError if it holds no transition."""
+    if not ring.count[env]:
+        raise RuntimeError(f"cannot sample: sub-env {env} holds no transition; add some first")
+    rows = np.empty((1, batch_size), dtype=np.int64)
+    seed = np.uint64(rng.bit_generator.random_raw())
+    _draw_rows(seed, ring.valid[:, env : env + 1], ring.size[env : env + 1], rows)
+    return rows[0]
+
+
 def draw_pairs(
     rng: np.random.Generator, ring: Ring, storage: PackedStorage, batch_size: int
 ) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pearll.buffers import ReplayBuffer
-from pearll.buffers.uniform_draw import _splitmix64, draw_pairs
+from pearll.buffers.uniform_draw import _splitmix64, draw_pairs, draw_rows, draw_rows_of
 from tests.compare import env_slice, row, same_transition
 from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
@@ -142,3 +142,20 @@ def test_the_buffer_seed_fixes_every_sample():
     for first, second in zip(*samples, strict=True):
         np.testing.assert_array_equal(first, second)
     assert not np.array_equal(samples[0][0], samples[0][1])
+
+
+def test_one_sub_env_is_drawn_as_in_a_draw_of_every_sub_env():
+    buffer, _, runner = build(3, max_len=3)
+    runner.add(30)
+    ring = buffer._ring
+    first = draw_rows(np.random.default_rng(7), ring, 40)[0]
+    np.testing.assert_array_equal(draw_rows_of(np.random.default_rng(7), ring, 0, 40), first)
+    for env in range(3):
+        rows = draw_rows_of(np.random.default_rng(env), ring, env, 200)
+        assert ring.valid[rows, env].all()
+
+
+def test_a_sub_env_without_transitions_cannot_be_drawn_alone():
+    buffer = ReplayBuffer(make_env(2, MODES[0]), 8, seed=0)
+    with pytest.raises(RuntimeError, match="sub-env 1 holds no transition"):
+        draw_rows_of(buffer.rng, buffer._ring, 1, 4)
