@@ -80,24 +80,36 @@ def coerce(
     return array
 
 
+def castable(got: np.dtype, want: np.dtype) -> bool:
+    """Whether values of dtype ``got`` may be stored as ``want``: numeric, and no float into an
+    integer field (the rule every write path applies)."""
+    return got.kind in "biuf" and not (want.kind in "biu" and got.kind == "f")
+
+
+def space_bounds(space: spaces.Space) -> tuple[Any, Any] | None:
+    """``(low, high)``, the inclusive bounds of a space's values (elementwise, broadcastable to
+    its shape), or None for a space whose values are not checked against bounds."""
+    if isinstance(space, spaces.Discrete):
+        return space.start, space.start + space.n - 1
+    if isinstance(space, spaces.MultiDiscrete):
+        return space.start, space.start + space.nvec - 1
+    if isinstance(space, spaces.MultiBinary):
+        return 0, 1
+    if isinstance(space, spaces.Box):
+        return space.low, space.high
+    return None
+
+
 def _check_dtype(got: np.dtype, want: np.dtype, name: str) -> None:
-    numeric = got.kind in "biuf"
-    integer_target = want.kind in "biu"
-    if not numeric or (integer_target and got.kind == "f"):
+    if not castable(got, want):
         raise TypeError(f"{name}: expected values castable to {want}, got dtype {got}")
 
 
 def _check_range(array: np.ndarray, space: spaces.Space, name: str) -> None:
-    if isinstance(space, spaces.Discrete):
-        low, high = space.start, space.start + space.n - 1
-    elif isinstance(space, spaces.MultiDiscrete):
-        low, high = space.start, space.start + space.nvec - 1
-    elif isinstance(space, spaces.MultiBinary):
-        low, high = 0, 1
-    elif isinstance(space, spaces.Box):
-        low, high = space.low, space.high
-    else:
+    bounds = space_bounds(space)
+    if bounds is None:
         return
+    low, high = bounds
     inside = (array >= low) & (array <= high)  # False for NaN too
     if not inside.all():
         bad = array[~inside] if array.ndim else array

@@ -40,6 +40,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers import step_kernel as kernel
+from pearll.buffers.spaces import castable, space_bounds
 from pearll.buffers.storage import Slot
 
 ndarray = np.ndarray
@@ -362,9 +363,8 @@ def _address(array: np.ndarray) -> int:
 
 
 def _castable_dtypes(target: np.dtype) -> frozenset[np.dtype]:
-    """Numeric dtypes the general path accepts for ``target`` (same kind; no float into int)."""
-    kinds = "biu" if target.kind in "biu" else "biuf"
-    return frozenset(d for d in NUMERIC if d.kind in kinds)
+    """The numeric dtypes the general path accepts for ``target`` (see spaces.castable)."""
+    return frozenset(d for d in NUMERIC if castable(d, target))
 
 
 def _given_action_shape(space: spaces.Space) -> tuple[int, ...]:
@@ -374,16 +374,10 @@ def _given_action_shape(space: spaces.Space) -> tuple[int, ...]:
 
 def _action_bounds(space: spaces.Space) -> tuple[np.ndarray, np.ndarray]:
     """``(low, high)`` float64 arrays of the stored action shape, as spaces.coerce checks them."""
-    if isinstance(space, spaces.Discrete):
-        low, high = space.start, space.start + space.n - 1
-    elif isinstance(space, spaces.MultiDiscrete):
-        low, high = space.start, space.start + space.nvec - 1
-    elif isinstance(space, spaces.MultiBinary):
-        low, high = 0, 1
-    elif isinstance(space, spaces.Box):
-        low, high = space.low, space.high
-    else:
+    bounds = space_bounds(space)
+    if bounds is None:
         raise TypeError(f"unsupported action space {space!r}")
+    low, high = bounds
     shape = (1,) if isinstance(space, spaces.Discrete) else tuple(space.shape)
     as_float = lambda bound: np.broadcast_to(np.asarray(bound, np.float64), shape)  # noqa: E731
     return as_float(low), as_float(high)
@@ -393,8 +387,7 @@ def _exact_bounds(space: spaces.Space) -> bool:
     """Whether a float64 range check decides as the general path's check does."""
     if isinstance(space, spaces.Box) and space.dtype.kind == "f":
         return True  # float bounds are exact in float64
-    if not isinstance(space, spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary
-                      | spaces.Box):  # fmt: skip
-        return False
+    if space_bounds(space) is None:
+        return False  # a space the writer cannot check: the general path takes every add
     low, high = _action_bounds(space)
     return bool(np.all(np.abs(low) < EXACT_INTEGER) and np.all(np.abs(high) < EXACT_INTEGER))
