@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pearll.buffers import persistence
-from pearll.buffers.env_info import EnvInfo
+from pearll.buffers.core.env_info import EnvInfo
+from pearll.buffers.core.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
+from pearll.buffers.core.tree import tree_map
 from pearll.buffers.errors import CheckpointError
-from pearll.buffers.output import resolve_device
-from pearll.buffers.placement import Placement
-from pearll.buffers.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
-from pearll.buffers.storage import PackedStorage, required_bytes
-from pearll.buffers.tree import tree_map
+from pearll.buffers.reading.output import resolve_device
+from pearll.buffers.storage.packed import PackedStorage, required_bytes
+from pearll.buffers.storage.placement import Placement
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.type_aliases import Observation, Trajectories
 
@@ -57,7 +57,7 @@ class BaseBuffer(ABC):
             then take each as a keyword argument and read-outs return them in ``extras``.
         storage: ``"memory"``, or ``"memmap"`` to keep the transitions in memory-mapped files
             (a buffer larger than RAM); ``storage_dir``: where (default: the temp directory).
-            See :mod:`pearll.buffers.placement`.
+            See :mod:`pearll.buffers.storage.placement`.
 
     Arrays (numpy, allocated lazily by the OS, checked against available memory first):
     ``observations`` ``(buffer_size, [E,] *obs_shape)`` in the space's dtype (a dict of arrays

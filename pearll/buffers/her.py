@@ -10,12 +10,12 @@ import numpy as np
 from gymnasium import spaces
 
 from pearll.buffers.base import BaseBuffer, locked
-from pearll.buffers.env_info import EnvInfo
-from pearll.buffers.episodes import EpisodeIndex
+from pearll.buffers.core.env_info import EnvInfo
+from pearll.buffers.core.ring import WritePlan
+from pearll.buffers.core.steps import StepBatch
 from pearll.buffers.replay import ReplayBuffer
-from pearll.buffers.ring import WritePlan
 from pearll.buffers.ring_buffer import _check_batch_size
-from pearll.buffers.steps import StepBatch
+from pearll.buffers.sampling.episodes import EpisodeIndex
 from pearll.common.enumerations import (
     GoalSelectionStrategy,
     TrajectoryType,

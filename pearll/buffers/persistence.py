@@ -14,7 +14,7 @@ The protocol
   array's memory), numpy scalars (a 0-d ``.npy``, so the dtype survives) or JSON values (kept in
   the manifest). Keys starting with ``$`` are reserved. BaseBuffer gives ``storage`` (the packed
   storage array and its layout) and ``rng`` (``rng.bit_generator.state``); RingBuffer adds
-  ``ring`` (every field of its :class:`~pearll.buffers.ring.Ring`) and ``frames``;
+  ``ring`` (every field of its :class:`~pearll.buffers.core.ring.Ring`) and ``frames``;
   PrioritizedReplayBuffer its sum trees and counters. A subclass adds its own:
   ``return {**super()._state(), "priorities": self._tree.nodes, "beta": self.beta}``.
   An array whose length varies (compressed frames) is returned as ``array.view(AnyLength)``.
@@ -35,7 +35,7 @@ allocates are replaced before any page of them is touched, so they cost no memor
 The format
 ----------
 ``path`` is a directory of snapshots with a ``CURRENT`` pointer (see
-:mod:`pearll.buffers.checkpoint_dir` for why that makes saves crash-safe). A snapshot holds
+:mod:`pearll.buffers.checkpoint.directory` for why that makes saves crash-safe). A snapshot holds
 ordinary ``.npy`` files and ``manifest.json``: the format name and version, the buffer class,
 the env's spaces and sub-env count (so ``load`` needs no env), ``config``, the ``state`` tree with
 each array leaf replaced by ``{"$npy": file}``, and for every file its shape, dtype, size in bytes
@@ -83,11 +83,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pearll import __version__
-from pearll.buffers.checkpoint_dir import current_snapshot, write_snapshot
+from pearll.buffers.checkpoint.directory import current_snapshot, write_snapshot
+from pearll.buffers.checkpoint.npy_io import NpyInfo, open_npy, read_npy, verify_npy, write_npy
+from pearll.buffers.checkpoint.space_json import space_from_json, space_to_json
 from pearll.buffers.errors import CheckpointError
-from pearll.buffers.memory import check_memory
-from pearll.buffers.npy_io import NpyInfo, open_npy, read_npy, verify_npy, write_npy
-from pearll.buffers.space_json import space_from_json, space_to_json
+from pearll.buffers.storage.memory import check_memory
 
 if TYPE_CHECKING:
     from pearll.buffers.base import BaseBuffer

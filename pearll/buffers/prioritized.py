@@ -1,9 +1,9 @@
 """PrioritizedReplayBuffer: proportional prioritized replay (Schaul et al. 2016) on ReplayBuffer.
 
-Priorities live in a :class:`~pearll.buffers.sum_tree.SumTree` with one tree per sub-env and one
-leaf per row. A leaf is positive exactly when its row holds a stored transition: rows that hold
-an episode's final observation, the pending row and overwritten rows are set to zero in the
-same call that writes the ring, so they can never be drawn.
+Priorities live in a :class:`~pearll.buffers.sampling.sum_tree.SumTree` with one tree per
+sub-env and one leaf per row. A leaf is positive exactly when its row holds a stored
+transition: rows that hold an episode's final observation, the pending row and overwritten rows
+are set to zero in the same call that writes the ring, so they can never be drawn.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from pearll.buffers.base import locked
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.ring_buffer import _check_batch_size
-from pearll.buffers.sum_tree import SumTree
+from pearll.buffers.sampling.sum_tree import SumTree
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
-from pearll.buffers.nstep import nstep_returns
-from pearll.buffers.output import convert
+from pearll.buffers.reading.nstep import nstep_returns
+from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
-from pearll.buffers.uniform_draw import draw_pairs
+from pearll.buffers.sampling.uniform import draw_pairs
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -40,20 +40,21 @@ class ReplayBuffer(RingBuffer):
     ``frame_stack=None`` stores whole observations. With frame stacks ``buffer.observations``
     holds frames, ``(buffer_size, [E,] *frame_shape)``, and the oldest k - 1 rows of a full
     ring may stop being transitions when the frames their stacks need are overwritten (see
-    :mod:`pearll.buffers.frame_stack`).
+    :mod:`pearll.buffers.storage.frames`).
 
     Compressed frames: ``frame_compression="lz4"`` (or ``"zstd"``; default None) also keeps each
     stored frame compressed losslessly (``pip install 'pearll[compress]'``); stacks are still
     bit-exact, with the same wraparound and persistence. Preprocessed Atari frames take 250 B to
     1.9 KB each with lz4 instead of 7 KB, at the cost of compressing each frame when it is added
     and decompressing the frames a batch needs when it is read. ``buffer.observations`` is then
-    a :class:`~pearll.buffers.compressed_frames.CompressedFrames` view that decompresses what
-    it is indexed with. The memory check reserves a third of the raw frames; see
-    :mod:`pearll.buffers.compressed_frames`.
+    a :class:`~pearll.buffers.storage.compressed_frames.CompressedFrames` view that decompresses
+    what it is indexed with. The memory check reserves a third of the raw frames; see
+    :mod:`pearll.buffers.storage.compressed_frames`.
 
     n-step returns: with ``n_step`` (an int >= 1) and ``gamma`` (in [0, 1]) every transition
     returned (by ``sample``, ``last`` and ``all``) starts at a stored step and spans up to
-    ``n_step`` steps of its episode, computed at read time (see :mod:`pearll.buffers.nstep`):
+    ``n_step`` steps of its episode, computed at read time (see
+    :mod:`pearll.buffers.reading.nstep`):
     ``rewards`` is the discounted sum, ``next_observations`` the observation after the last
     step spanned, ``dones`` whether that step terminated, and the record's ``discounts`` holds
     ``gamma ** k`` for the k steps spanned; with ``n_step=1`` it is ``gamma`` everywhere.

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import BaseBuffer, locked
-from pearll.buffers.compressed_frames import CompressedFrameStore, resolve_codec
-from pearll.buffers.env_info import EnvInfo, reset_steps
-from pearll.buffers.frame_stack import FrameStackSpec, FrameStore, resolve_frame_stack
-from pearll.buffers.output import convert, shape_env_axis
-from pearll.buffers.ring import Ring, WritePlan
-from pearll.buffers.spaces import FieldSpec
-from pearll.buffers.step_writer import StepWriter
-from pearll.buffers.steps import StepBatch, steps_from_args
-from pearll.buffers.tree import tree_map
+from pearll.buffers.core.env_info import EnvInfo, reset_steps
+from pearll.buffers.core.ring import Ring, WritePlan
+from pearll.buffers.core.spaces import FieldSpec
+from pearll.buffers.core.steps import StepBatch, steps_from_args
+from pearll.buffers.core.tree import tree_map
+from pearll.buffers.reading.output import convert, shape_env_axis
+from pearll.buffers.storage.compressed_frames import CompressedFrameStore, resolve_codec
+from pearll.buffers.storage.frames import FrameStackSpec, FrameStore, resolve_frame_stack
+from pearll.buffers.writing.step_writer import StepWriter
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers.advantages import gae
 from pearll.buffers.base import locked
-from pearll.buffers.output import convert
-from pearll.buffers.ring import Ring
+from pearll.buffers.core.ring import Ring
+from pearll.buffers.core.spaces import FieldSpec
+from pearll.buffers.core.tree import tree_map
+from pearll.buffers.reading.advantages import gae
+from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
-from pearll.buffers.spaces import FieldSpec
-from pearll.buffers.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import RolloutBatch, Trajectories
 
@@ -127,7 +127,7 @@ class RolloutBuffer(RingBuffer):
             gae_lambda: GAE's lambda in [0, 1] (1: Monte-Carlo returns, 0: one-step TD).
 
         The recursion restarts at every episode end (terminated or truncated); see
-        :func:`pearll.buffers.advantages.gae`. Returns ``(advantages, returns)``, ``(N,)``
+        :func:`pearll.buffers.reading.advantages.gae`. Returns ``(advantages, returns)``, ``(N,)``
         float32 in the same order. Raises ValueError for values of the wrong shape or not
         finite (nothing is stored then), RuntimeError if a sub-env holds no transition.
         """

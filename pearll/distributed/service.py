@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers.output import convert
-from pearll.buffers.tree import tree_map
+from pearll.buffers.core.tree import tree_map
+from pearll.buffers.reading.output import convert
 from pearll.common.type_aliases import Trajectories
 from pearll.distributed.checkpoint import CheckpointInfo, supports_checkpoints
 from pearll.distributed.rate_limit import RateLimit, RateLimiter

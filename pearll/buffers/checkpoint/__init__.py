@@ -1,0 +1,1 @@
+"""Checkpoint I/O: crash-safe directories, streamed checksummed .npy files, spaces as JSON."""

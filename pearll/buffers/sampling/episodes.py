@@ -1,0 +1,86 @@
+"""Episode bookkeeping for HER: which episode each row belongs to and where each episode ends.
+
+Rows are counted in absolute terms per sub-env: absolute row ``a`` lives in ring row
+``a % capacity`` and ``written[e]`` is the absolute row of the pending (newest) observation, so
+the rows still held are ``max(0, written - capacity + 1) .. written``. Episodes get consecutive
+ids per sub-env; ``episode_of[row, e]`` is the id of the transition stored in a row and
+``final_row[id % capacity, e]`` the absolute row of a finished episode's final observation. In
+the ReplayBuffer layout the next episode's first observation follows it directly, so episode
+``id`` starts at ``final_row[id - 1] + 1`` (at 0 for the first episode).
+
+Why ``capacity`` slots suffice: every episode with a transition still held occupies at least two
+held rows (the transition and the observation after it), so fewer than ``capacity / 2 + 2``
+consecutive ids are ever needed at once. Everything is O(1) per step and per sampled row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pearll.buffers.core.ring import WritePlan
+
+
+@dataclass
+class EpisodeIndex:
+    """Per sub-env episode ids of rows and final rows of episodes (plain, visible state)."""
+
+    capacity: int
+    written: np.ndarray  # (E,) int64: absolute row of the pending observation (rows advanced)
+    current: np.ndarray  # (E,) int64: id of the episode the next step joins (episodes ended)
+    episode_of: np.ndarray  # (capacity, E) int64: episode id of the transition in each row
+    final_row: np.ndarray  # (capacity, E) int64: absolute final row of episode id, at id % capacity
+
+    @classmethod
+    def empty(cls, capacity: int, num_envs: int) -> EpisodeIndex:
+        zeros = np.zeros(num_envs, dtype=np.int64)
+        table = np.zeros((capacity, num_envs), dtype=np.int64)
+        return cls(capacity, zeros.copy(), zeros.copy(), table, table.copy())
+
+    @staticmethod
+    def bytes_for(capacity: int, num_envs: int) -> int:
+        return 2 * capacity * num_envs * np.dtype(np.int64).itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.episode_of.nbytes + self.final_row.nbytes
+
+    def record(self, plan: WritePlan) -> None:
+        """Update for a ``(T, E)`` batch about to be committed with ``plan``.
+
+        Ids and absolute rows are worked out for every kept step (``plan.keep``), also those
+        the plan drops for lack of room, so the episode count and the final rows stay exact.
+        """
+        keep, ended = plan.keep, plan.ended.astype(np.int64)
+        ids = self.current + np.cumsum(ended, axis=0) - ended
+        rows_used = keep.astype(np.int64) + ended  # a transition, plus a final row at an end
+        absolute = self.written + np.cumsum(rows_used, axis=0) - rows_used
+        self.episode_of[plan.step_row, plan.step_env] = ids[plan.step_t, plan.step_env]
+        self.current += ended.sum(axis=0)
+        # Only the newest `capacity` ends can still matter; keeping them makes the slots unique.
+        end_t, end_env = np.nonzero(ended.astype(bool) & (ids >= self.current - self.capacity))
+        slots = ids[end_t, end_env] % self.capacity
+        self.final_row[slots, end_env] = absolute[end_t, end_env] + 1
+        self.written += plan.advance
+
+    def extents(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Absolute rows around the transitions in ring rows ``rows`` ``(E, B)``.
+
+        Returns ``(at, first, last)``, each ``(E, B)`` int64: the transition's own row; the
+        first held row of its episode after the episode's first observation (a later row if the
+        episode's start was overwritten); the row of the episode's last observation, which is
+        the final observation of a finished episode or the newest observation of a running one.
+        The observations of rows ``first .. last`` are the episode's steps 1 .. T still held.
+        """
+        envs = np.arange(len(self.written))[:, None]
+        pending = self.written[:, None]
+        at = pending - (pending - rows) % self.capacity
+        episode = self.episode_of[rows, envs]
+        finished = episode < self.current[:, None]
+        last = np.where(finished, self.final_row[episode % self.capacity, envs], pending)
+        previous_final = self.final_row[(episode - 1) % self.capacity, envs]
+        start = np.where(episode > 0, previous_final + 1, 0)
+        oldest_held = np.maximum(pending - self.capacity + 1, 0)
+        first = np.maximum(start + 1, oldest_held)
+        return at, first, last

@@ -1,0 +1,2 @@
+"""Where the bytes live: packed rows, frame stores (plain and compressed), memory or memmap
+placement."""

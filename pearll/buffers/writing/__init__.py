@@ -1,0 +1,1 @@
+"""The add hot path: the step writer and its compiled kernel."""

@@ -1,0 +1,293 @@
+"""The hot path (StepWriter) writes exactly what the general path writes."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
+from tests.buffers.core.test_spaces import SpacesEnv
+from tests.fixtures import MODES, K, make_env, stacked_env
+from tests.reference import ReferenceBuffer, Runner
+
+RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("num_envs", [None, 3, 8])
+@pytest.mark.parametrize("mode", MODES)
+@given(
+    capacity=st.integers(4, 12),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+    max_len=st.integers(1, 5),
+)
+@settings(max_examples=15, deadline=None)
+def test_hot_path_writes_the_same_bytes_and_bookkeeping(
+    buffer_class, num_envs, mode, capacity, steps, seed, max_len
+):
+    if num_envs is None and mode is not MODES[0]:
+        return  # a single env has no autoreset mode
+    make = lambda: make_env(num_envs, mode, max_len=max_len)  # noqa: E731
+    assert_same_state(*run_both_paths(make, buffer_class, capacity, steps, seed))
+
+
+def run_both_paths(make_env_fn, buffer_class, capacity, steps, seed):
+    """Two buffers fed the same ``steps`` env steps: one by the hot path, one by the general."""
+    buffers = []
+    for use_hot_path in (True, False):
+        env = make_env_fn()
+        buffer = buffer_class(env, capacity, seed=0)
+        assert buffer._fast_writer is not None
+        if not use_hot_path:
+            buffer._fast_writer = None
+        num_envs = getattr(env, "num_envs", 1)
+        Runner(env, buffer, ReferenceBuffer(num_envs, capacity, True), seed).add(steps)
+        buffers.append(buffer)
+    return buffers
+
+
+def assert_same_state(fast, general):
+    np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
+    if fast._frames is not None:
+        np.testing.assert_array_equal(fast._frames.frames, general._frames.frames)
+        np.testing.assert_array_equal(fast._frames.episode_step, general._frames.episode_step)
+    for name in RING_FIELDS:
+        np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
+    if isinstance(fast, PrioritizedReplayBuffer):
+        np.testing.assert_array_equal(fast._tree._sums, general._tree._sums)
+        np.testing.assert_array_equal(fast._tree._mins, general._tree._mins)
+
+
+ACTION_SPACES = [
+    spaces.Discrete(4, start=-1),
+    spaces.MultiDiscrete([3, 4]),
+    spaces.MultiBinary(3),
+    spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32),
+    spaces.Box(-5, 5, shape=(2,), dtype=np.int32),
+]
+# Whole 8-byte words of observation (copied as words) and 3 bytes (copied byte by byte).
+OBSERVATION_SPACES = [
+    spaces.Box(-10.0, 10.0, shape=(4,), dtype=np.float32),
+    spaces.Box(0, 255, shape=(3,), dtype=np.uint8),
+]
+
+
+def random_action(rng, space, lead, single):
+    """An action in a random dtype, in the space's range, or (one time in four) maybe just out
+    of it or NaN."""
+    margin = int(rng.random() < 0.25)
+    if isinstance(space, spaces.Box) and space.dtype.kind == "f":
+        action = rng.uniform(space.low - margin / 2, space.high + margin / 2, lead + space.shape)
+        if margin and rng.random() < 0.2:
+            action[...] = np.nan
+        return action.astype(rng.choice([np.float16, np.float32, np.float64]))
+    if isinstance(space, spaces.Discrete):
+        low, high = space.start, space.start + space.n - 1
+    elif isinstance(space, spaces.MultiDiscrete):
+        low, high = 0, space.nvec - 1
+    elif isinstance(space, spaces.MultiBinary):
+        low, high = 0, 1
+    else:
+        low, high = space.low, space.high
+    action = rng.integers(low - margin, high + 1 + margin, lead + space.shape)
+    if single and space.shape == () and rng.random() < 0.5:
+        return int(action)  # a Python int, as a policy often gives
+    dtypes = [np.int8, np.int16, np.int64, np.uint8, np.uint64]
+    if rng.random() < 0.05:
+        dtypes = [np.float64]  # refused for integer spaces by both paths
+    return action.astype(rng.choice(dtypes))
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("action_space", ACTION_SPACES, ids=str)
+@pytest.mark.parametrize("observation_space", OBSERVATION_SPACES, ids=str)
+@pytest.mark.parametrize("num_envs", [None, 8])
+@given(seed=st.integers(0, 1000), capacity=st.integers(4, 9))
+@settings(max_examples=5, deadline=None)
+def test_both_paths_agree_on_every_space_and_input_dtype(
+    buffer_class, action_space, observation_space, num_envs, seed, capacity
+):
+    # The same random inputs, in and out of range, to a buffer with and without the hot path:
+    # the same bytes, bookkeeping, and errors (type and message).
+    env = SpacesEnv(observation_space, action_space, num_envs)
+    buffers = [buffer_class(env, capacity, seed=0) for _ in range(2)]
+    assert buffers[0]._fast_writer is not None
+    buffers[1]._fast_writer = None
+    rng = np.random.default_rng(seed)
+    single = num_envs is None
+    lead = () if single else (num_envs,)
+    obs_dtype = observation_space.dtype
+    for _ in range(30):
+        obs, next_obs = (rng.integers(0, 10, lead + observation_space.shape).astype(obs_dtype)
+                         for _ in range(2))  # fmt: skip
+        if obs_dtype == np.float32 and rng.random() < 0.3:
+            next_obs = next_obs.astype(np.float64)  # cast on the way in, by both paths
+        action = random_action(rng, action_space, lead, single)
+        reward = float(rng.normal()) if single else rng.normal(size=lead)
+        done, trunc = (rng.random(lead or None) < 0.2 for _ in range(2))
+        if single:
+            done, trunc = bool(done), bool(trunc)
+        errors = []
+        for buffer in buffers:
+            try:
+                buffer.add_trajectory(obs, action, reward, next_obs, done, trunc)
+                errors.append(None)
+            except (TypeError, ValueError) as error:
+                errors.append((type(error), str(error)))
+        assert errors[0] == errors[1]
+    assert_same_state(*buffers)
+
+
+def test_ring_arrays_the_kernel_cannot_take_send_the_add_to_the_general_path():
+    # The kernel writes the Ring's arrays by address: a strided one must never reach it.
+    env = SpacesEnv(OBSERVATION_SPACES[0], spaces.Discrete(3), num_envs=2)
+    fast, general = ReplayBuffer(env, 8), ReplayBuffer(env, 8)
+    general._fast_writer = None
+    obs, flags = np.zeros((2, 4), np.float32), np.zeros(2, bool)
+    steps = [(obs + t, np.array([0, 2]), np.ones(2), obs + t + 1, flags, flags) for t in range(4)]
+    for step in steps[:3]:
+        fast.add_trajectory(*step)
+        general.add_trajectory(*step)
+    strided = np.zeros(4, np.int64)[::2]
+    strided[:] = fast._ring.pos
+    fast._ring.pos = strided
+    assert not fast._fast_writer.try_add(*steps[3], {})
+    fast.add_trajectory(*steps[3])
+    general.add_trajectory(*steps[3])
+    assert_same_state(fast, general)
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("mode", MODES)
+@given(
+    capacity=st.integers(K + 2, 14),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+    max_len=st.integers(1, 7),
+)
+@settings(max_examples=15, deadline=None)
+def test_hot_path_writes_the_same_frames_depths_and_bookkeeping(
+    buffer_class, num_envs, mode, capacity, steps, seed, max_len
+):
+    if num_envs is None and mode is not MODES[0]:
+        return  # a single env has no autoreset mode
+    make = lambda: stacked_env(num_envs, mode, max_len=max_len)  # noqa: E731
+    fast, general = run_both_paths(make, buffer_class, capacity, steps, seed)
+    assert fast.frame_stack.size == K
+    assert_same_state(fast, general)
+
+
+EXTRA_FIELDS = {"log_prob": ((), np.float32), "value": ((2,), np.float64), "index": ((), np.int32)}
+
+
+def _extra_value(rng, dtype, shape):
+    """A value for an extra field, in one of the forms callers pass (some of them wrong)."""
+    values = rng.normal(size=shape) * 3
+    form = rng.integers(6)
+    if form == 0:
+        return values.astype(dtype)  # exact
+    if form == 1:
+        return values  # float64 (refused for an integer field)
+    if form == 2:
+        return values.astype(np.int16)  # castable for every field
+    if form == 3 and shape == ():
+        return np.float32(values) if np.dtype(dtype).kind == "f" else np.int8(values)
+    if form == 4:
+        return np.zeros((*shape, 2))  # wrong shape
+    return float(values.flat[0]) if shape == () else values.tolist()  # Python values
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("num_envs", [None, 3])
+@given(steps=st.integers(1, 30), seed=st.integers(0, 1000))
+@settings(max_examples=15, deadline=None)
+def test_hot_path_writes_extra_fields_as_the_general_path(buffer_class, num_envs, steps, seed):
+    env = make_env(num_envs, MODES[0])
+    fast, general = (buffer_class(env, 9, seed=0, extra_fields=EXTRA_FIELDS) for _ in range(2))
+    assert fast._fast_writer is not None
+    general._fast_writer = None
+    rng = np.random.default_rng(seed)
+    lead = (num_envs,) if num_envs else ()
+    for _ in range(steps):
+        obs, next_obs = (rng.normal(size=(*lead, 3)).astype(np.float32) for _ in range(2))
+        action = rng.integers(0, 3, size=lead) if num_envs else int(rng.integers(0, 3))
+        done, trunc = (rng.random(lead) < 0.2 for _ in range(2))
+        if not num_envs:
+            done, trunc = bool(done), bool(trunc)
+        extras = {
+            name: _extra_value(rng, dtype, (*lead, *shape))
+            for name, (shape, dtype) in EXTRA_FIELDS.items()
+        }
+        errors = []
+        for buffer in (fast, general):
+            try:
+                buffer.add_trajectory(obs, action, 1.0 if not num_envs else np.ones(lead),
+                                      next_obs, done, trunc, **extras)  # fmt: skip
+                errors.append(None)
+            except (TypeError, ValueError) as error:
+                errors.append((type(error), str(error)))
+        assert errors[0] == errors[1]
+    assert_same_state(fast, general)
+
+
+def test_hot_path_is_used_only_where_it_applies():
+    cartpole = gym.make("CartPole-v1")
+    assert ReplayBuffer(cartpole, 10)._fast_writer is not None
+    assert RolloutBuffer(cartpole, 10)._fast_writer is not None
+    assert PrioritizedReplayBuffer(cartpole, 10)._fast_writer is not None
+    assert ReplayBuffer(cartpole, 3)._fast_writer is None
+    assert ReplayBuffer(make_env(2), 10)._fast_writer is not None
+    assert ReplayBuffer(make_env(None, dict_obs=True), 10)._fast_writer is None
+    assert (
+        RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._fast_writer is not None
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "stored"),
+    [
+        ((np.zeros(4), 1, 1.0, np.ones(4), False), True),  # float64 into float32: general path
+        (([0.0] * 4, 1, 1.0, [1.0] * 4, False), True),  # lists: general path
+        ((np.zeros(4, np.float32), np.array([1]), 1, np.ones(4, np.float32), 0), True),
+    ],
+)
+def test_inputs_the_hot_path_declines_still_work(step, stored):
+    buffer = ReplayBuffer(gym.make("CartPole-v1"), 10)
+    buffer.add_trajectory(*step)
+    assert len(buffer) == int(stored)
+    np.testing.assert_array_equal(buffer.all().next_observations, [[1.0] * 4])
+
+
+def test_bad_action_on_the_hot_path_is_still_rejected():
+    buffer = ReplayBuffer(gym.make("CartPole-v1"), 10)
+    obs = np.zeros(4, np.float32)
+    for bad in (2, -1, 1.0, np.int64(5)):
+        with pytest.raises((ValueError, TypeError)):
+            buffer.add_trajectory(obs, bad, 1.0, obs, False)
+    assert len(buffer) == 0
+
+
+@pytest.mark.parametrize("num_envs", [None, 2])
+def test_hot_path_writes_into_the_ring_that_replaced_the_old_one(tmp_path, num_envs):
+    # clear(), reset() and load() give the buffer a new ring; adds must land in it.
+    env = make_env(num_envs, AutoresetMode.DISABLED)  # every step is a transition
+    buffer = RolloutBuffer(env, 8)
+    runner = Runner(env, buffer, ReferenceBuffer(num_envs or 1, 8, False), seed=0)
+    runner.add(3)
+    buffer.clear()
+    runner.add(2)
+    assert buffer.counts.tolist() == [2] * (num_envs or 1)
+    buffer.reset()
+    runner.add(1)
+    assert len(buffer) == (num_envs or 1)
+    buffer.save(tmp_path / "ckpt")
+    runner.buffer = RolloutBuffer.load(tmp_path / "ckpt", env=env)
+    runner.add(1)
+    assert len(runner.buffer) == 2 * (num_envs or 1)
