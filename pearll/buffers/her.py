@@ -11,11 +11,11 @@ from gymnasium import spaces
 
 from pearll.buffers.base import BaseBuffer, locked
 from pearll.buffers.core.env_info import EnvInfo
-from pearll.buffers.core.ring import WritePlan
-from pearll.buffers.core.steps import StepBatch
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sampling.episodes import EpisodeIndex
+from pearll.buffers.sampling.uniform import draw_rows
+from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import (
     GoalSelectionStrategy,
     TrajectoryType,
@@ -96,6 +96,7 @@ class HERBuffer(ReplayBuffer):
             storage=storage, storage_dir=storage_dir,
         )  # fmt: skip
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
+        self._observers.append(self._episodes_written)
 
     @property
     def relabel_ratio(self) -> float:
@@ -128,9 +129,12 @@ class HERBuffer(ReplayBuffer):
         super().reset()
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
 
-    def _write(self, plan: WritePlan, steps: StepBatch) -> None:
-        super()._write(plan, steps)
-        self._episodes.record(plan)
+    def _episodes_written(self, written: Written) -> None:
+        """The write observer: the episode index follows every write."""
+        if written.plan is not None:
+            self._episodes.record(written.plan)
+        else:
+            self._episodes.record_step(written.rows, written.envs, written.ended)
 
     @locked
     def sample(
@@ -143,7 +147,7 @@ class HERBuffer(ReplayBuffer):
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        rows = self._ring.uniform_rows(self.rng, batch_size)
+        rows = draw_rows(self.rng, self._ring, batch_size)
         gathered = self._gather(rows)
         n_relabelled = int(batch_size * self.n_sampled_goal // (self.n_sampled_goal + 1))
         if n_relabelled:

@@ -16,6 +16,7 @@ from pearll.buffers.base import locked
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sampling.sum_tree import SumTree
+from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 
@@ -74,6 +75,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         super().__init__(env, buffer_size, device, **kwargs)
         self._tree = SumTree(self.num_envs, self.buffer_size)
         self._max_priority = 1.0
+        self._observers.append(self._priorities_written)
 
     def _config(self) -> dict[str, Any]:
         settings = {"alpha": self.alpha, "beta": self._beta_start, "eps": self.eps}
@@ -123,16 +125,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._beta_start = _check_non_negative(value, "beta")
         self.beta_steps = None
 
-    def _on_written(
-        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
-    ) -> None:
-        # One tree call: clear every slot passed over, then give the new transitions the max
-        # priority (later entries win, and the new rows are among those passed over).
-        new = np.full(len(rows), self._max_priority**self.alpha)
+    def _priorities_written(self, written: Written) -> None:
+        """The write observer: slots passed over get priority 0, new transitions the max."""
+        # One tree call: later entries win, and the new rows are among those passed over.
+        new = np.full(len(written.rows), self._max_priority**self.alpha)
         self._tree.update(
-            np.concatenate([passed_envs, envs]),
-            np.concatenate([passed_rows, rows]),
-            np.concatenate([np.zeros(len(passed_rows)), new]),
+            np.concatenate([written.passed_envs, written.envs]),
+            np.concatenate([written.passed_rows, written.rows]),
+            np.concatenate([np.zeros(len(written.passed_rows)), new]),
         )
 
     @locked

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
+from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
-from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
-from pearll.buffers.sampling.uniform import draw_pairs
+from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
+from pearll.buffers.sampling.uniform import draw_pairs, draw_rows
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -99,7 +100,7 @@ class ReplayBuffer(RingBuffer):
         if self.n_step is None and self._frames is None:
             pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
-        rows = self._ring.uniform_rows(self.rng, batch_size)
+        rows = draw_rows(self.rng, self._ring, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
 
     def _package_pairs(

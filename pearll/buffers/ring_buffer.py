@@ -15,21 +15,19 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import BaseBuffer, locked
-from pearll.buffers.core.env_info import EnvInfo, reset_steps
-from pearll.buffers.core.ring import Ring, WritePlan
+from pearll.buffers.core.env_info import EnvInfo
+from pearll.buffers.core.ring import Ring
 from pearll.buffers.core.spaces import FieldSpec
 from pearll.buffers.core.steps import StepBatch, steps_from_args
 from pearll.buffers.core.tree import tree_map
+from pearll.buffers.reading.gather import Reader
 from pearll.buffers.reading.output import convert, shape_env_axis
 from pearll.buffers.storage.compressed_frames import CompressedFrameStore, resolve_codec
 from pearll.buffers.storage.frames import FrameStackSpec, FrameStore, resolve_frame_stack
 from pearll.buffers.writing.step_writer import StepWriter
+from pearll.buffers.writing.writer import WriteObserver, Writer
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
-
-STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
-# The stored fields a transition is read from (next observations aside).
-READ_FIELDS = ("observations", "actions", "rewards", "dones", "extras")
 
 
 class RingBuffer(BaseBuffer):
@@ -71,9 +69,12 @@ class RingBuffer(BaseBuffer):
                 "FrameStackObservation detected): declare frame_stack=k or drop the option"
             )
         self._frame_codec = resolve_codec(frame_compression)
+        # Parts that keep state about stored rows (PER's priorities, HER's episodes) add
+        # themselves here; both write paths tell them of every write.
+        self._observers: list[WriteObserver] = []
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._fast_writer = self._make_fast_writer()
+        self._connect_parts()
 
     @property
     def frame_stack(self) -> FrameStackSpec | None:
@@ -142,19 +143,25 @@ class RingBuffer(BaseBuffer):
     @locked
     def reset(self) -> None:
         super().reset()
-        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._fast_writer = self._make_fast_writer()
+        self._ring.clear()
+        self._connect_parts()
 
     def __getstate__(self) -> dict[str, Any]:
-        # The fast writer holds closures (not picklable); a copy makes its own.
-        return {k: v for k, v in super().__getstate__().items() if k != "_fast_writer"}
+        # The writers hold closures and addresses (not picklable); a copy makes its own.
+        parts = ("_writer", "_fast_writer", "_reader")
+        return {k: v for k, v in super().__getstate__().items() if k not in parts}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._fast_writer = self._make_fast_writer()
+        self._connect_parts()
 
-    def _make_fast_writer(self) -> StepWriter | None:
-        return StepWriter(self) if StepWriter.applies_to(self) else None
+    def _connect_parts(self) -> None:
+        """(Re)build the writers and the reader on the current storage, frames and ring: at
+        construction, and whenever the storage is allocated anew (reset, load, a copy)."""
+        views, frames, ring = self._storage, self._frames, self._ring
+        self._writer = Writer(self.env_info, self._packed, views, frames, ring, self._observers)
+        self._reader = Reader(self._packed, views, frames, self.spare_rows)
+        self._fast_writer = StepWriter.build(self._writer)
 
     @locked
     def __len__(self) -> int:
@@ -184,11 +191,11 @@ class RingBuffer(BaseBuffer):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
-        self._ring = Ring(**state["ring"])
+        self._ring.load(state["ring"])
         if self._frames is not None:
             self._frames.set_state(state["frames"])
             self._storage = self._views()
-        self._fast_writer = self._make_fast_writer()  # it holds the arrays and the ring
+        self._connect_parts()  # the writers hold the new arrays
 
     # --- adding -----------------------------------------------------------------------------
 
@@ -262,66 +269,8 @@ class RingBuffer(BaseBuffer):
 
     @locked
     def _add(self, steps: StepBatch) -> None:
-        """Write ``steps`` (the general path; see step_writer.py for the hot one)."""
-        if self._frames is not None and len(steps) > self._frames.max_steps_per_write:
-            # Frame stacks stay checkable only if a write never wraps onto its own rows.
-            chunk = self._frames.max_steps_per_write
-            for start in range(0, len(steps), chunk):
-                self._add(steps.slice(start, start + chunk))
-            return
-        ended = steps.ended
-        keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
-        plan = self._ring.plan(keep, ended)
-        self._write(plan, steps)
-        passed_rows, passed_envs = self._ring.commit(plan)
-        if self._frames is not None:
-            broken_rows, broken_envs = self._break_stacks(np.flatnonzero(plan.advance))
-            passed_rows = np.concatenate([passed_rows, broken_rows])
-            passed_envs = np.concatenate([passed_envs, broken_envs])
-        self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
-
-    def _break_stacks(self, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Drop the transitions whose frame stacks reach rows the write just committed (by the
-        sub-envs ``envs``, those that moved) overwrote; returns their ``(rows, envs)``."""
-        ring = self._ring
-        # The last row written: the pending next observation, or an ended episode's final one.
-        newest = (ring.pos[envs] - ring.prev_ended[envs]) % self.buffer_size
-        rows, cols = self._frames.broken_rows(
-            self._storage["frame_depth"], ring.valid, newest, envs
-        )
-        ring.invalidate(rows, cols)
-        return rows, cols
-
-    def _on_written(
-        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
-    ) -> None:
-        """Called after every add, by both write paths: a hook for subclasses' own state.
-
-        ``(rows[i], envs[i])`` now hold new transitions; the ``(passed_rows, passed_envs)``
-        slots were overwritten or made pending, and hold no transition unless among the first.
-        """
-
-    def _write(self, plan: WritePlan, steps: StepBatch) -> None:
-        at_steps = (plan.step_t, plan.step_env)
-        rows = (plan.step_row, plan.step_env)
-        for name in STEP_FIELDS:
-            self._storage[name][rows] = getattr(steps, name)[at_steps]
-        observations, next_observations = steps.observations, steps.next_observations
-        if self._frames is not None:
-            observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
-            depth, next_depth = self._frames.depths(plan.keep, plan.ended)
-            self._storage["frame_depth"][rows] = depth[at_steps]
-            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
-            self._storage["frame_depth"][target] = next_depth[source]
-        _scatter(self._storage["observations"], rows, observations, at_steps)
-        _scatter(self._storage["extras"], rows, steps.extras, at_steps)
-        if self.spare_rows:
-            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
-            _scatter(self._storage["observations"], target, next_observations, source)
-            if not (plan.step_row.all() and plan.next_row.all()):
-                self._packed.sync_mirror()
-        else:
-            _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
+        """Write ``steps`` (the general path; see writing/step_writer.py for the hot one)."""
+        self._writer.add(steps)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -376,39 +325,8 @@ class RingBuffer(BaseBuffer):
     def _gather(
         self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
     ) -> dict[str, Any]:
-        """The fields of the transitions starting at ``rows`` (E, B) of sub-envs ``envs`` (E,).
-
-        ``last_rows`` (E, B), for samples spanning several steps (n-step returns), is the row of
-        each sample's last step: ``next_observations`` and ``dones`` are read there. It
-        defaults to ``rows``.
-        """
-        if self._frames is not None:
-            return self._gather_stacks(rows, env_column(self.num_envs, envs), last_rows)
-        envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
-        gather, spare = self._packed.gather, self.spare_rows
-        if last_rows is None:
-            names = READ_FIELDS if spare else (*READ_FIELDS, "next_observations")
-            return gather(rows, envs, names, next_observations=spare)
-        first = gather(rows, envs, ("observations", "actions", "rewards", "extras"), False)
-        last = gather(
-            last_rows, envs, ("dones",) if spare else ("dones", "next_observations"), spare
-        )
-        return first | last
-
-    def _gather_stacks(
-        self, rows: np.ndarray, envs: np.ndarray, last_rows: np.ndarray | None
-    ) -> dict[str, Any]:
-        """``_gather`` for frame-stacked observations: stacks rebuilt from stored frames."""
-        last = rows if last_rows is None else last_rows
-        gather = self._packed.gather
-        fields = gather(rows, envs, ("actions", "rewards", "extras", "frame_depth"), False)
-        fields |= gather(last, envs, ("dones",), False)
-        following = (last + 1) % self.buffer_size
-        next_depth = self._storage["frame_depth"][following, envs]
-        fields["observations"], fields["next_observations"] = self._frames.stack_pairs(
-            rows, following, envs, fields.pop("frame_depth"), next_depth
-        )
-        return fields
+        """The fields of the transitions at ``rows`` (see :meth:`Reader.gather`)."""
+        return self._reader.gather(rows, envs, last_rows)
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
@@ -420,16 +338,6 @@ class RingBuffer(BaseBuffer):
         """The record type of this buffer's output, filled with ``fields``."""
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
-
-
-def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
-    """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
-    return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
-
-
-def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:
-    """``storage[rows] = values[at]`` leaf by leaf."""
-    tree_map(lambda s, v: s.__setitem__(rows, v[at]), storage, values)
 
 
 def _check_batch_size(batch_size: Any) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
-from pearll.buffers.core.ring import Ring
 from pearll.buffers.core.spaces import FieldSpec
 from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.advantages import gae
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
+from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import RolloutBatch, Trajectories
 
@@ -40,6 +40,7 @@ class RolloutBuffer(RingBuffer):
     def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
         super().__init__(env, buffer_size, device, **kwargs)
         self._estimated = False  # compute_advantages ran after the last change
+        self._observers.append(self._rollout_written)
 
     def _field_specs(self) -> dict[str, Any]:
         return super()._field_specs() | dict.fromkeys(ESTIMATES, SCALAR)
@@ -68,12 +69,11 @@ class RolloutBuffer(RingBuffer):
         NEXT_STEP vector env that keeps running is still recognised as a reset step and
         dropped. Arrays are not zeroed; their rows simply stop being transitions.
         """
-        prev_ended = self._ring.prev_ended
-        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._ring.prev_ended = prev_ended
+        self._ring.clear(keep_episode_state=True)
         self._estimated = False
 
-    def _on_written(self, *written: np.ndarray) -> None:
+    def _rollout_written(self, written: Written) -> None:
+        """The write observer: new transitions have no advantages yet."""
         self._estimated = False
 
     @locked

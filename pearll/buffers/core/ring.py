@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pearll.buffers.sampling.uniform import draw_rows, draw_rows_of
-
 
 @dataclass
 class WritePlan:
@@ -73,6 +71,32 @@ class Ring:
     def num_envs(self) -> int:
         return len(self.pos)
 
+    def clear(self, keep_episode_state: bool = False) -> None:
+        """Forget every row, in place; ``keep_episode_state`` keeps ``prev_ended`` (whether
+        each sub-env's last step ended an episode, which decides NEXT_STEP reset steps)."""
+        self.pos[:] = 0
+        self.size[:] = 0
+        self.valid[:] = False
+        self.count[:] = 0
+        if not keep_episode_state:
+            self.prev_ended[:] = False
+
+    def load(self, state: dict) -> None:
+        """Take the arrays of a saved ring (``state``: its fields), copied into this ring's own.
+
+        Raises ValueError if a saved array's shape or the capacity differs from this ring's.
+        """
+        if int(state["capacity"]) != self.capacity or bool(state["spare_rows"]) != self.spare_rows:
+            raise ValueError(
+                f"ring: expected capacity {self.capacity} and spare_rows {self.spare_rows}, got "
+                f"{state['capacity']} and {state['spare_rows']}"
+            )
+        for name in ("pos", "size", "valid", "count", "prev_ended"):
+            mine, saved = getattr(self, name), np.asarray(state[name])
+            if saved.shape != mine.shape:
+                raise ValueError(f"ring.{name}: expected shape {mine.shape}, got {saved.shape}")
+            mine[...] = saved
+
     def plan(self, keep: np.ndarray, ended: np.ndarray) -> WritePlan:
         """Rows for a ``(T, E)`` batch; ``keep`` drops reset steps, ``ended`` is done|truncated.
 
@@ -105,31 +129,33 @@ class Ring:
             keep, ended,
         )  # fmt: skip
 
-    def commit(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
-        """Update the bookkeeping once the plan's data is written.
+    def commit(self, plan: WritePlan) -> None:
+        """Make the plan's new rows transitions and move the cursors, once its data is written.
 
-        Returns the ``(rows, envs)`` the write passed over (overwritten or made pending): they
-        hold no transition now unless they are among ``plan.step_row``.
+        The slots the write passed over (:meth:`rows_passed_over`) must already have been
+        invalidated (:meth:`invalidate_slots`), before the write began.
         """
-        touched_rows, touched_envs = self._rows_passed_over(plan.advance)
-        lost = np.bincount(
-            touched_envs[self.valid[touched_rows, touched_envs]], minlength=self.num_envs
-        )
-        self.valid[touched_rows, touched_envs] = False
         self.valid[plan.step_row, plan.step_env] = True
-        self.count += np.bincount(plan.step_env, minlength=self.num_envs) - lost
-        self.pos = (self.pos + plan.advance) % self.capacity
-        self.size = np.minimum(self.size + plan.advance, self.capacity)
-        self.prev_ended = plan.ended_last
-        return touched_rows, touched_envs
+        self.count += np.bincount(plan.step_env, minlength=self.num_envs)
+        # In place, never rebound: the compiled writer and other parts hold these arrays.
+        self.pos[:] = (self.pos + plan.advance) % self.capacity
+        np.minimum(self.size + plan.advance, self.capacity, out=self.size)
+        self.prev_ended[:] = plan.ended_last
 
-    def invalidate(self, rows: np.ndarray, envs: np.ndarray) -> None:
-        """Stop treating the (distinct, valid) slots ``(rows[i], envs[i])`` as transitions."""
+    def invalidate_slots(self, rows: np.ndarray, envs: np.ndarray) -> None:
+        """Stop treating the slots ``(rows[i], envs[i])`` as transitions (any of them, repeated
+        or not, valid or not)."""
+        held = self.valid[rows, envs]
+        if not held.any():
+            return
+        flat = np.unique(rows[held] * self.num_envs + envs[held])
+        rows, envs = np.divmod(flat, self.num_envs)
         self.valid[rows, envs] = False
         self.count -= np.bincount(envs, minlength=self.num_envs)
 
-    def _rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every (row, env) the write overwrites, including the new pending row."""
+    def rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``(row, env)`` a write advancing ``advance`` (E,) rows overwrites, including the
+        new pending row; distinct."""
         span = np.minimum(advance + (1 if self.spare_rows else 0), self.capacity)
         span[advance == 0] = 0
         steps = np.arange(span.max(initial=0))
@@ -163,17 +189,12 @@ class Ring:
             rows = rows[self.valid[rows, env]]
             if len(rows) >= k:
                 return rows[len(rows) - k :]
+            if window == self.size[env]:  # count and valid disagree: never loop forever
+                raise RuntimeError(
+                    f"ring of sub-env {env}: count says {self.count[env]} transitions, but only "
+                    f"{len(rows)} rows are valid"
+                )
             window *= 2
-
-    def uniform_rows(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
-        """``(E, batch_size)`` rows drawn uniformly, with replacement, per sub-env (see
-        :func:`~pearll.buffers.sampling.uniform.draw_rows`)."""
-        return draw_rows(rng, self, batch_size)
-
-    def uniform_rows_of(self, rng: np.random.Generator, env: int, batch_size: int) -> np.ndarray:
-        """``(batch_size,)`` rows of sub-env ``env`` alone, drawn uniformly, with replacement
-        (see :func:`~pearll.buffers.sampling.uniform.draw_rows_of`)."""
-        return draw_rows_of(rng, self, env, batch_size)
 
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""

@@ -64,6 +64,17 @@ class EpisodeIndex:
         self.final_row[slots, end_env] = absolute[end_t, end_env] + 1
         self.written += plan.advance
 
+    def record_step(self, rows: np.ndarray, envs: np.ndarray, ended: np.ndarray) -> None:
+        """:meth:`record` for one step (T = 1) of the sub-envs ``envs`` written at ``rows``
+        (those not listed had a dropped reset step); ``ended`` ``(E,)``: each step ended its
+        episode. Same result as :meth:`record` of that step's plan (tested)."""
+        ends = envs[ended[envs]]
+        self.episode_of[rows, envs] = self.current[envs]
+        self.final_row[self.current[ends] % self.capacity, ends] = self.written[ends] + 1
+        self.current[ends] += 1
+        self.written[envs] += 1
+        self.written[ends] += 1
+
     def extents(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Absolute rows around the transitions in ring rows ``rows`` ``(E, B)``.
 

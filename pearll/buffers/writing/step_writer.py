@@ -39,9 +39,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
+from pearll.buffers.core.ring import Ring
 from pearll.buffers.core.spaces import castable, space_bounds
-from pearll.buffers.storage.packed import Slot
+from pearll.buffers.storage.packed import PackedStorage, Slot
 from pearll.buffers.writing import step_kernel as kernel
+from pearll.buffers.writing.writer import Writer, Written
 
 ndarray = np.ndarray
 SCALAR_NUMBERS = (float, int, np.floating, np.integer)
@@ -61,24 +63,23 @@ RING_ADDRESSES = (kernel.POS_AT, kernel.SIZE_AT, kernel.VALID_AT, kernel.COUNT_A
 class StepWriter:
     """Writes one validated env step into a RingBuffer's storage and ring."""
 
-    def __init__(self, buffer: Any):
-        from pearll.buffers.ring_buffer import RingBuffer
-
-        # The ring is read from the buffer at every call, never kept: reset(), clear() and load()
-        # replace it. The packed array is kept: a new one comes with a new writer.
-        self._buffer = buffer
-        info = buffer.env_info
-        self._vector, num_envs = info.is_vector, buffer.num_envs
-        packed = buffer._packed
+    def __init__(self, writer: Writer):
+        # Parts, taken once: the ring's arrays are updated in place, never rebound, and a new
+        # storage comes with a new writer (the buffer rebuilds both).
+        info, packed, ring = writer.env_info, writer.packed, writer.ring
+        self._writer, self._ring, self._observers = writer, ring, writer.observers
+        self._vector, num_envs = info.is_vector, packed.num_envs
+        self._capacity = ring.capacity
         self._packed = np.asarray(packed.packed)  # a plain ndarray, also of a np.memmap
         slots, row_bytes = packed.slots, packed.row_bytes
         # With frame stacks a packed row holds no observation, only how deep its stack reaches
         # (frame_depth): the kernel writes depths where it would write observations, and
-        # _write_frames stores the frames once it has written the rest.
-        self._frames = buffer._frames
+        # _write_with_frames stores the frames once it has written the rest.
+        self._frames = writer.frames
+        self._observations = writer.views["observations"]
         obs_slot = slots["observations" if self._frames is None else "frame_depth"]
         self._kernel_obs_slot = obs_slot
-        spare = buffer.spare_rows
+        spare = ring.spare_rows
         stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
         self._stage = np.zeros((num_envs, stage_bytes), np.uint8)  # whole 8-byte words
         lead = (num_envs,) if self._vector else ()
@@ -112,8 +113,9 @@ class StepWriter:
             for name, slot in slots["extras"].items()
         )
         self._extra_names = {name for name, *_ in self._extras}
-        self._reports = type(buffer)._on_written is not RingBuffer._on_written
-        self._control = self._make_control(buffer.spare_rows, info.autoreset_mode, low, high)
+        self._control = self._make_control(packed, spare, info.autoreset_mode, low, high)
+        for index, array in zip(RING_ADDRESSES, _ring_arrays(ring), strict=True):
+            self._control[index] = _address(array)
         floats = self._control.view(np.float64)
         start = kernel.HEADER + 2 * low.size
         self._staged_action = floats[start : start + num_envs * low.size].reshape(
@@ -121,27 +123,47 @@ class StepWriter:
         )
         self._report_at = kernel.report_start(num_envs, low.size)
         self._write_step = kernel.compiled_write_step()
-        self._ring_arrays = (None,) * 5  # the Ring's arrays the kernel has (see _adopt_ring)
         self.try_add = self._try_vector if self._vector else self._try_single
 
+    @classmethod
+    def build(cls, writer: Writer) -> StepWriter | None:
+        """A StepWriter for ``writer``'s parts, or None if they need the general path always:
+        compressed frames, a ring too small for an episode end's rows, actions whose range a
+        float64 check cannot decide, storage the kernel cannot write by address."""
+        packed, views = writer.packed.packed, writer.views
+        leaves = [views["observations"], *views["extras"].values()]
+        fits = (
+            all(isinstance(leaf, np.ndarray) for leaf in leaves)  # not compressed frames
+            and writer.ring.capacity >= 4  # an episode end's rows always fit (see Ring.plan)
+            and _exact_bounds(writer.env_info.action_space)
+            and packed.flags.c_contiguous  # the kernel writes it by address
+            and packed.flags.writeable
+            and all(a.flags.c_contiguous and a.flags.writeable for a in _ring_arrays(writer.ring))
+        )
+        return cls(writer) if fits else None
+
     def _make_control(
-        self, spare: bool, mode: AutoresetMode, low: np.ndarray, high: np.ndarray
+        self,
+        packed: PackedStorage,
+        spare: bool,
+        mode: AutoresetMode,
+        low: np.ndarray,
+        high: np.ndarray,
     ) -> np.ndarray:
         """The kernel's ``control`` array: constants, action bounds, staged actions, report."""
-        slots = self._buffer._packed.slots
+        slots = packed.slots
         control = np.zeros(kernel.control_size(len(self._stage), low.size), np.int64)
         control[kernel.SPARE_ROWS] = spare
         control[kernel.NEXT_STEP] = mode is AutoresetMode.NEXT_STEP
         control[kernel.SAME_STEP] = mode is AutoresetMode.SAME_STEP
         control[kernel.OBS_OFFSET] = self._kernel_obs_slot.offset
         control[kernel.OBS_BYTES] = self._kernel_obs_slot.nbytes
-        control[kernel.MIRROR] = self._buffer._packed.mirror
+        control[kernel.MIRROR] = packed.mirror
         control[kernel.DONES_OFFSET] = slots["dones"].offset
         control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
         control[kernel.ACTION_SIZE] = low.size
-        control[kernel.REPORT] = self._reports
         control[kernel.NUM_ENVS], control[kernel.STAGE_BYTES] = self._stage.shape
-        control[kernel.CAPACITY] = self._buffer.buffer_size
+        control[kernel.CAPACITY] = self._capacity
         _, control[kernel.PACKED_ROWS], control[kernel.ROW_BYTES] = self._packed.shape
         control[kernel.PACKED_AT] = _address(self._packed)
         control[kernel.STAGE_AT] = _address(self._stage)
@@ -171,23 +193,6 @@ class StepWriter:
             buffer=self._stage,
             offset=slot.offset,
             strides=(self._stage.strides[0], *inner),
-        )
-
-    @staticmethod
-    def applies_to(buffer: Any) -> bool:
-        """Whether ``buffer`` can use this writer (else it always takes the general path)."""
-        from pearll.buffers.ring_buffer import RingBuffer
-
-        cls = type(buffer)
-        return (
-            isinstance(buffer._storage["observations"], np.ndarray)  # not compressed frames
-            and all(isinstance(v, np.ndarray) for v in buffer._storage["extras"].values())
-            and buffer.buffer_size >= 4  # an episode end's rows always fit (see Ring.plan)
-            and cls._add is RingBuffer._add
-            and cls._write is RingBuffer._write
-            and _exact_bounds(buffer.env_info.action_space)
-            and buffer._packed.packed.flags.c_contiguous  # the kernel writes it by address
-            and buffer._packed.packed.flags.writeable
         )
 
     def try_add(
@@ -275,23 +280,17 @@ class StepWriter:
             return False
         staged_done[...] = done
         staged_trunc[...] = trunc
-        ring, known = self._buffer._ring, self._ring_arrays
-        if not (
-            ring.pos is known[0] and ring.size is known[1] and ring.valid is known[2]
-            and ring.count is known[3] and ring.prev_ended is known[4]
-        ) and not self._adopt_ring(
-            (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended)
-        ):  # fmt: skip
-            return False
+        observers = self._observers
+        self._control[kernel.REPORT] = 1 if observers else 0
         if self._frames is None:
             result = self._write_step(self._control)
             broken = None
         else:
-            result, broken = self._write_with_frames(ring, obs, next_obs, done, trunc)
+            result, broken = self._write_with_frames(self._ring, obs, next_obs, done, trunc)
         if result < 0:
             return False  # out of range (the general path raises) or a SAME_STEP episode end
-        if self._reports:
-            self._report_written(result, broken)
+        if observers:
+            self._report_written(result, broken, done, trunc)
         return True
 
     def _write_with_frames(self, ring, obs, next_obs, done, trunc) -> tuple[int, Any]:
@@ -313,8 +312,8 @@ class StepWriter:
             frames.episode_step = episode_step  # nothing was written
             return result, None
         envs = np.flatnonzero(keep)
-        observations = self._buffer._storage["observations"]  # the frames, (capacity, E, ...)
-        capacity = self._buffer.buffer_size
+        observations = self._observations  # the frames, (capacity, E, ...)
+        capacity = self._capacity
         if self._vector:
             rows = rows[envs]
             observations[rows, envs] = obs[envs, -1]
@@ -323,29 +322,11 @@ class StepWriter:
             row = int(rows[0])
             observations[row, 0] = obs[-1]
             observations[(row + 1) % capacity, 0] = next_obs[-1]
-        return result, self._buffer._break_stacks(envs)
+        return result, self._writer.break_stacks(envs)
 
-    def _adopt_ring(self, arrays: tuple[np.ndarray, ...]) -> bool:
-        """Give the kernel the addresses of the Ring's arrays (new ones: a commit, a clear or a
-        load replaced some), if they are what it assumes: C-contiguous, writable, of their
-        dtypes and shapes. They are kept referenced, so the addresses stay valid."""
-        num_envs, capacity = len(self._stage), self._buffer.buffer_size
-        shapes = ((num_envs,), (num_envs,), (capacity, num_envs), (num_envs,), (num_envs,))
-        dtypes = (np.int64, np.int64, np.bool_, np.int64, np.bool_)
-        if not all(
-            isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype
-            and a.flags.c_contiguous and a.flags.writeable
-            for a, shape, dtype in zip(arrays, shapes, dtypes, strict=True)
-        ):  # fmt: skip
-            return False
-        for index, array in zip(RING_ADDRESSES, arrays, strict=True):
-            self._control[index] = _address(array)
-        self._ring_arrays = arrays
-        return True
-
-    def _report_written(self, result: int, broken: Any) -> None:
-        """Tell the buffer's ``_on_written`` which slots the kernel wrote and passed over (and
-        the ``broken`` ``(rows, envs)`` of frame stacks, if any, as passed over too)."""
+    def _report_written(self, result: int, broken: Any, done: Any, trunc: Any) -> None:
+        """Tell the observers which slots the kernel wrote and passed over (and the ``broken``
+        ``(rows, envs)`` of frame stacks, if any, as passed over too)."""
         written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
         e = len(self._stage)
         report = self._control[self._report_at : self._report_at + 8 * e].copy()
@@ -353,13 +334,20 @@ class StepWriter:
         if broken is not None:
             passed_rows = np.concatenate([passed_rows, broken[0]])
             passed_envs = np.concatenate([passed_envs, broken[1]])
-        self._buffer._on_written(
-            report[:written], report[e : e + written], passed_rows, passed_envs
-        )
+        ended = np.logical_or(done, trunc).reshape(e)
+        event = Written(report[:written], report[e : e + written], passed_rows, passed_envs,
+                        ended=ended)  # fmt: skip
+        for observer in self._observers:
+            observer(event)
 
 
 def _address(array: np.ndarray) -> int:
     return array.__array_interface__["data"][0]
+
+
+def _ring_arrays(ring: Ring) -> tuple[np.ndarray, ...]:
+    """The Ring's arrays the kernel writes, in the order of RING_ADDRESSES."""
+    return ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended
 
 
 def _castable_dtypes(target: np.dtype) -> frozenset[np.dtype]:

@@ -144,23 +144,26 @@ def test_both_paths_agree_on_every_space_and_input_dtype(
     assert_same_state(*buffers)
 
 
-def test_ring_arrays_the_kernel_cannot_take_send_the_add_to_the_general_path():
-    # The kernel writes the Ring's arrays by address: a strided one must never reach it.
+def test_the_ring_arrays_the_kernel_writes_by_address_are_never_rebound():
+    # The kernel keeps the addresses of the Ring's arrays: every path updates them in place.
     env = SpacesEnv(OBSERVATION_SPACES[0], spaces.Discrete(3), num_envs=2)
-    fast, general = ReplayBuffer(env, 8), ReplayBuffer(env, 8)
-    general._fast_writer = None
-    obs, flags = np.zeros((2, 4), np.float32), np.zeros(2, bool)
-    steps = [(obs + t, np.array([0, 2]), np.ones(2), obs + t + 1, flags, flags) for t in range(4)]
-    for step in steps[:3]:
-        fast.add_trajectory(*step)
-        general.add_trajectory(*step)
-    strided = np.zeros(4, np.int64)[::2]
-    strided[:] = fast._ring.pos
-    fast._ring.pos = strided
-    assert not fast._fast_writer.try_add(*steps[3], {})
-    fast.add_trajectory(*steps[3])
-    general.add_trajectory(*steps[3])
-    assert_same_state(fast, general)
+    obs, flags, ends = np.zeros((2, 4), np.float32), np.zeros(2, bool), np.ones(2, bool)
+    for buffer in (ReplayBuffer(env, 8), RolloutBuffer(env, 8)):
+        ring = buffer._ring
+        arrays = (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended)
+        for t in range(12):  # wraps, with episode ends, both paths
+            buffer.add_trajectory(obs + t, np.array([0, 2]), np.ones(2), obs + t + 1, flags,
+                                  ends if t % 5 == 4 else flags)  # fmt: skip
+            buffer.add_batch_trajectories(
+                (obs + t)[None], np.array([[1, 1]]), np.ones((1, 2)), (obs + t + 1)[None],
+                flags[None],
+            )  # fmt: skip
+        buffer.clear() if isinstance(buffer, RolloutBuffer) else buffer.reset()
+        assert buffer._ring is ring
+        for before, now in zip(
+            arrays, (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended), strict=True
+        ):
+            assert now is before
 
 
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer])
