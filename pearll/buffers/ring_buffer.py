@@ -224,7 +224,7 @@ class RingBuffer(BaseBuffer):
         with self._lock:
             fast = self._fast_writer
             if fast and fast.try_add(
-                observation, action, reward, next_observation, done, truncated, extras
+                observation, action, reward, next_observation, done, truncated, extras, info
             ):
                 return
             if self.env_info.is_vector and np.ndim(truncated) == 0:
