@@ -47,9 +47,28 @@ class ObservationLeaves:
             ))  # fmt: skip
         self.leaves = tuple(leaves)
         self.nodes = tuple((path, len(node)) for path, node in _dict_nodes(slots))
+        flat = all(len(path) == 1 for path, *_ in leaves)
+        self.flat = tuple((path[0], *rest) for path, *rest in leaves) if flat else None
+        self.flat_size = len(slots)
 
     def stage(self, obs: Any, next_obs: Any) -> bool:
         """Stage both observations; False (staging may be half done) if one is unusual."""
+        if self.flat is not None:  # one level of keys, the common case: no path walking
+            size = self.flat_size
+            if not (obs.__class__ is dict and next_obs.__class__ is dict
+                    and len(obs) == size and len(next_obs) == size):  # fmt: skip
+                return False
+            try:
+                for key, staged, staged_next, shape, dtypes, scalars in self.flat:
+                    value, next_value = obs[key], next_obs[key]
+                    if not (_fits(value, shape, dtypes, scalars)
+                            and _fits(next_value, shape, dtypes, scalars)):  # fmt: skip
+                        return False
+                    staged[...] = value
+                    staged_next[...] = next_value
+            except (KeyError, OverflowError):  # a key missing; a Python int too large
+                return False
+            return True
         for path, size in self.nodes:
             node, next_node = _get(obs, path), _get(next_obs, path)
             if not (node.__class__ is dict and next_node.__class__ is dict

@@ -343,15 +343,20 @@ class StepWriter:
 
     def _report_written(self, result: int, broken: Any, done: Any, trunc: Any) -> None:
         """Tell the observers which slots the kernel wrote and passed over (and the ``broken``
-        ``(rows, envs)`` of frame stacks, if any, as passed over too)."""
+        ``(rows, envs)`` of frame stacks, if any, as passed over too). The arrays are views of
+        the report, valid during the call."""
         written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
-        e = len(self._stage)
-        report = self._control[self._report_at : self._report_at + 8 * e].copy()
+        e, report = len(self._stage), self._control[self._report_at :]
         passed_rows, passed_envs = report[2 * e : 2 * e + passed], report[5 * e : 5 * e + passed]
         if broken is not None:
             passed_rows = np.concatenate([passed_rows, broken[0]])
             passed_envs = np.concatenate([passed_envs, broken[1]])
-        ended = np.logical_or(done, trunc).reshape(e)
+        if self._vector:
+            ended = np.logical_or(done, trunc)
+            if ended.shape != (e,):
+                ended = np.broadcast_to(ended, (e,))
+        else:
+            ended = np.array([done or trunc])
         event = Written(report[:written], report[e : e + written], passed_rows, passed_envs,
                         ended=ended)  # fmt: skip
         for observer in self._observers:

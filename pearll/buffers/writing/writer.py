@@ -17,8 +17,7 @@ hear of the write once it is committed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,14 +30,14 @@ from pearll.buffers.storage.packed import PackedStorage
 STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(NamedTuple):
     """What one add changed, as ``(row, env)`` slots of the ring.
 
     ``rows[i], envs[i]`` now hold new transitions. The ``passed`` slots were overwritten, made
     pending, or lost their frame stack: they hold no transition unless they are among the first.
     ``plan`` is the ``(T, E)`` plan of a general-path write; the step writer (one step, T = 1)
     gives ``ended`` instead, ``(E,)`` bool: whether each sub-env's step ended its episode.
+    (A NamedTuple: made on every hot-path add that has observers, so it must be cheap.)
     """
 
     rows: np.ndarray
