@@ -10,9 +10,9 @@ import numpy as np
 from gymnasium import spaces
 
 from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.replay import ReplayBuffer
-from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sampling.episodes import EpisodeIndex
 from pearll.buffers.sampling.uniform import draw_rows
 from pearll.buffers.writing.writer import Written
@@ -145,7 +145,7 @@ class HERBuffer(ReplayBuffer):
         Shapes as in ReplayBuffer.sample: ``(B, ...)``, ``(E, B, ...)`` or ``(E * B, ...)`` with
         ``flatten_env``. Storage is only read: relabelling happens on the gathered copy.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         rows = draw_rows(self.rng, self._ring, batch_size)
         gathered = self._gather(rows)

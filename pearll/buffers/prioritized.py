@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.replay import ReplayBuffer
-from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sampling.sum_tree import SumTree
 from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -145,7 +145,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         a trailing axis of 1 (see :class:`PrioritizedTrajectories`). Raises RuntimeError if a
         sub-env holds no transition or only transitions of priority zero.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         self._ring.require_transitions()
         totals = self._tree.total()

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
-from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
+from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.sampling.uniform import draw_pairs, draw_rows
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
@@ -95,7 +96,7 @@ class ReplayBuffer(RingBuffer):
         Shapes ``(B, ...)``, ``(E, B, ...)`` (each sub-env drawn independently), or
         ``(E * B, ...)`` with ``flatten_env``.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         if self.n_step is None and self._frames is None:
             pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)

@@ -6,7 +6,6 @@ The two differ only in where next observations live (:attr:`RingBuffer.spare_row
 
 from __future__ import annotations
 
-import functools
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import fields
@@ -15,15 +14,14 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.ring import Ring
-from pearll.buffers.core.spaces import FieldSpec
 from pearll.buffers.core.steps import StepBatch, steps_from_args
-from pearll.buffers.core.tree import tree_map
-from pearll.buffers.reading.gather import Reader
+from pearll.buffers.reading.gather import Reader, concatenate_batches
 from pearll.buffers.reading.output import convert, shape_env_axis
-from pearll.buffers.storage.compressed_frames import CompressedFrameStore, resolve_codec
-from pearll.buffers.storage.frames import FrameStackSpec, FrameStore, resolve_frame_stack
+from pearll.buffers.storage.frame_options import FrameOptions
+from pearll.buffers.storage.frames import FrameStackSpec
 from pearll.buffers.writing.step_writer import StepWriter
 from pearll.buffers.writing.writer import WriteObserver, Writer
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -59,16 +57,10 @@ class RingBuffer(BaseBuffer):
         **kwargs: Any,
     ) -> None:
         space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
-        self._frame_spec = resolve_frame_stack(env, frame_stack, space)
-        if self._frame_spec is not None and not self.spare_rows:
-            raise ValueError(f"frame_stack: not supported by {type(self).__name__}")
-        if self._frame_spec is None and frame_compression is not None:
-            raise ValueError(
-                f"frame_compression={frame_compression!r}: compresses the frames of frame-stacked "
-                "observations, and this buffer has none (frame_stack=None, or no "
-                "FrameStackObservation detected): declare frame_stack=k or drop the option"
-            )
-        self._frame_codec = resolve_codec(frame_compression)
+        self._frame_options = FrameOptions.of(
+            env, frame_stack, frame_compression, space, self.spare_rows, type(self).__name__
+        )
+        self._frame_spec, self._frame_codec = self._frame_options.spec, self._frame_options.codec
         # Parts that keep state about stored rows (PER's priorities, HER's episodes) add
         # themselves here; both write paths tell them of every write.
         self._observers: list[WriteObserver] = []
@@ -93,40 +85,25 @@ class RingBuffer(BaseBuffer):
         return specs
 
     def _stored_specs(self) -> dict[str, Any]:
-        if self._frame_spec is None:
-            return self._specs
-        # Frames live in the FrameStore; a row keeps how deep its stack reaches back.
-        stored = {name: spec for name, spec in self._specs.items() if name != "observations"}
-        return stored | {"frame_depth": FieldSpec((), np.dtype(np.uint8))}
+        return self._frame_options.stored_specs(self._specs)
 
     def _mirror_first_row(self) -> bool:
         return self.spare_rows and self._frame_spec is None
 
     def _bulk_bytes(self) -> int:
-        # Compressed frames stay in memory whatever the storage (see compressed_frames.py).
-        placed = self._frame_codec is None
-        return super()._bulk_bytes() + (self._frame_bytes() if placed else 0)
-
-    def _frame_bytes(self) -> int:
-        if self._frame_spec is None:
-            return 0
-        space = self.env_info.observation_space
-        store = FrameStore if self._frame_codec is None else CompressedFrameStore
-        return store.required_bytes(space, self.buffer_size, self.num_envs)
+        frames = self._frame_options.placed_bytes(*self._frame_store_size())
+        return super()._bulk_bytes() + frames
 
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
-        return super()._required_bytes() + valid_mask + self._frame_bytes()
+        frames = self._frame_options.frame_bytes(*self._frame_store_size())
+        return super()._required_bytes() + valid_mask + frames
+
+    def _frame_store_size(self) -> tuple[Any, int, int]:
+        return self.env_info.observation_space, self.buffer_size, self.num_envs
 
     def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
-        self._frames = None
-        spec, space = self._frame_spec, self.env_info.observation_space
-        if spec is not None and self._frame_codec is not None:
-            codec = self._frame_codec
-            self._frames = CompressedFrameStore(spec, space, self.buffer_size, self.num_envs, codec)
-        elif spec is not None:
-            zeros = functools.partial(self._placement.zeros, "frames")
-            self._frames = FrameStore(spec, space, self.buffer_size, self.num_envs, zeros)
+        self._frames = self._frame_options.make_store(*self._frame_store_size(), self._placement)
         return super()._allocate(packed)
 
     def _views(self) -> dict[str, Any]:
@@ -289,7 +266,7 @@ class RingBuffer(BaseBuffer):
         Shapes ``(B, ...)``, ``(E, B, ...)``, or ``(E * B, ...)`` with ``flatten_env``. Raises
         ValueError if some sub-env holds fewer.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
 
@@ -308,13 +285,7 @@ class RingBuffer(BaseBuffer):
             return self._trajectories(self._ring.recent_rows(smallest), flatten_env, dtype)
         filled = np.flatnonzero(self._ring.count)
         parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in filled]
-        merged = {
-            name: tree_map(
-                lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)
-            )
-            for name in parts[0]
-        }
-        return self._package(merged, flatten_env=True, dtype=dtype)
+        return self._package(concatenate_batches(parts), flatten_env=True, dtype=dtype)
 
     def _trajectories(
         self, rows: np.ndarray, flatten_env: bool, dtype: str | TrajectoryType
@@ -338,10 +309,3 @@ class RingBuffer(BaseBuffer):
         """The record type of this buffer's output, filled with ``fields``."""
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
-
-
-def _check_batch_size(batch_size: Any) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size: expected a positive int, got {type(batch_size).__name__}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")

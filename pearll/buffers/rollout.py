@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.spaces import FieldSpec
 from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.advantages import gae
 from pearll.buffers.reading.output import convert
-from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
+from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import RolloutBatch, Trajectories
@@ -85,7 +86,7 @@ class RolloutBuffer(RingBuffer):
         Each sub-env's run starts at a uniformly drawn position among its stored transitions.
         Raises ValueError if ``batch_size`` exceeds what some sub-env holds.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         self._ring.require_transitions()
         short = np.flatnonzero(self._ring.count < batch_size)
@@ -185,7 +186,7 @@ class RolloutBuffer(RingBuffer):
         adding while iterating is not supported. Yields :class:`RolloutBatch` of numpy arrays
         or, with ``dtype="torch"``, tensors on the buffer's device.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
         parse_trajectory_type(dtype)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pearll.buffers.core.tree import tree_map
 from pearll.buffers.storage.packed import PackedStorage
 
 # The stored fields a transition is read from (next observations aside).
@@ -73,3 +74,9 @@ class Reader:
 def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
     """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
     return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
+
+
+def concatenate_batches(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Gathered ``(1, B_i, ...)`` field trees joined along the batch axis: ``(1, sum B_i, ...)``."""
+    join = lambda *arrays: np.concatenate(arrays, axis=1)  # noqa: E731
+    return {name: tree_map(join, *(part[name] for part in parts)) for name in parts[0]}
