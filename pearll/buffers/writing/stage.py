@@ -89,11 +89,26 @@ def make_control(
     obs_slot: Slot,
     mode: AutoresetMode,
     action_space: spaces.Space,
+    frames: Any = None,
+    frame_slots: tuple[Slot, Slot] | None = None,
 ) -> np.ndarray:
-    """The kernel's ``control`` array: constants, addresses, action bounds (see step_kernel)."""
+    """The kernel's ``control`` array: constants, addresses, action bounds (see step_kernel).
+
+    With ``frames`` (a FrameStore), ``frame_slots`` are where a staged row holds the step's
+    newest frame and its next observation's."""
     low, high = action_bounds(action_space)
     slots, array = packed.slots, np.asarray(packed.packed)
-    control = np.zeros(kernel.control_size(len(stage), low.size), np.int64)
+    stack = frames.spec.size if frames is not None else 0
+    passed_per_env = kernel.passed_per_env(stack)
+    control = np.zeros(kernel.control_size(len(stage), low.size, passed_per_env), np.int64)
+    control[kernel.PASSED_PER_ENV] = passed_per_env
+    if frames is not None:
+        control[kernel.FRAMES] = 1
+        control[kernel.FRAMES_AT] = address(np.asarray(frames.frames))
+        control[kernel.FRAME_BYTES] = frame_slots[0].nbytes
+        control[kernel.EPISODE_STEP_AT] = address(frames.episode_step)
+        control[kernel.STACK_SIZE] = stack
+        control[kernel.STAGED_FRAMES_AT] = frame_slots[0].offset
     control[kernel.SPARE_ROWS] = ring.spare_rows
     control[kernel.NEXT_STEP] = mode is AutoresetMode.NEXT_STEP
     control[kernel.SAME_STEP] = mode is AutoresetMode.SAME_STEP

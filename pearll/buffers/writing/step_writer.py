@@ -20,10 +20,10 @@ transition for an 8-env vector step (``python -m benchmarks.bench_buffers``), wi
 on: no ``validate=False`` is needed.
 
 With frame stacks (Atari) the packed row holds the stack's depth instead of the observation:
-the writer stages the depths (as the general path computes them), the kernel writes them with
-the rest, and then the two frames are stored and the stacks the write broke are dropped,
-through the same FrameStore and ``Writer.break_stacks`` code as the general path. Compressed
-frame stores always take the general path. A SAME_STEP step that ends an episode is staged
+the writer stages the step's newest frame and its next observation's, and the same compiled
+call works out the depths, stores both frames and drops the stacks the write broke, as the
+general path does with FrameStore's code. Compressed frame stores always take the general
+path. A SAME_STEP step that ends an episode is staged
 again with the final observations from ``info`` put in place (observation_leaves.py).
 
 Anything the writer is unsure of (a list, a scalar observation, an action out of range, a
@@ -79,14 +79,21 @@ class StepWriter:
         self._capacity = ring.capacity
         slots, row_bytes = packed.slots, packed.row_bytes
         # With frame stacks a packed row holds no observation, only how deep its stack reaches
-        # (frame_depth): the kernel writes depths where it would write observations, and
-        # _write_with_frames stores the frames once it has written the rest.
+        # (frame_depth): the kernel works the depths out and writes them there, and copies
+        # the two staged frames into the frame store.
         self._frames = writer.frames
         self._observations = writer.views["observations"]
         obs_slots = slots["observations" if self._frames is None else "frame_depth"]
         obs_slot = observation_span(obs_slots)
         spare = ring.spare_rows
         stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
+        frame_slots = None
+        if self._frames is not None:  # then the two frames (frame stacks come with spare rows)
+            frames = self._frames
+            frame_bytes = int(np.prod(frames.frame_shape, dtype=np.int64)) * frames.dtype.itemsize
+            frame_slots = tuple(Slot(stage_bytes + i * frame_bytes, frames.dtype,
+                                     frames.frame_shape, frame_bytes) for i in (0, 1))  # fmt: skip
+            stage_bytes += -(-2 * frame_bytes // 8) * 8
         self._stage = stage = np.zeros((num_envs, stage_bytes), np.uint8)  # whole 8-byte words
         vector = self._vector
         self._lead = lead = (num_envs,) if vector else ()
@@ -105,8 +112,7 @@ class StepWriter:
         else:
             self._obs_shape = lead + tuple(info.observation_space.shape)
             self._obs_dtypes = castable_dtypes(self._frames.dtype)
-            self._staged_depths = (env_view(stage, obs_slot), env_view(stage, next_slot))
-        self._next_step = info.autoreset_mode is AutoresetMode.NEXT_STEP
+            self._staged_frames = tuple(env_view(stage, slot) for slot in frame_slots)
         self._same_step = info.autoreset_mode is AutoresetMode.SAME_STEP
         space = info.action_space
         staged_next = None
@@ -130,7 +136,9 @@ class StepWriter:
             for name, slot in slots["extras"].items()
         )
         self._extra_names = {name for name, *_ in self._extras}
-        self._control = make_control(packed, stage, ring, obs_slot, info.autoreset_mode, space)
+        self._control = make_control(
+            packed, stage, ring, obs_slot, info.autoreset_mode, space, self._frames, frame_slots
+        )
         action_size = int(self._control[kernel.ACTION_SIZE])
         floats = self._control.view(np.float64)
         start = kernel.HEADER + 2 * action_size
@@ -138,6 +146,7 @@ class StepWriter:
             self._action_shape
         )
         self._report_at = kernel.report_start(num_envs, action_size)
+        self._passed_room = int(self._control[kernel.PASSED_PER_ENV]) * num_envs
         self._write_step = kernel.compiled_write_step()
         if self._leaves is not None:
             self.try_add = self._try_vector_dict if vector else self._try_single_dict
@@ -158,7 +167,10 @@ class StepWriter:
             and packed.flags.c_contiguous  # the kernel writes it by address
             and packed.flags.writeable
             and all(a.flags.c_contiguous and a.flags.writeable for a in ring_arrays(writer.ring))
-        )
+            and (writer.frames is None or all(
+                np.asarray(a).flags.c_contiguous and np.asarray(a).flags.writeable
+                for a in (writer.frames.frames, writer.frames.episode_step)))
+        )  # fmt: skip
         return cls(writer) if fits else None
 
     def try_add(
@@ -280,18 +292,22 @@ class StepWriter:
         staged_trunc[...] = trunc
         observers = self._observers
         self._control[kernel.REPORT] = 1 if observers else 0
-        if self._frames is None:
-            result = self._write_step(self._control)
-            broken = None
-        else:
-            result, broken = self._write_with_frames(self._ring, obs, next_obs, done, trunc)
+        if self._frames is not None:  # the newest frame of each stack
+            staged_frame, staged_next_frame = self._staged_frames
+            if self._vector:
+                staged_frame[...] = obs[:, -1]
+                staged_next_frame[...] = next_obs[:, -1]
+            else:
+                staged_frame[0] = obs[-1]
+                staged_next_frame[0] = next_obs[-1]
+        result = self._write_step(self._control)
         if result == kernel.NEEDS_FINAL_OBS:
             return self._write_final_observations(obs, action, reward, next_obs, done, trunc,
                                                   extras, info)  # fmt: skip
         if result < 0:
             return False  # out of range: the general path raises
         if observers:
-            self._report_written(result, broken, done, trunc)
+            self._report_written(result, done, trunc)
         return True
 
     def _write_final_observations(
@@ -310,47 +326,13 @@ class StepWriter:
         finally:
             control[kernel.SAME_STEP] = 1
 
-    def _write_with_frames(self, ring, obs, next_obs, done, trunc) -> tuple[int, Any]:
-        """The kernel's write with frame depths staged, then the frames and broken stacks.
-
-        Returns the kernel's result and the ``(rows, envs)`` whose stacks the write broke.
-        """
-        frames, num_envs = self._frames, len(self._stage)
-        ended = np.logical_or(done, trunc).reshape(num_envs)
-        # NEXT_STEP reset steps are dropped (by the kernel too), as in the general path.
-        keep = ~ring.prev_ended if self._next_step else np.ones(num_envs, dtype=bool)
-        rows = ring.pos.copy()
-        episode_step = frames.episode_step
-        depth, next_depth = frames.depths(keep[None], (ended & keep)[None])
-        self._staged_depths[0][...] = depth[0]
-        self._staged_depths[1][...] = next_depth[0]
-        result = self._write_step(self._control)
-        if result < 0:
-            frames.episode_step = episode_step  # nothing was written
-            return result, None
-        envs = np.flatnonzero(keep)
-        observations = self._observations  # the frames, (capacity, E, ...)
-        capacity = self._capacity
-        if self._vector:
-            rows = rows[envs]
-            observations[rows, envs] = obs[envs, -1]
-            observations[(rows + 1) % capacity, envs] = next_obs[envs, -1]
-        elif len(envs):  # scalar indexing: a few µs less than index arrays
-            row = int(rows[0])
-            observations[row, 0] = obs[-1]
-            observations[(row + 1) % capacity, 0] = next_obs[-1]
-        return result, self._writer.break_stacks(envs)
-
-    def _report_written(self, result: int, broken: Any, done: Any, trunc: Any) -> None:
-        """Tell the observers which slots the kernel wrote and passed over (and the ``broken``
-        ``(rows, envs)`` of frame stacks, if any, as passed over too). The arrays are views of
-        the report, valid during the call."""
+    def _report_written(self, result: int, done: Any, trunc: Any) -> None:
+        """Tell the observers which slots the kernel wrote and passed over (the frame stacks
+        it broke among them). The arrays are views of the report, valid during the call."""
         written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
-        e, report = len(self._stage), self._control[self._report_at :]
-        passed_rows, passed_envs = report[2 * e : 2 * e + passed], report[5 * e : 5 * e + passed]
-        if broken is not None:
-            passed_rows = np.concatenate([passed_rows, broken[0]])
-            passed_envs = np.concatenate([passed_envs, broken[1]])
+        e, room, report = len(self._stage), self._passed_room, self._control[self._report_at :]
+        passed_rows = report[2 * e : 2 * e + passed]
+        passed_envs = report[2 * e + room : 2 * e + room + passed]
         if self._vector:
             ended = np.logical_or(done, trunc)
             if ended.shape != (e,):

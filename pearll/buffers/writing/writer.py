@@ -101,7 +101,7 @@ class Writer:
             self._write(plan, steps)
         except BaseException:
             if episode_step is not None:
-                frames.episode_step = episode_step  # the depths of steps never committed
+                frames.episode_step[:] = episode_step  # the depths of steps never committed
             raise
         ring.commit(plan)
         written = Written(
@@ -111,17 +111,6 @@ class Writer:
         )  # fmt: skip
         for observer in self.observers:
             observer(written)
-
-    def break_stacks(self, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """After a committed write by the sub-envs ``envs``: drop the transitions whose frame
-        stacks reach rows it overwrote; returns their ``(rows, envs)`` (the step writer's
-        frame path; the general path finds them before writing)."""
-        ring = self.ring
-        # The last row written: the pending next observation, or an ended episode's final one.
-        newest = (ring.pos[envs] - ring.prev_ended[envs]) % ring.capacity
-        rows, cols = self.frames.broken_rows(self.views["frame_depth"], ring.valid, newest, envs)
-        ring.invalidate_slots(rows, cols)
-        return rows, cols
 
     def _stacks_to_break(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
         """The transitions whose frame stacks reach rows this write will overwrite.
