@@ -76,6 +76,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._tree = SumTree(self.num_envs, self.buffer_size)
         self._max_priority = 1.0
         self._observers.append(self._priorities_written)
+        self._repairs.append(self._repair_priorities)
 
     def _config(self) -> dict[str, Any]:
         settings = {"alpha": self.alpha, "beta": self._beta_start, "eps": self.eps}
@@ -147,6 +148,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
+        self._writer.recover_if_interrupted()
         self._ring.require_transitions()
         totals = self._tree.total()
         if (totals <= 0).any():
@@ -162,6 +164,18 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         gathered["weights"] = self._weights(rows, envs, totals)
         self._samples_drawn += 1
         return self._package(gathered, flatten_env, dtype)
+
+    def _repair_priorities(self) -> None:
+        """After an interrupted add (see writing/writer.py): slots without a transition get
+        priority 0 again and transitions left without one get the largest so far."""
+        grid = (np.arange(self.num_envs)[None, :], np.arange(self.buffer_size)[:, None])
+        priorities, valid = self._tree.get(*grid), self._ring.valid
+        stale = ~valid & (priorities > 0)
+        # With eps > 0 a stored transition's priority is never 0 but for this.
+        missing = valid & (priorities <= 0) if self.eps > 0 else np.zeros_like(valid)
+        rows, envs = np.nonzero(stale | missing)
+        values = np.where(missing[rows, envs], self._max_priority**self.alpha, 0.0)
+        self._tree.update(envs, rows, values)
 
     def _weights(self, rows: np.ndarray, envs: np.ndarray, totals: np.ndarray) -> np.ndarray:
         """``(E, B, 1)`` float32 ``(N_e * P_e(i)) ** -beta / max weight`` (see the class)."""

@@ -7,7 +7,7 @@ The two differ only in where next observations live (:attr:`RingBuffer.spare_row
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -64,6 +64,8 @@ class RingBuffer(BaseBuffer):
         # Parts that keep state about stored rows (PER's priorities, HER's episodes) add
         # themselves here; both write paths tell them of every write.
         self._observers: list[WriteObserver] = []
+        # And how each such part mends its state after an add that was interrupted (writer.py).
+        self._repairs: list[Callable[[], None]] = []
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
         self._connect_parts()
@@ -136,7 +138,9 @@ class RingBuffer(BaseBuffer):
         """(Re)build the writers and the reader on the current storage, frames and ring: at
         construction, and whenever the storage is allocated anew (reset, load, a copy)."""
         views, frames, ring = self._storage, self._frames, self._ring
-        self._writer = Writer(self.env_info, self._packed, views, frames, ring, self._observers)
+        self._writer = Writer(
+            self.env_info, self._packed, views, frames, ring, self._observers, self._repairs
+        )
         self._reader = Reader(self._packed, views, frames, self.spare_rows)
         self._fast_writer = StepWriter.build(self._writer)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 
 @dataclass
@@ -133,25 +134,16 @@ class Ring:
         """Make the plan's new rows transitions and move the cursors, once its data is written.
 
         The slots the write passed over (:meth:`rows_passed_over`) must already have been
-        invalidated (:meth:`invalidate_slots`), before the write began.
+        invalidated (:meth:`invalidate_slots`), before the write began. One compiled call, so
+        an interrupt never leaves ``valid``, ``count`` and the cursors disagreeing.
         """
-        self.valid[plan.step_row, plan.step_env] = True
-        self.count += np.bincount(plan.step_env, minlength=self.num_envs)
-        # In place, never rebound: the compiled writer and other parts hold these arrays.
-        self.pos[:] = (self.pos + plan.advance) % self.capacity
-        np.minimum(self.size + plan.advance, self.capacity, out=self.size)
-        self.prev_ended[:] = plan.ended_last
+        _commit(self.valid, self.count, self.pos, self.size, self.prev_ended,
+                plan.step_row, plan.step_env, plan.advance, plan.ended_last)  # fmt: skip
 
     def invalidate_slots(self, rows: np.ndarray, envs: np.ndarray) -> None:
         """Stop treating the slots ``(rows[i], envs[i])`` as transitions (any of them, repeated
-        or not, valid or not)."""
-        held = self.valid[rows, envs]
-        if not held.any():
-            return
-        flat = np.unique(rows[held] * self.num_envs + envs[held])
-        rows, envs = np.divmod(flat, self.num_envs)
-        self.valid[rows, envs] = False
-        self.count -= np.bincount(envs, minlength=self.num_envs)
+        or not, valid or not); ``valid`` and ``count`` change together (one compiled call)."""
+        _invalidate(self.valid, self.count, rows.astype(np.int64), envs.astype(np.int64))
 
     def rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every ``(row, env)`` a write advancing ``advance`` (E,) rows overwrites, including the
@@ -207,3 +199,28 @@ class Ring:
                 + (f" for sub-envs {empty.tolist()}" if self.num_envs > 1 else "")
                 + "; add some first"
             )
+
+
+# The two ways a write changes the bookkeeping, each one compiled call (Python's signal handlers
+# run between bytecodes, never inside one) that keeps count == valid.sum(axis=0).
+
+
+@njit(cache=True, nogil=True)
+def _invalidate(valid, count, rows, envs):
+    for i in range(len(rows)):
+        if valid[rows[i], envs[i]]:
+            valid[rows[i], envs[i]] = False
+            count[envs[i]] -= 1
+
+
+@njit(cache=True, nogil=True)
+def _commit(valid, count, pos, size, prev_ended, step_row, step_env, advance, ended_last):
+    capacity = valid.shape[0]
+    for i in range(len(step_row)):
+        if not valid[step_row[i], step_env[i]]:
+            valid[step_row[i], step_env[i]] = True
+            count[step_env[i]] += 1
+    for e in range(len(pos)):
+        pos[e] = (pos[e] + advance[e]) % capacity
+        size[e] = min(size[e] + advance[e], capacity)
+        prev_ended[e] = ended_last[e]

@@ -290,8 +290,11 @@ class StepWriter:
             return False
         staged_done[...] = done
         staged_trunc[...] = trunc
-        observers = self._observers
+        observers, writer = self._observers, self._writer
         self._control[kernel.REPORT] = 1 if observers else 0
+        if writer.unfinished:
+            writer.recover_if_interrupted()
+        writer.unfinished = True
         if self._frames is not None:  # the newest frame of each stack
             staged_frame, staged_next_frame = self._staged_frames
             if self._vector:
@@ -302,12 +305,15 @@ class StepWriter:
                 staged_next_frame[0] = next_obs[-1]
         result = self._write_step(self._control)
         if result == kernel.NEEDS_FINAL_OBS:
+            writer.unfinished = False  # nothing was written: it is staged again
             return self._write_final_observations(obs, action, reward, next_obs, done, trunc,
                                                   extras, info)  # fmt: skip
         if result < 0:
+            writer.unfinished = False  # nothing was written
             return False  # out of range: the general path raises
         if observers:
             self._report_written(result, done, trunc)
+        writer.unfinished = False
         return True
 
     def _write_final_observations(

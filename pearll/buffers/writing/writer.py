@@ -11,7 +11,9 @@ included, leaves every transition that a read can return whole: an interrupted a
 either not made its new transitions readable yet, or made all of them readable, and the only
 other change it can leave is that some of the oldest transitions, the ones it was about to
 overwrite, are gone. Observers (PER's priorities, HER's episode index, a rollout's estimate)
-hear of the write once it is committed.
+hear of the write once it is committed; if an interrupt comes before they have, the next add
+(or a prioritized sample) finds the add unfinished and runs the observers' repairs first (PER:
+slots without a transition back to priority 0, transitions left without one given the largest).
 """
 
 from __future__ import annotations
@@ -71,9 +73,21 @@ class Writer:
         frames: Any,
         ring: Ring,
         observers: Sequence[WriteObserver] = (),
+        repairs: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.env_info, self.packed, self.views = env_info, packed, views
         self.frames, self.ring, self.observers = frames, ring, observers
+        self.repairs = repairs
+        # True from the start of an add until its observers are told: still True at the next
+        # add or sample, it means that add was interrupted, and the repairs run.
+        self.unfinished = False
+
+    def recover_if_interrupted(self) -> None:
+        """Run the observers' repairs if the last add never finished (see the module doc)."""
+        if self.unfinished:
+            for repair in self.repairs:
+                repair()
+            self.unfinished = False
 
     def add(self, steps: StepBatch) -> None:
         """Write ``steps`` ``(T, E, ...)``: drop NEXT_STEP reset steps, then plan, invalidate,
@@ -85,6 +99,8 @@ class Writer:
             for start in range(0, len(steps), chunk):
                 self.add(steps.slice(start, start + chunk))
             return
+        self.recover_if_interrupted()
+        self.unfinished = True
         ring = self.ring
         ended = steps.ended
         keep = ~reset_steps(ended, ring.prev_ended, self.env_info.autoreset_mode)
@@ -111,6 +127,7 @@ class Writer:
         )  # fmt: skip
         for observer in self.observers:
             observer(written)
+        self.unfinished = False
 
     def _stacks_to_break(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
         """The transitions whose frame stacks reach rows this write will overwrite.
