@@ -42,17 +42,16 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers.core.tree import tree_leaves
-from pearll.buffers.storage.packed import Slot
 from pearll.buffers.writing import step_kernel as kernel
 from pearll.buffers.writing.observation_leaves import ObservationLeaves, with_final_observations
 from pearll.buffers.writing.stage import (
     NUMERIC,
+    StageLayout,
     castable_dtypes,
     env_view,
     exact_bounds,
     given_action_shape,
     make_control,
-    observation_span,
     ring_arrays,
     shifted,
     step_view,
@@ -78,26 +77,15 @@ class StepWriter:
         self._vector, num_envs = info.is_vector, packed.num_envs
         self._capacity = ring.capacity
         slots, row_bytes = packed.slots, packed.row_bytes
-        # With frame stacks a packed row holds no observation, only how deep its stack reaches
-        # (frame_depth): the kernel works the depths out and writes them there, and copies
-        # the two staged frames into the frame store.
         self._frames = writer.frames
         self._observations = writer.views["observations"]
-        obs_slots = slots["observations" if self._frames is None else "frame_depth"]
-        obs_slot = observation_span(obs_slots)
-        spare = ring.spare_rows
-        stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
-        frame_slots = None
-        if self._frames is not None:  # then the two frames (frame stacks come with spare rows)
-            frames = self._frames
-            frame_bytes = int(np.prod(frames.frame_shape, dtype=np.int64)) * frames.dtype.itemsize
-            frame_slots = tuple(Slot(stage_bytes + i * frame_bytes, frames.dtype,
-                                     frames.frame_shape, frame_bytes) for i in (0, 1))  # fmt: skip
-            stage_bytes += -(-2 * frame_bytes // 8) * 8
+        layout = StageLayout.of(packed, ring.spare_rows, self._frames)
+        obs_slots, obs_slot, frame_slots = layout.obs_slots, layout.obs_slot, layout.frame_slots
+        spare, stage_bytes = ring.spare_rows, layout.stage_bytes
         self._stage = stage = np.zeros((num_envs, stage_bytes), np.uint8)  # whole 8-byte words
         vector = self._vector
         self._lead = lead = (num_envs,) if vector else ()
-        next_slot = Slot(row_bytes, obs_slot.dtype, obs_slot.shape, obs_slot.nbytes)
+        next_slot = layout.next_slot
         # Dict observations are staged leaf by leaf (observation_leaves.py), arrays directly.
         self._leaves = None
         if isinstance(obs_slots, dict):
