@@ -64,6 +64,7 @@ INTEGERS = (int, np.integer)
 FLAGS = (bool, np.bool_)
 BOOL = frozenset([np.dtype(np.bool_)])
 _COUNT_MASK = (1 << kernel.COUNT_BITS) - 1
+NEEDS_FINAL_OBS = kernel.NEEDS_FINAL_OBS
 
 
 class StepWriter:
@@ -136,6 +137,8 @@ class StepWriter:
         self._report_at = kernel.report_start(num_envs, action_size)
         self._passed_room = int(self._control[kernel.PASSED_PER_ENV]) * num_envs
         self._write_step = kernel.compiled_write_step()
+        self._stages_arrays = self._leaves is None and self._frames is None
+        self._reporting = False  # control[REPORT] is set at the first add with observers
         if self._leaves is not None:
             self.try_add = self._try_vector_dict if vector else self._try_single_dict
         else:
@@ -265,7 +268,7 @@ class StepWriter:
         if leaves is not None and not leaves.stage(obs, next_obs):
             return False
         try:
-            if staged_obs is not None and self._frames is None:
+            if self._stages_arrays:
                 staged_obs[...] = obs
                 staged_next[...] = next_obs
             staged_action[...] = action
@@ -278,11 +281,6 @@ class StepWriter:
             return False
         staged_done[...] = done
         staged_trunc[...] = trunc
-        observers, writer = self._observers, self._writer
-        self._control[kernel.REPORT] = 1 if observers else 0
-        if writer.unfinished:
-            writer.recover_if_interrupted()
-        writer.unfinished = True
         if self._frames is not None:  # the newest frame of each stack
             staged_frame, staged_next_frame = self._staged_frames
             if self._vector:
@@ -291,17 +289,26 @@ class StepWriter:
             else:
                 staged_frame[0] = obs[-1]
                 staged_next_frame[0] = next_obs[-1]
+        observers, writer = self._observers, self._writer
+        if writer.unfinished:
+            writer.recover_if_interrupted()
+        if observers:
+            # Set before the compiled call: an interrupt between it and the observers leaves
+            # the add unfinished, and the next one repairs what the observers keep.
+            writer.unfinished = True
+            if not self._reporting:
+                self._control[kernel.REPORT] = 1
+                self._reporting = True
         result = self._write_step(self._control)
-        if result == kernel.NEEDS_FINAL_OBS:
-            writer.unfinished = False  # nothing was written: it is staged again
-            return self._write_final_observations(obs, action, reward, next_obs, done, trunc,
-                                                  extras, info)  # fmt: skip
-        if result < 0:
-            writer.unfinished = False  # nothing was written
+        if result < 0:  # nothing was written
+            writer.unfinished = False
+            if result == NEEDS_FINAL_OBS:  # staged again, with the final observations
+                return self._write_final_observations(obs, action, reward, next_obs, done,
+                                                      trunc, extras, info)  # fmt: skip
             return False  # out of range: the general path raises
         if observers:
             self._report_written(result, done, trunc)
-        writer.unfinished = False
+            writer.unfinished = False
         return True
 
     def _write_final_observations(
