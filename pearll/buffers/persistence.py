@@ -202,6 +202,7 @@ def load(
         ) from error
     finally:
         _rebuilding.reset(token)
+    check_env(buffer.env_info, manifest["env"], file, CheckpointError)  # the sections agree
     arrays = _read_arrays(snapshot, manifest, mmap, bool(verify), progress)
     state = join_state(manifest["state"], arrays, "state")
     expected = buffer._state()

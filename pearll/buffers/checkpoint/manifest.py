@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 from pearll import __version__
 from pearll.buffers.checkpoint.npy_io import NpyInfo
@@ -178,7 +179,7 @@ class SavedEnv:
     def __init__(self, data: dict[str, Any]) -> None:
         self.observation_space = space_from_json(data["observation_space"])
         self.action_space = space_from_json(data["action_space"])
-        self.metadata = {"autoreset_mode": data["autoreset_mode"]}
+        self.metadata = {"autoreset_mode": AutoresetMode(data["autoreset_mode"])}
         if not isinstance(data["is_vector"], bool):
             raise TypeError(f"is_vector: expected a bool, got {data['is_vector']!r}")
         if data["is_vector"]:
@@ -203,8 +204,10 @@ class SavedEnv:
         )
 
 
-def check_env(given: EnvInfo, saved: dict[str, Any], file: Path) -> None:
-    """Raise ValueError unless the env given to ``load`` matches the one saved.
+def check_env(
+    given: EnvInfo, saved: dict[str, Any], file: Path, error: type[Exception] = ValueError
+) -> None:
+    """Raise ``error`` unless ``given`` (the env given to ``load``) matches the one saved.
 
     Spaces, sub-env count and autoreset mode (the mode the env declares, or the
     ``autoreset_mode=`` given to load) must all be the saved ones: a buffer fed by an env that
@@ -221,4 +224,4 @@ def check_env(given: EnvInfo, saved: dict[str, Any], file: Path) -> None:
     }  # fmt: skip
     for what, (want, got) in pairs.items():
         if want != got:
-            raise ValueError(f"env: the buffer was saved with {what} {want}, this env has {got}")
+            raise error(f"env: the buffer was saved with {what} {want}, this env has {got}")
