@@ -137,6 +137,7 @@ class StepWriter:
         control[kernel.OBS_BYTES] = self._kernel_obs_slot.nbytes
         control[kernel.MIRROR] = self._buffer._packed.mirror
         control[kernel.DONES_OFFSET] = slots["dones"].offset
+        control[kernel.REWARDS_OFFSET] = slots["rewards"].offset
         control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
         control[kernel.ACTION_SIZE] = low.size
         control[kernel.REPORT] = self._reports
