@@ -128,6 +128,9 @@ class HERBuffer(ReplayBuffer):
         super().reset()
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
 
+    def _episodes_ended(self, envs: np.ndarray) -> None:
+        self._episodes.end(envs)
+
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         super()._write(plan, steps)
         self._episodes.record(plan)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
+from pearll.buffers.core.ring import WritePlan
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
@@ -101,6 +102,43 @@ class ReplayBuffer(RingBuffer):
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
         rows = self._ring.uniform_rows(self.rng, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
+
+    @locked
+    def end_episodes(self) -> np.ndarray:
+        """End every sub-env's running episode at its last stored step, as a truncation.
+
+        For a stream that will not continue where the buffer stopped (a replay shard restored
+        from a checkpoint, a run resumed with freshly reset envs): without it the next add's
+        first observation would become the next observation of the last stored step, a
+        transition the env never produced. The last stored step keeps its true next observation
+        and gets ``truncated=True`` (``dones`` unchanged: a learner bootstraps from it, n-step
+        returns stop at it), exactly as if it had been added with ``truncated=True``; the next
+        add starts a new episode. In NEXT_STEP mode the next step of each sub-env is then taken
+        for a reset step and dropped, as after any episode end. Returns the sub-envs whose
+        episode was ended (those whose last stored step had not ended one).
+        """
+        if self._frames is not None:
+            raise NotImplementedError("end_episodes: not supported with frame stacks yet")
+        ring, envs = self._ring, np.arange(self.num_envs)
+        last = (ring.pos - 1) % self.buffer_size
+        closing = np.flatnonzero(~ring.prev_ended & ring.valid[last, envs])
+        if len(closing) == 0:
+            return closing
+        self._storage["truncateds"][last[closing], closing] = True
+        self._packed.sync_mirror()
+        self._episodes_ended(closing)
+        advance = np.zeros(self.num_envs, dtype=np.int64)
+        advance[closing] = 1  # the pending row keeps the final observation: one row on
+        ended_last = ring.prev_ended.copy()
+        ended_last[closing] = True
+        none, no_steps = np.zeros(0, dtype=np.int64), np.zeros((0, self.num_envs), dtype=bool)
+        plan = WritePlan(*(none,) * 6, advance, ended_last, no_steps, no_steps)
+        passed_rows, passed_envs = ring.commit(plan)
+        self._on_written(none, none, passed_rows, passed_envs)
+        return closing
+
+    def _episodes_ended(self, envs: np.ndarray) -> None:
+        """Hook: :meth:`end_episodes` ended the running episodes of ``envs``."""
 
     def _package_pairs(
         self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType
