@@ -38,11 +38,7 @@ small and holds only counters, but losing it ends the service.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,114 +47,12 @@ from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.output import convert
 from pearll.common.type_aliases import Trajectories
 from pearll.distributed.checkpoint import CheckpointInfo, supports_checkpoints
-from pearll.distributed.rate_limit import RateLimit, RateLimiter
-from pearll.distributed.sampling import PoolMass, merge, shard_counts, split_indices
+from pearll.distributed.front import Front, ShardLoss, shard_name
+from pearll.distributed.rate_limit import RateLimit
+from pearll.distributed.sampling import split_indices
 from pearll.distributed.shard import Shard, ShardInfo
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ShardLoss:
-    """A shard restarted from a checkpoint that lacked ``lost`` of the steps it had been given."""
-
-    shard: int
-    lost: int  # steps inserted after the checkpoint, gone with the dead actor
-    inserts_before: int  # steps the front had counted for this shard when it died
-    inserts_in_checkpoint: int
-    size_after: int  # transitions the shard holds after the reload
-    time: float  # time.time() of the report
-
-
-class Front:
-    """The front actor's body: rate limiter, sampler, loss ledger (see the module docstring)."""
-
-    def __init__(
-        self, num_shards: int, rate_limit: RateLimit, beta: float, beta_steps: int | None, seed
-    ) -> None:
-        self.limiter = RateLimiter(rate_limit)
-        self.num_shards = num_shards
-        self.shards: list[Any] = []
-        self.masses = [PoolMass(0, 0.0, np.inf)] * num_shards
-        self.inserts = np.zeros(num_shards, dtype=np.int64)
-        self.losses: list[ShardLoss] = []
-        self.started: set[int] = set()
-        self.rng = np.random.default_rng(seed)
-        self.beta_start, self.beta_steps, self.samples_drawn = beta, beta_steps, 0
-        self.prioritized = False
-
-    def attach(self, shards: list[Any], prioritized: bool) -> None:
-        self.shards, self.prioritized = list(shards), prioritized
-
-    async def acquire_insert(self, shard: int, steps: int, timeout: float | None) -> None:
-        await self.limiter.insert(steps, self._timeout(timeout))
-        self.inserts[shard] += steps
-
-    async def refund_insert(self, shard: int, steps: int) -> None:
-        self.inserts[shard] -= steps
-        await self.limiter.refund_insert(steps)
-
-    async def inserted(self, shard: int, steps: int, mass: PoolMass) -> None:
-        """Shard ``shard`` wrote ``steps`` steps not counted by ``acquire_insert``; its mass."""
-        self.inserts[shard] += steps
-        self.limiter.inserts += steps
-        self.masses[shard] = mass
-        await self.limiter.set_size(sum(m.count for m in self.masses))
-
-    async def shard_started(self, shard: int, inserts: int, mass: PoolMass) -> None:
-        """Shard ``shard`` (re)started holding ``inserts`` steps from its checkpoint (or 0).
-
-        The first start of a shard resumes the counts (a new service on old checkpoints); any
-        later one is a restart after a death, and what it lacks is recorded as lost.
-        """
-        if shard in self.started:
-            loss = ShardLoss(
-                shard, int(self.inserts[shard] - inserts), int(self.inserts[shard]), inserts,
-                mass.count, time.time(),
-            )  # fmt: skip
-            self.losses.append(loss)
-            logger.warning("replay shard %d restarted from its checkpoint: %s", shard, loss)
-        self.started.add(shard)
-        self.inserts[shard] = inserts
-        await self.inserted(shard, 0, mass)
-
-    async def sample(self, batch_size: int, timeout: float | None) -> Trajectories:
-        await self.limiter.sample(batch_size, self._timeout(timeout))
-        masses = list(self.masses)
-        counts = shard_counts(np.array([m.mass for m in masses]), batch_size, self.rng)
-        drawn = [s for s in range(self.num_shards) if counts[s]]
-        parts = await asyncio.gather(*(self.shards[s].draw.remote(int(counts[s])) for s in drawn))
-        beta = self._next_beta() if self.prioritized else None
-        smallest = min((m.min_mass for m in masses), default=np.inf)
-        draws = dict(zip(drawn, parts, strict=True))
-        return merge(draws, self.num_shards, self.rng, beta, smallest)
-
-    def _next_beta(self) -> float:
-        """Global beta: the schedule of PrioritizedReplayBuffer, counted in service samples."""
-        if self.beta_steps is None:
-            return self.beta_start
-        progress = min(1.0, self.samples_drawn / self.beta_steps)
-        self.samples_drawn += 1
-        return self.beta_start + (1.0 - self.beta_start) * progress
-
-    def _timeout(self, timeout: float | None) -> float | None:
-        return self.limiter.limit.timeout if timeout is None else timeout
-
-    def stats(self) -> dict[str, Any]:
-        limiter = self.limiter
-        return {
-            "sizes": [m.count for m in self.masses],
-            "inserts": self.inserts.tolist(),
-            "limiter": {
-                "inserts": limiter.inserts,
-                "samples": limiter.samples,
-                "size": limiter.size,
-            },
-            "losses": list(self.losses),
-        }
-
-    def get_losses(self) -> list[ShardLoss]:
-        return list(self.losses)
+__all__ = ["Front", "ReplayService", "ShardLoss"]
 
 
 class ReplayService:
@@ -211,18 +105,22 @@ class ReplayService:
             raise ValueError(f"num_shards: expected an int >= 1, got {num_shards!r}")
         rate_limit = rate_limit or RateLimit()
         beta, beta_steps = float(buffer_kwargs.get("beta", 0.4)), buffer_kwargs.get("beta_steps")
-        front_name = f"pearll-replay-front-{uuid.uuid4().hex}"
+        service = uuid.uuid4().hex
+        front_name = f"pearll-replay-front-{service}"
         front = (
             ray.remote(Front)
-            .options(num_cpus=0, max_concurrency=1000, name=front_name)
-            .remote(num_shards, rate_limit, beta, beta_steps, seed)
-        )
-        shard_actor = ray.remote(Shard).options(
-            num_cpus=0, max_restarts=max_restarts, max_task_retries=0, max_concurrency=1000
-        )
+            .options(
+                num_cpus=0, max_concurrency=1000, name=front_name, max_restarts=-1,
+                max_task_retries=0,
+            )
+            .remote(service, num_shards, rate_limit, beta, beta_steps, seed)
+        )  # fmt: skip
+        shard_options = {"num_cpus": 0, "max_restarts": max_restarts, "max_task_retries": 0,
+                         "max_concurrency": 1000}  # fmt: skip
+        shard_actor = ray.remote(Shard)
         directory = None if checkpoint_dir is None else str(checkpoint_dir)
         shards = [
-            shard_actor.remote(
+            shard_actor.options(**shard_options, name=shard_name(service, index)).remote(
                 index,
                 buffer_cls,
                 env,
