@@ -38,6 +38,7 @@ small and holds only counters, but losing it ends the service.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -53,6 +54,8 @@ from pearll.distributed.sampling import split_indices
 from pearll.distributed.shard import Shard, ShardInfo
 
 __all__ = ["Front", "ReplayService", "ShardLoss"]
+
+FRONT_RESTART_SECONDS = 60.0  # how long stats/losses/sync wait for a restarting actor
 
 
 class ReplayService:
@@ -162,7 +165,17 @@ class ReplayService:
         self, batch_size: int, timeout: float | None = None, dtype: str = "numpy", device="cpu"
     ) -> Trajectories:
         """``batch_size`` transitions, ``(B, ...)``, drawn across shards as from one buffer."""
-        batch = _ray().get(self.sample_async(batch_size, timeout))
+        from ray.exceptions import RayActorError
+
+        try:
+            batch = _ray().get(self.sample_async(batch_size, timeout))
+        except RayActorError as error:
+            if "front" not in str(error) and self.front._actor_id.hex() not in str(error):
+                raise
+            raise RuntimeError(
+                "the replay service's front actor died during this sample; it restarts and "
+                "rebuilds itself from the shards: retry the sample"
+            ) from error
         return _convert(batch, dtype, device)
 
     def sample_async(self, batch_size: int, timeout: float | None = None) -> Any:
@@ -209,12 +222,11 @@ class ReplayService:
         it returns is still exact). After ``sync()``, samples and ``stats`` see every add and
         priority update that had returned before it.
         """
-        ray = _ray()
-        ray.get([shard.report.remote() for shard in self.shards])
+        _retry_while_restarting(lambda: [shard.report.remote() for shard in self.shards])
 
     def losses(self) -> list[ShardLoss]:
         """Every shard restart so far and the steps it lost (empty if none)."""
-        return _ray().get(self.front.get_losses.remote())
+        return _retry_while_restarting(self.front.get_losses.remote)
 
     def stats(self) -> dict[str, Any]:
         """Sizes, insert counts, limiter counters and losses, as the front sees them.
@@ -222,7 +234,7 @@ class ReplayService:
         Shards report after each write with a one-way message, so a count may lag an add that
         has just returned; :meth:`sync` first for exact figures.
         """
-        return _ray().get(self.front.stats.remote())
+        return _retry_while_restarting(self.front.stats.remote)
 
     def shard_stats(self) -> list[dict[str, Any]]:
         return _ray().get([shard.stats.remote() for shard in self.shards])
@@ -249,6 +261,21 @@ def _ray() -> Any:
             "pearll.distributed needs Ray: pip install 'pearll[ray]' (or pip install ray)"
         ) from error
     return ray
+
+
+def _retry_while_restarting(call: Any, seconds: float = FRONT_RESTART_SECONDS) -> Any:
+    """``ray.get(call())``, called again while an actor it needs restarts (calls that only read
+    or report, so repeating them is harmless)."""
+    from ray.exceptions import ActorUnavailableError
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _ray().get(call())
+        except ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _numpy(value: Any) -> np.ndarray:
