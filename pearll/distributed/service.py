@@ -5,8 +5,8 @@ Topology
 - **Shards** (:mod:`pearll.distributed.shard`): one Ray actor per shard, each holding a pearll
   buffer. Collectors add straight to their shard, so insert traffic never funnels through one
   process.
-- **The front** (:class:`Front`, one async actor): the rate limiter, the sampler and the ledger
-  of losses. The rate limiter lives here because its counts are global (Reverb's ratio is per
+- **The front** (:class:`~pearll.distributed.front.Front`, one async actor): the rate
+  limiter, the sampler and the ledger of losses. The rate limiter lives here because its counts are global (Reverb's ratio is per
   table, and the service is one table): every add asks the front for permission before it
   writes (one small round trip per add, not per step), every sample goes through the front.
   Each shard tells the front its mass (count, priority total, smallest priority) within
@@ -26,14 +26,13 @@ on ``service.checkpoint()``) in pearll's persistence format (see
 :mod:`pearll.distributed.checkpoint`). Shard actors are created with ``max_restarts``: when one
 dies, Ray restarts it, the new actor loads its latest checkpoint and tells the front how many
 inserts that checkpoint holds; the front, which counted every insert it allowed, records the
-difference as a :class:`ShardLoss` (``service.losses()``) and warns. With a samples-per-insert
-ratio every insert is counted before it is written, so ``lost`` is exact; without one, inserts
-are counted from the shards' reports, and a shard that dies within ``REPORT_DELAY`` of an add
-takes that add's count with it (``lost`` is then short by those steps). Calls that were running on
-the shard when it died fail (Ray's ``ActorDiedError``/``ActorUnavailableError``, no automatic
-retry: a retried add could be written twice); calls made while it restarts wait for it. A
-collector that dies loses only the steps it had not sent. The front is not restarted: it is
-small and holds only counters, but losing it ends the service.
+difference as a :class:`ShardLoss` (``service.losses()``) and warns. Every add is counted by
+the front before it returns, so ``lost`` is exact; the restored shard ends its running episodes
+(a truncation), so no transition spans the gap. Calls that were running on the shard when it
+died fail (Ray's ``ActorDiedError``/``ActorUnavailableError``, no automatic retry: a retried add
+could be written twice); calls made while it restarts wait for it; samples go on from the live
+shards. A collector that dies loses only the steps it had not sent. The front is restarted too
+and rebuilds itself from the shards (see :mod:`pearll.distributed.front`).
 """
 
 from __future__ import annotations
