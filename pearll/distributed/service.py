@@ -6,16 +6,16 @@ Topology
   buffer. Collectors add straight to their shard, so insert traffic never funnels through one
   process.
 - **The front** (:class:`~pearll.distributed.front.Front`, one async actor): the rate
-  limiter, the sampler and the ledger of losses. The rate limiter lives here because its counts are global (Reverb's ratio is per
-  table, and the service is one table): every add asks the front for permission before it
-  writes (one small round trip per add, not per step), every sample goes through the front.
-  Each shard tells the front its mass (count, priority total, smallest priority) within
-  ``REPORT_DELAY`` (10 ms) of every add and priority update, one way (one message for all that
-  happened in the delay); a sample splits the batch between shards by those masses
-  (multinomial), has each shard draw its part (one round of parallel calls), merges, shuffles
-  and weighs globally (see :mod:`pearll.distributed.sampling` for why this is the distribution
-  of one global buffer). The split follows the masses as last reported: an add still in flight
-  is not in it.
+  limiter, the sampler and the ledger of losses. The rate limiter lives here because its counts
+  are global (Reverb's ratio is per table, and the service is one table): every add is counted
+  by the front before it returns (one small round trip per add, not per step), every sample
+  goes through the front. Each shard tells the front its mass (count, priority total, smallest
+  priority) within ``REPORT_DELAY`` (10 ms) of every add and priority update, one way (one
+  message for all that happened in the delay); a sample splits the batch between shards by
+  those masses (multinomial), has each shard draw its part (one round of parallel calls),
+  merges, shuffles and weighs globally (see :mod:`pearll.distributed.sampling` for why this is
+  the distribution of one global buffer). The split follows the masses as last reported: an
+  add still in flight is not in it.
 - **The handle** (:class:`ReplayService`): a small picklable object holding the actor handles;
   pass it to collector actors and the learner.
 
