@@ -134,14 +134,25 @@ class Front:
         await self.limiter.insert(steps, self._timeout(timeout))
         self.inserts[shard] += steps
 
+    async def counted_insert(self, shard: int, steps: int, mass: PoolMass) -> None:
+        """Shard ``shard`` wrote ``steps`` steps the limiter could not hold (no ratio): count
+        them (before the add returns to its caller) and take the shard's new mass."""
+        await self._ready()
+        self.inserts[shard] += steps
+        self.limiter.inserts += steps
+        await self.inserted(shard, mass)
+
     async def refund_insert(self, shard: int, steps: int) -> None:
         await self._ready()
         self.inserts[shard] -= steps
         await self.limiter.refund_insert(steps)
 
-    async def inserted(self, shard: int, mass: PoolMass) -> None:
-        """Shard ``shard``'s mass after its latest adds and priority updates."""
+    async def inserted(self, shard: int, mass: PoolMass, steps: int = 0) -> None:
+        """Shard ``shard``'s mass after its latest adds and priority updates, and the ``steps``
+        it wrote that nothing counted yet (``exact_loss_count=False``)."""
         await self._ready()
+        self.inserts[shard] += steps
+        self.limiter.inserts += steps
         self.unavailable.pop(shard, None)  # it reports: it is alive
         self.masses[shard] = mass
         await self.limiter.set_size(self._size())

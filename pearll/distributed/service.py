@@ -86,6 +86,7 @@ class ReplayService:
         checkpoint_dir: str | None = None,
         checkpoint_every: int | None = None,
         max_restarts: int = -1,
+        exact_loss_count: bool = True,
         seed: int | None = None,
         **buffer_kwargs: Any,
     ) -> ReplayService:
@@ -95,7 +96,13 @@ class ReplayService:
         :class:`~pearll.distributed.shard.EnvSpaces` (``EnvSpaces.of(env)``), or a function of
         no arguments that returns an env (called inside each actor). ``buffer_size`` is per
         shard. ``seed`` seeds the front and, through ``[seed, shard]``, each shard's buffer.
-        ``max_restarts`` is Ray's for the shard actors (-1: always restart). Needs Ray running
+        ``max_restarts`` is Ray's for the shard actors (-1: always restart).
+        ``exact_loss_count`` (default True): every add returns only once the front has counted
+        it, so ``losses()`` is exact; that costs each add a round trip to the front (with a
+        samples-per-insert ratio it is paid anyway). False lets adds without a ratio return at
+        once, counted by the shards' reports within ``REPORT_DELAY``: faster for collectors
+        with few adds in flight, but a shard that dies within that delay of an add takes the
+        add's count with it (``lost`` is then short). Needs Ray running
         (``ray.init()``) or starts a local one.
         """
         ray = _ray()
@@ -132,6 +139,7 @@ class ReplayService:
                 checkpoint_every,
                 rate_limit.timeout,
                 rate_limit.samples_per_insert is not None,
+                exact_loss_count,
             )
             for index in range(num_shards)
         ]

@@ -12,6 +12,8 @@ that writes to it (give each collector its own shard).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,8 @@ from pearll.distributed.checkpoint import CheckpointInfo, ShardCheckpoints
 from pearll.distributed.front import ShardLedger
 from pearll.distributed.rate_limit import RateLimitTimeout
 from pearll.distributed.sampling import PoolMass, ShardDraw, draw, pool_mass, pooled, prioritized
+
+logger = logging.getLogger(__name__)
 
 # Seconds a shard may wait to tell the front about its adds and priority updates.
 REPORT_DELAY = 0.01
@@ -91,6 +95,7 @@ class Shard:
         checkpoint_every: int | None,
         default_timeout: float | None,
         limited: bool,
+        exact_count: bool = True,
     ) -> None:
         import ray
 
@@ -100,6 +105,8 @@ class Shard:
         self.index, self._front, self._checkpoint_every = index, front, checkpoint_every
         # Whether the limiter can hold inserts: if not, adds skip the round trip to the front.
         self._default_timeout, self._limited = default_timeout, limited
+        # Whether an add returns only once the front has counted it (see ReplayService.create).
+        self._exact = exact_count
         self._env = resolve_env(env)
         self._checkpoints = (
             ShardCheckpoints(f"{checkpoint_dir}/shard-{index:04d}") if checkpoint_dir else None
@@ -119,9 +126,11 @@ class Shard:
             # The collector's stream goes on from where the acknowledged adds stopped, not from
             # where the checkpoint did: each running episode ends at its last stored step
             # (a truncation the learner sees), so no sampled transition spans the gap.
-            end_episodes = getattr(self.buffer, "end_episodes", None)
-            if end_episodes is not None and len(self.buffer):
-                self.episodes_ended = len(end_episodes())
+            try:
+                self.episodes_ended = len(self.buffer.end_episodes())
+            except (AttributeError, NotImplementedError) as error:  # frame stacks, for now
+                logger.warning("shard %d: running episodes not ended after restore: %s", index,
+                               error)  # fmt: skip
         if not pooled(self.buffer) and self.buffer.num_envs > 1:
             raise NotImplementedError(
                 f"{type(self.buffer).__name__} samples with its own sample(); the service can "
@@ -130,7 +139,7 @@ class Shard:
         # Fire and forget: the front resumes its counts, or records what a restart lost.
         front.shard_started.remote(index, self.inserts, self.samples, self.mass())
         self._adding = asyncio.Lock()
-        self._report_due = False
+        self._unreported, self._report_due = 0, False
 
     def info(self) -> ShardInfo:
         buffer = self.buffer
@@ -162,35 +171,39 @@ class Shard:
                 "adds to this shard (themselves held by the rate limiter: is the learner sampling?)"
             ) from None
         try:
-            left = self._left(timeout, start)
-            counted = self._front.acquire_insert.remote(self.index, steps, left)
-            if self._limited:  # the limiter may hold the insert: wait before writing
+            if self._limited:  # the limiter may hold the insert: it is counted before the write
+                left = self._left(timeout, start)
+                counted = self._front.acquire_insert.remote(self.index, steps, left)
                 await self._counted(counted, steps)
             try:
                 add(*args, **kwargs)
             except BaseException:
-                await self._refund(counted, steps)
+                if self._limited:
+                    await self._refund(steps)
                 raise
             self.inserts += steps
-            if not self._limited:  # counted while writing: the add returns once it is counted
-                await self._counted(counted, steps, written=True)
-            self._report_soon()
+            if self._limited or not self._exact:
+                self._unreported += 0 if self._limited else steps
+                self._report_soon()
+            else:  # one message: the count and the shard's new mass
+                counted = self._front.counted_insert.remote(self.index, steps, self.mass())
             if self._due():
                 self.checkpoint()
         finally:
             self._adding.release()
+        if not self._limited and self._exact:
+            # The add returns once the front has its count; the next add to this shard need
+            # not wait for that round trip (adds pipeline).
+            await self._counted(counted, steps, written=True)
         return steps
 
-    async def _refund(self, counted: Any, steps: int) -> None:
+    async def _refund(self, steps: int) -> None:
         """Uncount an insert that was not written (bad input); a front that died meanwhile
         needs no refund (a restarted one counts from this shard's ``inserts``)."""
         from ray.exceptions import RayActorError
 
-        try:
-            await counted
+        with contextlib.suppress(RayActorError):
             await self._front.refund_insert.remote(self.index, steps)
-        except RayActorError:
-            pass
 
     @staticmethod
     def _left(timeout: float | None, start: float) -> float | None:
@@ -239,7 +252,8 @@ class Shard:
 
     def _send_report(self) -> Any:
         self._report_due = False
-        return self._front.inserted.remote(self.index, self.mass())
+        steps, self._unreported = self._unreported, 0
+        return self._front.inserted.remote(self.index, self.mass(), steps)
 
     async def report(self) -> None:
         """Tell the front this shard's state and wait until it has it (see ``service.sync``)."""

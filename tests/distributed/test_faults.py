@@ -159,3 +159,13 @@ def test_a_new_service_on_old_checkpoints_resumes_its_rate_limiter(services, tmp
     stats = second.stats()["limiter"]
     assert (stats["inserts"], stats["samples"], stats["size"]) == (20, 10, 20)
     assert len(second.sample(10, timeout=5).rewards) == 10  # would have blocked at 0 inserts
+
+
+def test_without_exact_loss_count_adds_are_still_counted_from_the_reports(services):
+    service = ReplayService.create(ReplayBuffer, SINGLE, 64, num_shards=1, exact_loss_count=False)
+    services(service)
+    service.add_batch_trajectories(0, *one_episode(0, 0, 10))
+    service.add_batch_trajectories(0, *one_episode(0, 10, 15))
+    service.sync()
+    stats = service.stats()
+    assert stats["inserts"] == [15] and stats["limiter"]["inserts"] == 15
