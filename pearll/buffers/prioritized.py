@@ -191,7 +191,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
         ``priorities`` (numpy arrays, torch tensors or sequences; typically ``|TD error|``)
         has the shape of ``indices`` or that shape plus a trailing axis of 1; each must be
-        finite and >= 0. A transition's stored priority is ``(priority + eps) ** alpha``. For
+        finite and >= 0, and ``(priority + eps) ** alpha`` at most the largest float64 divided
+        by ``buffer_size`` (so the sum tree's total stays finite). A transition's stored
+        priority is ``(priority + eps) ** alpha``. For
         an index given twice the last value wins. A slot that holds no transition any more
         (overwritten since it was sampled) is skipped; one that holds a newer transition gets
         the priority, as in other PER implementations. Bad input raises (TypeError or
@@ -217,12 +219,23 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         bad = ~np.isfinite(priorities) | (priorities < 0)
         if bad.any():
             raise ValueError(f"priorities: expected finite values >= 0, got {priorities[bad][:5]}")
+        with np.errstate(over="ignore"):
+            scaled = (priorities + self.eps) ** self.alpha
+        # Each stored value at most max_float / buffer_size: a sub-env's total stays finite.
+        limit = np.finfo(np.float64).max / self.buffer_size
+        too_large = ~(scaled <= limit)
+        if too_large.any():
+            raise ValueError(
+                f"priorities: {priorities[too_large][:5]} are too large: (priority + eps) ** "
+                f"alpha (alpha={self.alpha}) must stay at most {limit:.3g} (the largest float64 "
+                f"over buffer_size={self.buffer_size}), so that the sum of priorities is finite"
+            )
         rows, envs = np.divmod(indices.astype(np.int64), self.num_envs)
         stored = self._ring.valid[rows, envs]
         values = priorities[stored] + self.eps
         if len(values):
             self._max_priority = max(self._max_priority, float(values.max()))
-        self._tree.update(envs[stored], rows[stored], values**self.alpha)
+        self._tree.update(envs[stored], rows[stored], scaled[stored])
 
     def _record(self, fields: dict[str, Any]) -> Trajectories:
         # last() and all() read in order, not by priority: plain records, without weights.

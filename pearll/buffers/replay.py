@@ -104,6 +104,22 @@ class ReplayBuffer(RingBuffer):
         rows = draw_rows(self.rng, self._ring, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
 
+    @locked
+    def end_episodes(self) -> np.ndarray:
+        """End every sub-env's running episode at its last stored step, as a truncation.
+
+        For a stream that will not continue where the buffer stopped (a replay shard restored
+        from a checkpoint, a run resumed with freshly reset envs): without it the next add's
+        first observation would become the next observation of the last stored step, a
+        transition the env never produced. The last stored step keeps its true next observation
+        and gets ``truncated=True`` (``dones`` unchanged: a learner bootstraps from it, n-step
+        returns stop at it), exactly as if it had been added with ``truncated=True``; the next
+        add starts a new episode. In NEXT_STEP mode the next step of each sub-env is then taken
+        for a reset step and dropped, as after any episode end. Returns the sub-envs whose
+        episode was ended (those whose last stored step had not ended one).
+        """
+        return self._writer.end_episodes()
+
     def _package_pairs(
         self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType
     ) -> Trajectories:

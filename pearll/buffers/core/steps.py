@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.core.env_info import EnvInfo, substitute_final_observations
-from pearll.buffers.core.spaces import SCALAR_BOOL, SCALAR_FLOAT, coerce
+from pearll.buffers.core.rewards import coerce_rewards
+from pearll.buffers.core.spaces import SCALAR_BOOL, coerce
 from pearll.buffers.core.tree import tree_map
 
 
@@ -71,7 +72,7 @@ def steps_from_args(
     fields = {
         "observations": coerce(observation, specs["observations"], lead, "observation"),
         "actions": coerce(action, specs["actions"], lead, "action", check_range=True),
-        "rewards": coerce(reward, SCALAR_FLOAT, lead, "reward"),
+        "rewards": coerce_rewards(reward, lead),
         "dones": coerce(done, SCALAR_BOOL, lead, "done").astype(bool),
         "truncateds": coerce(truncated, SCALAR_BOOL, lead, "truncated").astype(bool),
     }

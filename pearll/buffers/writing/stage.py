@@ -149,6 +149,7 @@ def make_control(
     control[kernel.OBS_BYTES] = obs_slot.nbytes
     control[kernel.MIRROR] = packed.mirror
     control[kernel.DONES_OFFSET] = slots["dones"].offset
+    control[kernel.REWARDS_OFFSET] = slots["rewards"].offset
     control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
     control[kernel.ACTION_SIZE] = low.size
     control[kernel.NUM_ENVS], control[kernel.STAGE_BYTES] = stage.shape

@@ -48,6 +48,7 @@ class Written(NamedTuple):
     passed_envs: np.ndarray
     plan: WritePlan | None = None
     ended: np.ndarray | None = None
+    closed: np.ndarray | None = None  # end_episodes: sub-envs whose episode it ended
 
 
 # A part that keeps state about stored rows (priorities, episodes) in step with the writes:
@@ -128,6 +129,38 @@ class Writer:
         for observer in self.observers:
             observer(written)
         self.unfinished = False
+
+    def end_episodes(self) -> np.ndarray:
+        """End every sub-env's running episode at its last stored step, as a truncation (see
+        ``ReplayBuffer.end_episodes``); returns the sub-envs whose episode it ended.
+
+        Spare-row layout only: the pending row keeps the final observation, and the ring
+        moves one row on, so the next step starts a new episode.
+        """
+        ring, envs = self.ring, np.arange(self.ring.num_envs)
+        last = (ring.pos - 1) % ring.capacity
+        closing = np.flatnonzero(~ring.prev_ended & ring.valid[last, envs])
+        if len(closing) == 0:
+            return closing
+        self.recover_if_interrupted()
+        self.unfinished = True
+        advance = np.zeros(ring.num_envs, dtype=np.int64)
+        advance[closing] = 1
+        ended_last = ring.prev_ended.copy()
+        ended_last[closing] = True
+        none, no_steps = np.zeros(0, dtype=np.int64), np.zeros((0, ring.num_envs), dtype=bool)
+        plan = WritePlan(*(none,) * 6, advance, ended_last, no_steps, no_steps)
+        passed_rows, passed_envs = ring.rows_passed_over(advance)
+        ring.invalidate_slots(passed_rows, passed_envs)
+        self.views["truncateds"][last[closing], closing] = True
+        self.packed.sync_mirror()
+        if self.frames is not None:
+            self.frames.episode_step[closing] = 0  # the next step starts an episode's stack
+        ring.commit(plan)
+        for observer in self.observers:
+            observer(Written(none, none, passed_rows, passed_envs, closed=closing))
+        self.unfinished = False
+        return closing
 
     def _stacks_to_break(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
         """The transitions whose frame stacks reach rows this write will overwrite.
