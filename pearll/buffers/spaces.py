@@ -132,6 +132,7 @@ def nbytes_per_item(spec: FieldSpec | dict[str, Any]) -> int:
 RESERVED_FIELD_NAMES = frozenset(
     {"self", "observation", "action", "reward", "next_observation", "done", "truncated", "info"}
     | {"observations", "actions", "rewards", "next_observations", "dones", "truncateds", "infos"}
+    | {"episode_ends"}
 )
 
 
