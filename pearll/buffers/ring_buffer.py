@@ -331,6 +331,8 @@ class RingBuffer(BaseBuffer):
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         at_steps = (plan.step_t, plan.step_env)
         rows = (plan.step_row, plan.step_env)
+        if self._frames is None:
+            at_steps, rows = _as_slices(plan) or (at_steps, rows)
         for name in STEP_FIELDS:
             self._storage[name][rows] = getattr(steps, name)[at_steps]
         observations, next_observations = steps.observations, steps.next_observations
@@ -452,6 +454,25 @@ class RingBuffer(BaseBuffer):
 def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
     """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
     return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
+
+
+def _as_slices(plan: WritePlan) -> tuple[tuple, tuple] | None:
+    """``(at_steps, rows)`` as slices if the plan writes consecutive steps to consecutive rows
+    of one sub-env (a batch holding one episode, as Minari loading adds them), else None.
+
+    Basic-index copies of a run cost a fraction of the fancy-index scatter, which was most of
+    the time of adding a whole episode (benchmarks/bench_minari.py).
+    """
+    rows, steps, envs = plan.step_row, plan.step_t, plan.step_env
+    n = len(rows)
+    if n < 2 or rows[-1] - rows[0] != n - 1 or steps[-1] - steps[0] != n - 1:
+        return None
+    if not ((envs == envs[0]).all() and (np.diff(rows) == 1).all()):
+        return None
+    if not (np.diff(steps) == 1).all():
+        return None
+    env, first_row, first_step = int(envs[0]), int(rows[0]), int(steps[0])
+    return (slice(first_step, first_step + n), env), (slice(first_row, first_row + n), env)
 
 
 def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:
