@@ -36,6 +36,8 @@ from pearll.datasets.stored_episodes import StoredEpisode, episode_runs, read_ep
 INSTALL_HINT = "pip install 'pearll[minari]'"
 # Loads and writes of at least this many steps show a progress bar (progress=None).
 PROGRESS_STEPS = 100_000
+# Episodes at least this long are added one per call (as views); shorter ones are joined.
+LONG_EPISODE = 512
 
 
 class MinariExport(NamedTuple):
@@ -188,11 +190,21 @@ def _reward_source(env: Any) -> Any:
 
 
 def _chunks(name: str, episodes: Iterable[dict], chunk_steps: int) -> Iterable[list[dict]]:
-    """Checked episodes with at least one step, grouped into chunks of >= chunk_steps steps."""
+    """Checked episodes with at least one step, grouped into chunks of >= chunk_steps steps.
+
+    An episode of LONG_EPISODE steps or more goes alone: its arrays are then added as views,
+    with no concatenation (one copy fewer than joining episodes).
+    """
     chunk, staged = [], 0
     for episode in episodes:
         length = _check_episode(name, episode)
         if length == 0:
+            continue
+        if length >= LONG_EPISODE:
+            if chunk:
+                yield chunk
+                chunk, staged = [], 0
+            yield [episode]
             continue
         chunk.append(episode)
         staged += length
@@ -230,11 +242,13 @@ def _add_chunk(buffer: Any, name: str, chunk: list[dict]) -> None:
     """Whole episodes at once: T_i steps each, observations[:-1] and observations[1:]."""
 
     def joined(key: str, part: slice = slice(None)) -> Any:
+        if len(chunk) == 1:
+            return tree_map(lambda leaf: np.asarray(leaf)[part], chunk[0][key])
         return tree_map(lambda *leaves: np.concatenate([leaf[part] for leaf in leaves]),
                         *(episode[key] for episode in chunk))  # fmt: skip
 
-    terminations = np.concatenate([np.asarray(e["terminations"], bool) for e in chunk])
-    truncations = np.concatenate([np.asarray(e["truncations"], bool) for e in chunk])
+    terminations = np.asarray(joined("terminations"), bool)
+    truncations = np.asarray(joined("truncations"), bool)
     last = np.cumsum([len(e["rewards"]) for e in chunk]) - 1
     episode_ends = np.zeros(len(terminations), dtype=bool)
     episode_ends[last] = ~(terminations[last] | truncations[last])  # ended with neither flag
