@@ -102,7 +102,7 @@ def main() -> int:
     export = collected.to_minari(DATASET_ID, author="pearll", algorithm_name="scripted+30%random")
     print(
         f"wrote {DATASET_ID}: {export.n_written} episodes ({export.n_left_out} left out: the "
-        "one still open), {export.dataset.total_steps} steps"
+        f"one still open), {export.dataset.total_steps} steps"
     )
     offline = ReplayBuffer.from_minari(DATASET_ID, env=env, seed=args.seed)
     print(f"loaded {len(offline)} transitions into a ReplayBuffer of {offline.buffer_size} rows")
