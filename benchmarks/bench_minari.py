@@ -70,13 +70,14 @@ def minari_into_numpy(dataset) -> dict[str, np.ndarray]:
     return {key: np.concatenate(value) for key, value in parts.items()}
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """Wall and CPU seconds of ``fn()`` (CPU time: this shared machine's load inflates wall)."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def bench_loading(dataset, rounds: int, storage_dir: str) -> dict[str, float]:
+def bench_loading(dataset, rounds: int, storage_dir: str) -> dict[str, tuple[float, float]]:
     contenders = {
         "Minari iterate_episodes -> numpy": lambda: minari_into_numpy(dataset),
         "ReplayBuffer.from_minari": lambda: ReplayBuffer.from_minari(dataset, progress=False),
@@ -84,13 +85,13 @@ def bench_loading(dataset, rounds: int, storage_dir: str) -> dict[str, float]:
             dataset, storage="memmap", storage_dir=storage_dir, progress=False
         ),
     }
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for fn in contenders.values():
         fn()  # warm-up: imports, compiled code, the file in the page cache
     for _ in range(rounds):
         for name, fn in contenders.items():
             times[name].append(timed(fn))
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return {name: tuple(np.median(np.array(t), axis=0).tolist()) for name, t in times.items()}
 
 
 def bench_sampling(dataset, calls: int) -> dict[str, float]:
@@ -144,17 +145,19 @@ def main() -> None:
         "",
         f"`python -m benchmarks.bench_minari{' --quick' if args.quick else ''}`; "
         f"{platform.processor() or platform.machine()}, numpy {np.__version__}, "
-        f"minari {minari.__version__}.",
+        f"minari {minari.__version__}; load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores.",
         "",
         f"Loading {steps:,} steps ({steps // EPISODE:,} episodes of {EPISODE:,}; obs 11 float32, "
         f"actions 3 float32), median of {rounds} interleaved rounds:",
         "",
-        "| loader | seconds | steps/s | baseline / this |",
-        "| --- | ---: | ---: | ---: |",
+        "| loader | wall s | CPU s | steps/s (wall) | baseline / this (wall) | (CPU) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, seconds in loading.items():
+    for name, (wall, cpu) in loading.items():
         lines.append(
-            f"| {name} | {seconds:.2f} | {steps / seconds:,.0f} | {baseline / seconds:.2f} |"
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {steps / wall:,.0f} | "
+            f"{baseline[0] / wall:.2f} | {baseline[1] / cpu:.2f} |"
         )
     lines += [
         "",

@@ -1,7 +1,7 @@
 """Offline-to-online on MountainCar-v0: a scripted dataset, written and read back through
 Minari, then DQN trained online with every batch half offline data (RLPD's symmetric sampling).
 
-    PYTHONPATH=. python examples/offline_to_online.py [--dataset-steps 20000] [--steps 30000]
+    PYTHONPATH=. python examples/offline_to_online.py [--dataset-steps 20000] [--steps 50000]
 
 MountainCar is a hard-exploration task: the reward is -1 per step until the car reaches the
 flag, and episodes are truncated at 200 steps, so epsilon-greedy DQN alone rarely finds the
@@ -46,6 +46,7 @@ def scripted_action(observation: np.ndarray) -> int:
 
 def collect(env: gym.Env, steps: int, epsilon: float, seed: int) -> ReplayBuffer:
     rng = np.random.default_rng(seed)
+    env.action_space.seed(seed)
     buffer = ReplayBuffer(env, steps + steps // 8 + 2, seed=seed)
     observation, _ = env.reset(seed=seed)
     returns, episode_return, flags = [], 0.0, 0
@@ -91,7 +92,7 @@ def run(label: str, env: gym.Env, replay, steps: int, seed: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset-steps", type=int, default=20_000)
-    parser.add_argument("--steps", type=int, default=30_000, help="online env steps at most")
+    parser.add_argument("--steps", type=int, default=50_000, help="online env steps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("MINARI_DATASETS_PATH", tempfile.mkdtemp(prefix="minari_"))

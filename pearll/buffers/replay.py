@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pearll.datasets.minari import MinariExport
 
 PAIR_FIELDS = (*READ_FIELDS, "next_observations")
+Replay = TypeVar("Replay", bound="ReplayBuffer")
 
 
 class ReplayBuffer(RingBuffer):
@@ -89,7 +90,7 @@ class ReplayBuffer(RingBuffer):
 
     @classmethod
     def from_minari(
-        cls,
+        cls: type[Replay],
         dataset: Any,
         *,
         env: Any = None,
@@ -98,7 +99,7 @@ class ReplayBuffer(RingBuffer):
         seed: int | np.random.Generator | None = None,
         progress: bool | None = None,
         **buffer_kwargs: Any,
-    ) -> Any:
+    ) -> Replay:
         """A new buffer of this class holding every episode of a Minari dataset, exactly.
 
         ``dataset``: a ``minari.MinariDataset`` or the id of a local one (never downloaded).
@@ -127,9 +128,9 @@ class ReplayBuffer(RingBuffer):
         Episodes still open at the write position or cut by overwriting are left out.
         ``dataset_metadata`` goes to ``minari.create_dataset_from_buffers`` (``author=``,
         ``algorithm_name=``, ``env=``, ``data_format=``, ...). The id is checked before
-        anything is created. See :mod:`pearll.datasets.minari` and docs/offline.md.
+        anything is created. See :mod:`pearll.datasets.minari_write` and docs/offline.md.
         """
-        from pearll.datasets.minari import write_dataset
+        from pearll.datasets.minari_write import write_dataset
 
         return write_dataset(self, dataset_id, progress, **dataset_metadata)
 

@@ -7,6 +7,7 @@ The two differ only in where next observations live (:attr:`RingBuffer.spare_row
 from __future__ import annotations
 
 import functools
+import itertools
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import fields
@@ -329,28 +330,28 @@ class RingBuffer(BaseBuffer):
         """
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
-        at_steps = (plan.step_t, plan.step_env)
-        rows = (plan.step_row, plan.step_env)
-        if self._frames is None:
-            at_steps, rows = _as_slices(plan) or (at_steps, rows)
-        for name in STEP_FIELDS:
-            self._storage[name][rows] = getattr(steps, name)[at_steps]
+        fancy = ((plan.step_t, plan.step_env), (plan.step_row, plan.step_env))
+        # Runs of consecutive rows (whole episodes of a batch) copy faster as slices.
+        parts = (_slice_runs(plan) if self._frames is None else None) or [fancy]
         observations, next_observations = steps.observations, steps.next_observations
         if self._frames is not None:
             observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
             depth, next_depth = self._frames.depths(plan.keep, plan.ended)
-            self._storage["frame_depth"][rows] = depth[at_steps]
+            self._storage["frame_depth"][fancy[1]] = depth[fancy[0]]
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             self._storage["frame_depth"][target] = next_depth[source]
-        _scatter(self._storage["observations"], rows, observations, at_steps)
-        _scatter(self._storage["extras"], rows, steps.extras, at_steps)
+        for at_steps, rows in parts:
+            for name in STEP_FIELDS:
+                self._storage[name][rows] = getattr(steps, name)[at_steps]
+            _scatter(self._storage["observations"], rows, observations, at_steps)
+            _scatter(self._storage["extras"], rows, steps.extras, at_steps)
+            if not self.spare_rows:
+                _scatter(self._storage["next_observations"], rows, next_observations, at_steps)
         if self.spare_rows:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             _scatter(self._storage["observations"], target, next_observations, source)
             if not (plan.step_row.all() and plan.next_row.all()):
                 self._packed.sync_mirror()
-        else:
-            _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -456,23 +457,32 @@ def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
     return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
 
 
-def _as_slices(plan: WritePlan) -> tuple[tuple, tuple] | None:
-    """``(at_steps, rows)`` as slices if the plan writes consecutive steps to consecutive rows
-    of one sub-env (a batch holding one episode, as Minari loading adds them), else None.
+# Below this many steps per run on average, one fancy-index scatter beats a slice copy per run.
+MIN_RUN_STEPS = 32
 
-    Basic-index copies of a run cost a fraction of the fancy-index scatter, which was most of
-    the time of adding a whole episode (benchmarks/bench_minari.py).
+
+def _slice_runs(plan: WritePlan) -> list[tuple[tuple, tuple]] | None:
+    """The plan's writes as ``(at_steps, rows)`` slice pairs, one per run of consecutive steps
+    going to consecutive rows of one sub-env (each whole episode of a single-env batch is
+    one), or None when the runs are too short for slices to pay.
+
+    Basic-index copies of long runs cost a fraction of the fancy-index scatter, which was most
+    of the time of adding whole episodes (benchmarks/bench_minari.py).
     """
     rows, steps, envs = plan.step_row, plan.step_t, plan.step_env
     n = len(rows)
-    if n < 2 or rows[-1] - rows[0] != n - 1 or steps[-1] - steps[0] != n - 1:
+    if n < MIN_RUN_STEPS:
         return None
-    if not ((envs == envs[0]).all() and (np.diff(rows) == 1).all()):
+    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(steps) != 1) | (np.diff(envs) != 0))
+    if (len(breaks) + 1) * MIN_RUN_STEPS > n:
         return None
-    if not (np.diff(steps) == 1).all():
-        return None
-    env, first_row, first_step = int(envs[0]), int(rows[0]), int(steps[0])
-    return (slice(first_step, first_step + n), env), (slice(first_row, first_row + n), env)
+    bounds = [0, *(breaks + 1).tolist(), n]
+    runs = []
+    for start, stop in itertools.pairwise(bounds):
+        env, row, step = int(envs[start]), int(rows[start]), int(steps[start])
+        length = stop - start
+        runs.append(((slice(step, step + length), env), (slice(row, row + length), env)))
+    return runs
 
 
 def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:

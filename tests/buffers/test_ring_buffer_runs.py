@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pearll.buffers import HERBuffer, PrioritizedReplayBuffer, ReplayBuffer, ring_buffer
 from pearll.buffers.ring import Ring
-from pearll.buffers.ring_buffer import _as_slices
+from pearll.buffers.ring_buffer import _slice_runs
 from pearll.envs import BitFlippingEnv
 from tests.fixtures import make_env
 
@@ -40,15 +40,19 @@ def stacked(steps, i):
     return np.stack([np.asarray(v) for v in values])
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     kind=st.sampled_from(["box", "dict", "her"]),
     capacity=st.integers(2, 25),
     count=st.integers(1, 8),
+    per_batch=st.integers(1, 4),
+    min_run=st.sampled_from([1, 2, 32]),
     seed=st.integers(0, 500),
     prioritized=st.booleans(),
 )
-def test_episode_batches_match_the_fancy_index_path(kind, capacity, count, seed, prioritized):
+def test_batches_of_episodes_match_the_fancy_index_path(
+    kind, capacity, count, per_batch, min_run, seed, prioritized
+):
     if kind == "her":
         env, cls = BitFlippingEnv(n_bits=3), HERBuffer
     else:
@@ -56,11 +60,13 @@ def test_episode_batches_match_the_fancy_index_path(kind, capacity, count, seed,
         cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
     episodes = episodes_of(env, seed, count)
     fancy, sliced = cls(env, capacity, seed=0), cls(env, capacity, seed=0)
-    for steps in episodes:
+    for first in range(0, count, per_batch):  # per_batch whole episodes per add
+        steps = [step for episode in episodes[first : first + per_batch] for step in episode]
         batch = [stacked(steps, i) for i in range(6)]
-        with mock.patch.object(ring_buffer, "_as_slices", lambda plan: None):
+        with mock.patch.object(ring_buffer, "_slice_runs", lambda plan: None):
             fancy.add_batch_trajectories(*batch)
-        sliced.add_batch_trajectories(*batch)
+        with mock.patch.object(ring_buffer, "MIN_RUN_STEPS", min_run):
+            sliced.add_batch_trajectories(*batch)
     np.testing.assert_array_equal(sliced._packed.packed, fancy._packed.packed)
     for name in ("pos", "size", "valid", "count", "prev_ended"):
         np.testing.assert_array_equal(getattr(sliced._ring, name), getattr(fancy._ring, name))
@@ -70,12 +76,16 @@ def test_episode_batches_match_the_fancy_index_path(kind, capacity, count, seed,
         np.testing.assert_array_equal(sliced._episodes.episode_of, fancy._episodes.episode_of)
 
 
-def test_slices_only_for_one_run():
-    ring = Ring.empty(10, 2, spare_rows=True)
-    keep = np.ones((4, 1), bool)
-    ended = np.zeros((4, 1), bool)
-    single = Ring.empty(10, 1, spare_rows=True)
-    assert _as_slices(single.plan(keep, ended)) == ((slice(0, 4), 0), (slice(0, 4), 0))
-    ended[1] = True  # an episode end mid-batch leaves a row for its final observation
-    assert _as_slices(single.plan(keep, ended)) is None
-    assert _as_slices(ring.plan(np.ones((4, 2), bool), np.zeros((4, 2), bool))) is None
+def test_runs_are_whole_episodes():
+    single = Ring.empty(100, 1, spare_rows=True)
+    keep, ended = np.ones((80, 1), bool), np.zeros((80, 1), bool)
+    assert _slice_runs(single.plan(keep, ended)) == [((slice(0, 80), 0), (slice(0, 80), 0))]
+    ended[39] = True  # an end leaves a row for the final observation: the next run starts after
+    assert _slice_runs(single.plan(keep, ended)) == [
+        ((slice(0, 40), 0), (slice(0, 40), 0)),
+        ((slice(40, 80), 0), (slice(41, 81), 0)),
+    ]
+    ended[::4] = True  # runs of 4 steps: too short, one scatter instead
+    assert _slice_runs(single.plan(keep, ended)) is None
+    vector = Ring.empty(100, 2, spare_rows=True)  # steps alternate between sub-envs
+    assert _slice_runs(vector.plan(np.ones((80, 2), bool), np.zeros((80, 2), bool))) is None

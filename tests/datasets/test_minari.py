@@ -334,7 +334,7 @@ def test_nothing_complete_to_write(datasets_path):
 def test_failed_write_leaves_no_folder(datasets_path, monkeypatch):
     episodes = mixed_episodes("box", lengths=(3,) * 30)
     buffer = ReplayBuffer.from_minari(make_dataset(fresh_id(), "box", episodes))
-    import pearll.datasets.minari as module
+    import pearll.datasets.minari_write as module
 
     def broken_batches(*args):
         yield from [next(iter(original(*args)))]
