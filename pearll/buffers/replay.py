@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -16,7 +16,11 @@ from pearll.buffers.sampling.uniform import draw_pairs, draw_rows
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
+if TYPE_CHECKING:
+    from pearll.datasets.minari import MinariExport
+
 PAIR_FIELDS = (*READ_FIELDS, "next_observations")
+Replay = TypeVar("Replay", bound="ReplayBuffer")
 
 
 class ReplayBuffer(RingBuffer):
@@ -86,6 +90,52 @@ class ReplayBuffer(RingBuffer):
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "n_step": self.n_step, "gamma": self.gamma}
+
+    @classmethod
+    def from_minari(
+        cls: type[Replay],
+        dataset: Any,
+        *,
+        env: Any = None,
+        buffer_size: int | None = None,
+        storage: str = "memory",
+        seed: int | np.random.Generator | None = None,
+        progress: bool | None = None,
+        **buffer_kwargs: Any,
+    ) -> Replay:
+        """A new buffer of this class holding every episode of a Minari dataset, exactly.
+
+        ``dataset``: a ``minari.MinariDataset`` or the id of a local one (never downloaded).
+        ``env`` (optional, single or vector) is checked against the dataset's spaces; the
+        buffer is a single-env buffer of the dataset's spaces either way. ``buffer_size``
+        defaults to what holds the whole dataset (steps + episodes + 1 rows: each episode end
+        keeps its final observation in a row of its own). ``storage="memmap"`` for datasets
+        larger than RAM; ``progress``: a tqdm bar (default: 100k steps or more). Other keyword
+        arguments go to the constructor (``n_step``, ``alpha``, ``compute_reward`` for
+        HERBuffer, ...). Rewards are stored as float32. Needs ``pip install 'pearll[minari]'``
+        (Python >= 3.11); see :mod:`pearll.datasets.minari` and docs/offline.md.
+        """
+        from pearll.datasets.minari import load_buffer
+
+        return load_buffer(
+            cls, dataset, env=env, buffer_size=buffer_size, storage=storage, seed=seed,
+            progress=progress, **buffer_kwargs,
+        )  # fmt: skip
+
+    def to_minari(
+        self, dataset_id: str, *, progress: bool | None = None, **dataset_metadata: Any
+    ) -> MinariExport:
+        """Write every complete episode held (of every sub-env) as the Minari dataset
+        ``dataset_id``, losslessly; returns ``(dataset, n_written, n_left_out)``.
+
+        Episodes still open at the write position or cut by overwriting are left out.
+        ``dataset_metadata`` goes to ``minari.create_dataset_from_buffers`` (``author=``,
+        ``algorithm_name=``, ``env=``, ``data_format=``, ...). The id is checked before
+        anything is created. See :mod:`pearll.datasets.minari_write` and docs/offline.md.
+        """
+        from pearll.datasets.minari_write import write_dataset
+
+        return write_dataset(self, dataset_id, progress, **dataset_metadata)
 
     @locked
     def sample(

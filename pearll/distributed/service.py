@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.output import convert
+from pearll.common.tree import tree_map
 from pearll.common.type_aliases import Trajectories
 from pearll.distributed.checkpoint import CheckpointInfo, supports_checkpoints
 from pearll.distributed.front import Front, ShardLoss, shard_name

@@ -41,7 +41,6 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from pearll.buffers.core.tree import tree_leaves
 from pearll.buffers.writing import step_kernel as kernel
 from pearll.buffers.writing.observation_leaves import ObservationLeaves, with_final_observations
 from pearll.buffers.writing.stage import (
@@ -57,6 +56,7 @@ from pearll.buffers.writing.stage import (
     step_view,
 )
 from pearll.buffers.writing.writer import Writer, Written
+from pearll.common.tree import tree_leaves
 
 ndarray = np.ndarray
 SCALAR_NUMBERS = (float, int, np.floating, np.integer)

@@ -18,6 +18,7 @@ slots without a transition back to priority 0, transitions left without one give
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -26,8 +27,8 @@ import numpy as np
 from pearll.buffers.core.env_info import EnvInfo, reset_steps
 from pearll.buffers.core.ring import Ring, WritePlan
 from pearll.buffers.core.steps import StepBatch
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.storage.packed import PackedStorage
+from pearll.common.tree import tree_map
 
 STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
 
@@ -174,27 +175,57 @@ class Writer:
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         views = self.views
-        at_steps = (plan.step_t, plan.step_env)
-        rows = (plan.step_row, plan.step_env)
-        for name in STEP_FIELDS:
-            views[name][rows] = getattr(steps, name)[at_steps]
+        fancy = ((plan.step_t, plan.step_env), (plan.step_row, plan.step_env))
+        # Runs of consecutive rows (whole episodes of a batch) copy faster as slices.
+        parts = (_slice_runs(plan) if self.frames is None else None) or [fancy]
         observations, next_observations = steps.observations, steps.next_observations
         spare = self.ring.spare_rows
         if self.frames is not None:
             observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
             depth, next_depth = self.frames.depths(plan.keep, plan.ended)
-            views["frame_depth"][rows] = depth[at_steps]
+            views["frame_depth"][fancy[1]] = depth[fancy[0]]
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             views["frame_depth"][target] = next_depth[source]
-        scatter(views["observations"], rows, observations, at_steps)
-        scatter(views["extras"], rows, steps.extras, at_steps)
+        for at_steps, rows in parts:
+            for name in STEP_FIELDS:
+                views[name][rows] = getattr(steps, name)[at_steps]
+            scatter(views["observations"], rows, observations, at_steps)
+            scatter(views["extras"], rows, steps.extras, at_steps)
+            if not spare:
+                scatter(views["next_observations"], rows, next_observations, at_steps)
         if spare:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             scatter(views["observations"], target, next_observations, source)
             if not (plan.step_row.all() and plan.next_row.all()):
                 self.packed.sync_mirror()
-        else:
-            scatter(views["next_observations"], rows, steps.next_observations, at_steps)
+
+
+# Below this many steps per run on average, one fancy-index scatter beats a slice copy per run.
+MIN_RUN_STEPS = 32
+
+
+def _slice_runs(plan: WritePlan) -> list[tuple[tuple, tuple]] | None:
+    """The plan's writes as ``(at_steps, rows)`` slice pairs, one per run of consecutive steps
+    going to consecutive rows of one sub-env (each whole episode of a single-env batch is
+    one), or None when the runs are too short for slices to pay.
+
+    Basic-index copies of long runs cost a fraction of the fancy-index scatter, which was most
+    of the time of adding whole episodes (benchmarks/bench_minari.py).
+    """
+    rows, steps, envs = plan.step_row, plan.step_t, plan.step_env
+    n = len(rows)
+    if n < MIN_RUN_STEPS:
+        return None
+    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(steps) != 1) | (np.diff(envs) != 0))
+    if (len(breaks) + 1) * MIN_RUN_STEPS > n:
+        return None
+    bounds = [0, *(breaks + 1).tolist(), n]
+    runs = []
+    for start, stop in itertools.pairwise(bounds):
+        env, row, step = int(envs[start]), int(rows[start]), int(steps[start])
+        length = stop - start
+        runs.append(((slice(step, step + length), env), (slice(row, row + length), env)))
+    return runs
 
 
 def scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:
