@@ -62,7 +62,10 @@ class HERBuffer(ReplayBuffer):
         compute_reward: the vectorised reward function. By default the env's own: for a single
             env ``env.unwrapped.compute_reward``; for a vector env that keeps its sub-envs
             (SyncVectorEnv) the first sub-env's unwrapped function; otherwise (AsyncVectorEnv)
-            ``env.call("compute_reward", ...)``, which runs it in every sub-env, first result used.
+            ``env.call("compute_reward", ...)``, which runs it in every sub-env, first result used
+            (checked with ``has_wrapper_attr`` at construction, so a missing one is a ValueError
+            here, never a call that shuts the workers down). Passing the function avoids the
+            round trip to the workers at every ``sample``.
         seed, autoreset_mode: as in BaseBuffer.
     """
 
@@ -212,6 +215,12 @@ def _env_compute_reward(env: Any, is_vector: bool) -> RewardFn:
         if sub_envs:
             env = sub_envs[0]
         elif hasattr(env, "call"):
+            # Asked first: a worker asked for a missing attribute shuts every worker down.
+            if not all(env.call("has_wrapper_attr", "compute_reward")):
+                raise ValueError(
+                    "compute_reward: the sub-envs have no compute_reward(achieved_goal, "
+                    "desired_goal, info); pass one to HERBuffer(..., compute_reward=...)"
+                )
             return lambda achieved, desired, info: env.call(
                 "compute_reward", achieved, desired, info
             )[0]
