@@ -105,15 +105,19 @@ def substitute_final_observations(
             "info has no 'final_obs' for them; pass the info dict the vector env returned"
         )
     final = info["final_obs"]
-    if isinstance(next_observation, dict):
-        return {
-            key: _replace_rows(value, mask, [final[i][key] for i in np.flatnonzero(mask)])
-            for key, value in next_observation.items()
-        }
     return _replace_rows(next_observation, mask, [final[i] for i in np.flatnonzero(mask)])
 
 
-def _replace_rows(array: Any, mask: np.ndarray, rows: list[Any]) -> np.ndarray:
-    out = np.array(array, copy=True)
-    out[mask] = np.stack([np.asarray(r) for r in rows]).reshape(out[mask].shape)
+def _replace_rows(tree: Any, mask: np.ndarray, rows: list[Any]) -> Any:
+    """``tree`` (an array or a nested dict of them, env axis first) with its ``mask`` rows
+    replaced by ``rows`` (one observation, of the same structure, per masked sub-env)."""
+    if isinstance(tree, dict):
+        return {key: _replace_rows(value, mask, [row[key] for row in rows])
+                for key, value in tree.items()}  # fmt: skip
+    array = np.asarray(tree)
+    replacement = np.stack([np.asarray(row) for row in rows])
+    # In a dtype that holds both: the cast to the stored dtype is then checked (spaces.coerce)
+    # as that of any other value, instead of happening here unchecked.
+    out = np.array(array, dtype=np.result_type(array, replacement), copy=True)
+    out[mask] = replacement.reshape(out[mask].shape)
     return out
