@@ -36,7 +36,8 @@ def spec_from_space(space: spaces.Space) -> FieldSpec | dict[str, Any]:
     if isinstance(space, spaces.MultiDiscrete):
         return FieldSpec(tuple(space.nvec.shape), np.dtype(np.int64), space)
     if isinstance(space, spaces.MultiBinary):
-        return FieldSpec(tuple(np.atleast_1d(space.n)), np.dtype(np.int8), space)
+        # Python ints: shapes are saved as JSON (space.n may hold numpy integers).
+        return FieldSpec(tuple(int(n) for n in np.atleast_1d(space.n)), np.dtype(np.int8), space)
     raise TypeError(
         f"unsupported space {space!r}: expected Box, Discrete, MultiDiscrete, MultiBinary or a "
         "Dict of them"
