@@ -39,7 +39,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from pearll.buffers.core.spaces import castable, space_bounds
+from pearll.buffers.core.spaces import always_exact, space_bounds
 from pearll.buffers.storage.packed import Slot
 from pearll.buffers.writing import step_kernel as kernel
 
@@ -104,7 +104,7 @@ class StepWriter:
         space = info.action_space
         low, high = _action_bounds(space)
         self._action_shape = lead + _given_action_shape(space)
-        self._action_dtypes = _castable_dtypes(slots["actions"].dtype)
+        self._action_dtypes = _action_dtypes(slots["actions"].dtype)
         self._scalar_action = not self._vector and isinstance(space, spaces.Discrete)
         # Extra fields sit in the packed row: staged like the others.
         self._extras = tuple(
@@ -363,8 +363,20 @@ def _address(array: np.ndarray) -> int:
 
 
 def _castable_dtypes(target: np.dtype) -> frozenset[np.dtype]:
-    """The numeric dtypes the general path accepts for ``target`` (see spaces.castable)."""
-    return frozenset(d for d in NUMERIC if castable(d, target))
+    """The dtypes whose every value ``target`` holds exactly (see spaces.always_exact): the
+    hot path takes them unchecked; any other (float into an integer field, int64 into uint8)
+    goes to the general path, which checks the values."""
+    return frozenset(d for d in NUMERIC if always_exact(d, target))
+
+
+def _action_dtypes(target: np.dtype) -> frozenset[np.dtype]:
+    """The dtypes the hot path takes for actions: those of :func:`_castable_dtypes`, and for an
+    integer field every integer dtype, because the kernel's range check refuses (unwritten)
+    each value outside the space, whose bounds lie within the field's dtype."""
+    exact = _castable_dtypes(target)
+    if target.kind not in "iu":
+        return exact
+    return exact | frozenset(d for d in NUMERIC if d.kind in "biu")
 
 
 def _given_action_shape(space: spaces.Space) -> tuple[int, ...]:
