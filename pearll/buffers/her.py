@@ -55,7 +55,7 @@ class HERBuffer(ReplayBuffer):
     Args:
         env: a goal env (gymnasium Env or VectorEnv) with a Dict observation space holding the
             three keys; ``achieved_goal`` and ``desired_goal`` must have one shape and dtype.
-        buffer_size: rows per sub-env (at least 2), as in ReplayBuffer.
+        buffer_size: rows per sub-env (at least 3), as in ReplayBuffer.
         goal_selection_strategy: ``"future"``, ``"final"``, ``"episode"`` or the enum.
         n_sampled_goal: relabelled goals per original one (k in the HER paper); 0 turns HER off.
         device: where ``dtype="torch"`` output lands.

@@ -26,8 +26,11 @@ class ReplayBuffer(RingBuffer):
     transition, and that row is never sampled as a transition. So every returned transition is
     one the env produced, at the cost of one row per episode end.
 
-    Retention: each sub-env keeps at least its ``buffer_size - ends - 1`` most recent
-    transitions, ``ends`` being the episode ends among them; nothing overwritten is returned.
+    Retention: ``buffer_size`` counts rows per sub-env (at least 3). Each sub-env keeps its most
+    recent transitions that fit in ``buffer_size - 1`` rows, a row each and one more per episode
+    end among them: at least ``buffer_size - ends - 2`` (``ends`` the episode ends among them),
+    ``buffer_size - ends - 1`` unless the next older transition ended an episode. The newest
+    transition is always stored; nothing overwritten is returned.
 
     Assumes that within an episode each step's ``observation`` equals the previous step's
     ``next_observation`` (gymnasium's contract); the newer value is kept if they differ.

@@ -144,7 +144,7 @@ def _env_part(tree: Any, buffer: HERBuffer, env: int) -> Any:
     mode=st.sampled_from(MODES),
     strategy=st.sampled_from(list(GoalSelectionStrategy)),
     n_sampled_goal=st.integers(0, 5),
-    capacity=st.integers(2, 16),
+    capacity=st.integers(3, 16),
     max_len=st.integers(1, 12),
     steps=st.integers(1, 60),
     batch_size=st.integers(1, 24),
@@ -283,7 +283,7 @@ class NoRewardFunctionEnv(GoalTaggedEnv):
         (GoalTaggedEnv, {"n_sampled_goal": -1}, ValueError, ">= 0"),
         (GoalTaggedEnv, {"n_sampled_goal": 2.0}, TypeError, "int"),
         (GoalTaggedEnv, {"compute_reward": 3}, TypeError, "callable"),
-        (GoalTaggedEnv, {"buffer_size": 1}, ValueError, ">= 2"),
+        (GoalTaggedEnv, {"buffer_size": 1}, ValueError, ">= 3"),
     ],
 )
 def test_bad_construction_says_what_was_expected(make, kwargs, error, match):
