@@ -65,7 +65,9 @@ class Ring:
         if capacity < minimum:
             why = (
                 " (a terminal transition needs its row, its final observation's row and the "
-                "newest next observation's row)" if spare_rows else ""
+                "newest next observation's row)"
+                if spare_rows
+                else ""
             )
             raise ValueError(
                 f"buffer_size: expected an integer >= {minimum} rows per sub-env{why}, got "

@@ -116,7 +116,9 @@ def check_exact(array: np.ndarray, want: np.dtype, name: str) -> None:
         if got.kind == "f":
             # In float64, where both bounds are exact: low is -2**k or 0, high + 1 is 2**k.
             values = array.astype(np.float64) if got.itemsize < 8 else array
-            held = (values >= float(low)) & (values < float(high) + 1) & (np.trunc(values) == values)
+            held = (
+                (values >= float(low)) & (values < float(high) + 1) & (np.trunc(values) == values)
+            )
         else:
             held = (array >= low) & (array <= high)
     if not held.all():
