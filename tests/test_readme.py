@@ -13,5 +13,5 @@ def test_quickstart_runs():
     assert blocks, "README has no python block"
     namespace: dict = {}
     exec(compile(blocks[0], "README quickstart", "exec"), namespace)
-    assert namespace["flat"].observations.shape == (1024, 4)
-    assert namespace["td_target"].shape == (1024, 1)
+    assert namespace["flat"].observations.shape == (256, 4)
+    assert namespace["td_target"].shape == (256, 1)

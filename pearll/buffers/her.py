@@ -13,9 +13,11 @@ from pearll.buffers.base import BaseBuffer, locked
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.ring import WritePlan
 from pearll.buffers.core.steps import StepBatch
+from pearll.buffers.core.tree import tree_map
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sampling.episodes import EpisodeIndex
+from pearll.buffers.sampling.uniform import draw_flat_rows
 from pearll.common.enumerations import (
     GoalSelectionStrategy,
     TrajectoryType,
@@ -141,32 +143,45 @@ class HERBuffer(ReplayBuffer):
     ) -> DictTrajectories:
         """``batch_size`` transitions per sub-env, the relabelled ones first (see the class doc).
 
-        Shapes as in ReplayBuffer.sample: ``(B, ...)``, ``(E, B, ...)`` or ``(E * B, ...)`` with
-        ``flatten_env``. Storage is only read: relabelling happens on the gathered copy.
+        Shapes as in ReplayBuffer.sample: ``(B, ...)``, ``(E, B, ...)``, or ``(B, ...)`` with
+        ``flatten_env`` (B in all, drawn uniformly among every stored transition of every
+        sub-env, the first ``B * k // (k + 1)`` relabelled). Storage is only read: relabelling
+        happens on the gathered copy.
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        rows = self._ring.uniform_rows(self.rng, batch_size)
-        gathered = self._gather(rows)
         n_relabelled = int(batch_size * self.n_sampled_goal // (self.n_sampled_goal + 1))
+        if flatten_env and self.env_info.is_vector:
+            # B in all, uniformly over every stored transition, as one batch (1, B).
+            flat_rows, flat_envs = draw_flat_rows(self.rng, self._ring, batch_size)
+            gathered = tree_map(
+                lambda a: a.reshape(1, batch_size, *a.shape[2:]),
+                self._gather(flat_rows[:, None], flat_envs),
+            )
+            rows, envs = flat_rows[None], flat_envs[None]
+        else:
+            rows = self._ring.uniform_rows(self.rng, batch_size)
+            gathered = self._gather(rows)
+            envs = np.arange(self.num_envs)[:, None]
         if n_relabelled:
-            self._relabel(gathered, rows[:, :n_relabelled])
+            self._relabel(gathered, rows[:, :n_relabelled], envs[:, :n_relabelled])
         return self._package(gathered, flatten_env, dtype)
 
-    def _relabel(self, gathered: dict[str, Any], rows: np.ndarray) -> None:
-        """Give the first ``rows.shape[1]`` transitions of each sub-env's batch new goals."""
+    def _relabel(self, gathered: dict[str, Any], rows: np.ndarray, envs: np.ndarray) -> None:
+        """Give the first ``rows.shape[1]`` transitions of each batch row new goals; ``rows``
+        ``(E', n)`` are ring rows of the sub-envs ``envs`` (broadcast to ``rows``)."""
         n = rows.shape[1]
-        envs = np.arange(self.num_envs)[:, None]
-        goal_rows = self._goal_rows(rows) % self.buffer_size
+        goal_rows = self._goal_rows(rows, envs) % self.buffer_size
         goals = self._storage["observations"]["achieved_goal"][goal_rows, envs]
         for key in ("observations", "next_observations"):
             gathered[key]["desired_goal"][:, :n] = goals
         achieved = gathered["next_observations"]["achieved_goal"][:, :n]
         gathered["rewards"][:, :n, 0] = self._rewards(achieved, goals)
 
-    def _goal_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Absolute rows whose achieved goals relabel the transitions in ring rows ``rows``."""
-        at, first, last = self._episodes.extents(rows)
+    def _goal_rows(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Absolute rows whose achieved goals relabel the transitions in ring rows ``rows``
+        of sub-envs ``envs``."""
+        at, first, last = self._episodes.extents(rows, envs)
         strategy = self.goal_selection_strategy
         if strategy is GoalSelectionStrategy.FINAL:
             return last

@@ -10,7 +10,7 @@ from pearll.buffers.base import locked
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
-from pearll.buffers.sampling.uniform import draw_pairs
+from pearll.buffers.sampling.uniform import draw_flat_rows, draw_pairs
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -92,18 +92,30 @@ class ReplayBuffer(RingBuffer):
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> Trajectories:
-        """``batch_size`` transitions per sub-env, drawn uniformly with replacement.
+        """``batch_size`` transitions, drawn uniformly with replacement.
 
-        Shapes ``(B, ...)``, ``(E, B, ...)`` (each sub-env drawn independently), or
-        ``(E * B, ...)`` with ``flatten_env``.
+        Shapes ``(B, ...)`` for a single env; ``(E, B, ...)`` for E sub-envs, B drawn from each
+        sub-env independently (every sub-env must hold a transition); with ``flatten_env``,
+        ``(B, ...)``: B transitions in all, drawn uniformly among every stored transition of
+        every sub-env (as SB3 and CleanRL do), so a sub-env holding more is drawn more often.
         """
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
+        if flatten_env and self.env_info.is_vector:
+            rows, envs = draw_flat_rows(self.rng, self._ring, batch_size)
+            return self._flat_trajectories(rows, envs, dtype)
         if self.n_step is None and self._frames is None:
             pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
         rows = self._ring.uniform_rows(self.rng, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
+
+    def _flat_trajectories(
+        self, rows: np.ndarray, envs: np.ndarray, dtype: str | TrajectoryType
+    ) -> Trajectories:
+        """Trajectories ``(B, ...)`` of the transitions at ``(rows[i], envs[i])``, each ``(B,)``:
+        gathered as B sub-envs of one transition each, then merged."""
+        return self._package(self._gather(rows[:, None], envs), True, dtype)
 
     def _package_pairs(
         self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType

@@ -207,8 +207,8 @@ def test_output_shapes_and_torch():
     buffer, _ = filled(3, MODES[0], 20, 30)
     flat = buffer.sample(8, flatten_env=True, dtype="torch")
     assert isinstance(flat.observations["desired_goal"], torch.Tensor)
-    assert flat.observations["desired_goal"].shape == (24, 3)
-    assert flat.rewards.shape == (24, 1) and flat.dones.shape == (24, 1)
+    assert flat.observations["desired_goal"].shape == (8, 3)  # B in all, over every sub-env
+    assert flat.rewards.shape == (8, 1) and flat.dones.shape == (8, 1)
     assert type(flat).__name__ == "DictTrajectories"
 
 

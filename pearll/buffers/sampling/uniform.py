@@ -53,6 +53,25 @@ def draw_rows_of(rng: np.random.Generator, ring: Ring, env: int, batch_size: int
     return rows[0]
 
 
+def draw_flat_rows(
+    rng: np.random.Generator, ring: Ring, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, envs)``, each ``(batch_size,)``: transitions drawn uniformly, with replacement,
+    among every stored transition of every sub-env (``flatten_env=True``).
+
+    Each draw picks sub-env e with probability ``count[e] / total``, then one of its rows as
+    :func:`draw_rows` does, so every stored transition has probability ``1 / total``. Sub-envs
+    that hold nothing are never picked; raises RuntimeError if the buffer holds nothing.
+    """
+    if not ring.count.any():
+        raise RuntimeError("cannot sample: the buffer holds no transition; add some first")
+    rows = np.empty(batch_size, dtype=np.int64)
+    envs = np.empty(batch_size, dtype=np.int64)
+    seed = np.uint64(rng.bit_generator.random_raw())
+    _draw_flat_rows(seed, ring.valid, ring.size, np.cumsum(ring.count), rows, envs)
+    return rows, envs
+
+
 def draw_pairs(
     rng: np.random.Generator, ring: Ring, storage: PackedStorage, batch_size: int
 ) -> np.ndarray:
@@ -110,6 +129,22 @@ def _draw_rows(seed, valid, size, out):
     for env in range(out.shape[0]):
         for k in range(out.shape[1]):
             state, out[env, k] = _valid_row(state, valid, size[env], env)
+
+
+@njit(cache=True, nogil=True)
+def _draw_flat_rows(seed, valid, size, cumulative, rows, envs):
+    """Fill ``rows`` and ``envs`` (B,) with draws among every sub-env's transitions:
+    ``cumulative`` (E,) the running total of the sub-envs' counts (its last entry positive)."""
+    state = np.uint64(seed)
+    total = cumulative[-1]
+    for k in range(rows.shape[0]):
+        state, bits = _splitmix64(state)
+        pick = int((bits >> np.uint64(11)) * _TWO_POW_MINUS_53 * total)  # in [0, total)
+        env = 0
+        while cumulative[env] <= pick:
+            env += 1
+        state, rows[k] = _valid_row(state, valid, size[env], env)
+        envs[k] = env
 
 
 @njit(cache=True, nogil=True)
