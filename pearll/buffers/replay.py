@@ -10,7 +10,7 @@ from pearll.buffers.base import locked
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
-from pearll.buffers.sampling.uniform import draw_flat_rows, draw_pairs
+from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -102,6 +102,9 @@ class ReplayBuffer(RingBuffer):
         _check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         if flatten_env and self.env_info.is_vector:
+            if self.n_step is None and self._frames is None:
+                pairs = draw_flat_pairs(self.rng, self._ring, self._packed, batch_size)
+                return self._package_pairs(pairs, batch_size, True, dtype)
             rows, envs = draw_flat_rows(self.rng, self._ring, batch_size)
             return self._flat_trajectories(rows, envs, dtype)
         if self.n_step is None and self._frames is None:

@@ -161,3 +161,21 @@ def locate(buffer, observations) -> np.ndarray:
         assert match.sum() == 1
         counts += match
     return counts
+
+
+@pytest.mark.parametrize("dict_obs", [False, True])
+def test_fused_flat_pairs_are_the_rows_the_flat_draw_picks(dict_obs):
+    # The fused draw-and-copy and the rows-then-gather path draw the same transitions from the
+    # same Generator state (so n-step and plain buffers of one seed sample the same rows).
+    env = make_env(3, MODES[0], max_len=3, dict_obs=dict_obs)
+    plain = ReplayBuffer(env, 20, seed=4)
+    nstep = ReplayBuffer(env, 20, seed=4, n_step=1, gamma=0.5)
+    runner = Runner(env, plain, ReferenceBuffer(3, 20, True), seed=2)
+    for _ in range(30):
+        args = runner.step()
+        for buffer in (plain, nstep):
+            buffer.add_trajectory(*args[:6], info=args[6])
+    for _ in range(3):
+        a, b = plain.sample(33, flatten_env=True), nstep.sample(33, flatten_env=True)
+        for i in range(33):
+            assert same_transition(row(a, i), row(b, i)), i
