@@ -18,10 +18,12 @@ from pearll.demo.progress import (
 )
 
 
-def make_reporter(total=1_000):
+def make_reporter(total=1_000, stop_at=None):
     ticks = itertools.count()  # a clock that advances one second per reading
     file = io.StringIO()
-    reporter = ProgressReporter(total, "test", file=file, clock=lambda: float(next(ticks)))
+    reporter = ProgressReporter(
+        total, "test", file=file, clock=lambda: float(next(ticks)), stop_at=stop_at
+    )
     return reporter, file
 
 
@@ -93,3 +95,13 @@ def test_step_progress_reports_every_step():
     assert env.env_steps == 7
     assert reporter.env_steps == 7
     assert env.observation_space == env.unwrapped.observation_space
+
+
+def test_bar_shows_the_step_budget_and_where_the_run_stops_from_the_start():
+    reporter, file = make_reporter(total=100_000, stop_at=475.0)
+    assert reporter.describe_recent() == "no episode yet, stops at 475"
+    reporter.episode(30, 30.0)
+    reporter.close()
+    output = file.getvalue()
+    assert "stops at 475" in output and "100k" in output  # both ends of the run on screen
+    assert reporter.describe_recent() == "return 30.0 (last 1), stops at 475"
