@@ -120,9 +120,16 @@ class StepWriter:
             self._action_shape
         )
         self._report_at = kernel.report_start(num_envs, low.size)
-        self._write_step = kernel.compiled_write_step()
+        # Compiled (or loaded from numba's disk cache) at the first add, not here: a buffer
+        # only loaded and sampled never pays for it.
+        self._write_step = self._compile_write_step
         self._ring_arrays = (None,) * 5  # the Ring's arrays the kernel has (see _adopt_ring)
         self.try_add = self._try_vector if self._vector else self._try_single
+
+    def _compile_write_step(self, control: np.ndarray) -> int:
+        """The first call of the kernel: compile it, keep its entry point, and call that."""
+        self._write_step = kernel.compiled_write_step()
+        return self._write_step(control)
 
     def _make_control(
         self, spare: bool, mode: AutoresetMode, low: np.ndarray, high: np.ndarray

@@ -305,3 +305,15 @@ def test_hot_path_writes_into_the_ring_that_replaced_the_old_one(tmp_path, num_e
     runner.buffer = RolloutBuffer.load(tmp_path / "ckpt", env=env)
     runner.add(1)
     assert len(runner.buffer) == 2 * (num_envs or 1)
+
+
+def test_the_kernel_is_compiled_at_the_first_add_not_at_construction():
+    # A buffer only loaded and sampled never compiles (or loads) the write kernel.
+    buffer = ReplayBuffer(gym.make("CartPole-v1"), 10)
+    writer = buffer._fast_writer
+    assert writer._write_step == writer._compile_write_step
+    obs = np.zeros(4, np.float32)
+    buffer.add_trajectory(obs, 1, 1.0, obs + 1, False)
+    assert writer._write_step != writer._compile_write_step and len(buffer) == 1
+    buffer.add_trajectory(obs + 1, 0, 1.0, obs + 2, False)
+    np.testing.assert_array_equal(buffer.all().next_observations[:, 0], [1.0, 2.0])
