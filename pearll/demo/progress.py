@@ -69,8 +69,15 @@ class ProgressReporter:
         return int(self._bar.n)
 
     def progress(self, env_steps: int) -> None:
-        """Move the bar to ``env_steps`` taken in the run so far (never backwards)."""
+        """Move the bar to ``env_steps`` taken in the run so far (never backwards).
+
+        The bar's clock starts at the first step reported: the trainer's own setup before it
+        (building networks, torch's first calls) would otherwise count as one very slow step
+        and show an ETA of days.
+        """
         if env_steps > self._bar.n:
+            if self._bar.n == 0:
+                self._bar.reset(total=self._bar.total)
             self._bar.update(env_steps - self._bar.n)
 
     def episode(self, env_steps: int, episode_return: float, success: bool | None = None) -> None:
