@@ -10,14 +10,13 @@ import numpy as np
 from gymnasium import spaces
 
 from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.env_info import EnvInfo
-from pearll.buffers.core.ring import WritePlan
-from pearll.buffers.core.steps import StepBatch
 from pearll.buffers.core.tree import tree_map
 from pearll.buffers.replay import ReplayBuffer
-from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sampling.episodes import EpisodeIndex
-from pearll.buffers.sampling.uniform import draw_flat_rows
+from pearll.buffers.sampling.uniform import draw_flat_rows, draw_rows
+from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import (
     GoalSelectionStrategy,
     TrajectoryType,
@@ -101,6 +100,7 @@ class HERBuffer(ReplayBuffer):
             storage=storage, storage_dir=storage_dir,
         )  # fmt: skip
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
+        self._observers.append(self._episodes_written)
 
     @property
     def relabel_ratio(self) -> float:
@@ -133,9 +133,12 @@ class HERBuffer(ReplayBuffer):
         super().reset()
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
 
-    def _write(self, plan: WritePlan, steps: StepBatch) -> None:
-        super()._write(plan, steps)
-        self._episodes.record(plan)
+    def _episodes_written(self, written: Written) -> None:
+        """The write observer: the episode index follows every write."""
+        if written.plan is not None:
+            self._episodes.record(written.plan)
+        else:
+            self._episodes.record_step(written.rows, written.envs, written.ended)
 
     @locked
     def sample(
@@ -148,7 +151,7 @@ class HERBuffer(ReplayBuffer):
         sub-env, the first ``B * k // (k + 1)`` relabelled). Storage is only read: relabelling
         happens on the gathered copy.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         n_relabelled = int(batch_size * self.n_sampled_goal // (self.n_sampled_goal + 1))
         if flatten_env and self.env_info.is_vector:
@@ -160,7 +163,7 @@ class HERBuffer(ReplayBuffer):
             )
             rows, envs = flat_rows[None], flat_envs[None]
         else:
-            rows = self._ring.uniform_rows(self.rng, batch_size)
+            rows = draw_rows(self.rng, self._ring, batch_size)
             gathered = self._gather(rows)
             envs = np.arange(self.num_envs)[:, None]
         if n_relabelled:

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.replay import ReplayBuffer
-from pearll.buffers.ring_buffer import _check_batch_size
 from pearll.buffers.sampling.sum_tree import SumTree
+from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 
@@ -75,6 +76,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         super().__init__(env, buffer_size, device, **kwargs)
         self._tree = SumTree(self.num_envs, self.buffer_size)
         self._max_priority = 1.0
+        self._observers.append(self._priorities_written)
+        self._repairs.append(self._repair_priorities)
 
     def _config(self) -> dict[str, Any]:
         settings = {"alpha": self.alpha, "beta": self._beta_start, "eps": self.eps}
@@ -124,16 +127,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._beta_start = _check_non_negative(value, "beta")
         self.beta_steps = None
 
-    def _on_written(
-        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
-    ) -> None:
-        # One tree call: clear every slot passed over, then give the new transitions the max
-        # priority (later entries win, and the new rows are among those passed over).
-        new = np.full(len(rows), self._max_priority**self.alpha)
+    def _priorities_written(self, written: Written) -> None:
+        """The write observer: slots passed over get priority 0, new transitions the max."""
+        # One tree call: later entries win, and the new rows are among those passed over.
+        new = np.full(len(written.rows), self._max_priority**self.alpha)
         self._tree.update(
-            np.concatenate([passed_envs, envs]),
-            np.concatenate([passed_rows, rows]),
-            np.concatenate([np.zeros(len(passed_rows)), new]),
+            np.concatenate([written.passed_envs, written.envs]),
+            np.concatenate([written.passed_rows, written.rows]),
+            np.concatenate([np.zeros(len(written.passed_rows)), new]),
         )
 
     @locked
@@ -149,8 +150,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         sub-env holds no transition or only transitions of priority zero (with
         ``flatten_env``: if the whole buffer does).
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
+        self._writer.recover_if_interrupted()
         if flatten_env and self.env_info.is_vector:
             return self._sample_flat(batch_size, dtype)
         self._ring.require_transitions()
@@ -205,6 +207,18 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         gathered["weights"] = (weights / max_weight)[:, None, None].astype(np.float32)
         self._samples_drawn += 1
         return self._package(gathered, True, dtype)
+
+    def _repair_priorities(self) -> None:
+        """After an interrupted add (see writing/writer.py): slots without a transition get
+        priority 0 again and transitions left without one get the largest so far."""
+        grid = (np.arange(self.num_envs)[None, :], np.arange(self.buffer_size)[:, None])
+        priorities, valid = self._tree.get(*grid), self._ring.valid
+        stale = ~valid & (priorities > 0)
+        # With eps > 0 a stored transition's priority is never 0 but for this.
+        missing = valid & (priorities <= 0) if self.eps > 0 else np.zeros_like(valid)
+        rows, envs = np.nonzero(stale | missing)
+        values = np.where(missing[rows, envs], self._max_priority**self.alpha, 0.0)
+        self._tree.update(envs, rows, values)
 
     def _weights(self, rows: np.ndarray, envs: np.ndarray, totals: np.ndarray) -> np.ndarray:
         """``(E, B, 1)`` float32 ``(N_e * P_e(i)) ** -beta / max weight`` (see the class)."""

@@ -7,10 +7,12 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
+from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
-from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
-from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs
+from pearll.buffers.ring_buffer import RingBuffer
+from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs, draw_rows
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -99,7 +101,7 @@ class ReplayBuffer(RingBuffer):
         ``(B, ...)``: B transitions in all, drawn uniformly among every stored transition of
         every sub-env (as SB3 and CleanRL do), so a sub-env holding more is drawn more often.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         if flatten_env and self.env_info.is_vector:
             if self.n_step is None and self._frames is None:
@@ -110,7 +112,7 @@ class ReplayBuffer(RingBuffer):
         if self.n_step is None and self._frames is None:
             pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
-        rows = self._ring.uniform_rows(self.rng, batch_size)
+        rows = draw_rows(self.rng, self._ring, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
 
     def _flat_trajectories(

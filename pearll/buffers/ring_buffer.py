@@ -6,30 +6,26 @@ The two differ only in where next observations live (:attr:`RingBuffer.spare_row
 
 from __future__ import annotations
 
-import functools
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
 from pearll.buffers.base import BaseBuffer, locked
-from pearll.buffers.core.env_info import EnvInfo, reset_steps
-from pearll.buffers.core.ring import Ring, WritePlan
-from pearll.buffers.core.spaces import FieldSpec
+from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.core.env_info import EnvInfo
+from pearll.buffers.core.ring import Ring
 from pearll.buffers.core.steps import StepBatch, steps_from_args
-from pearll.buffers.core.tree import tree_map
+from pearll.buffers.reading.gather import Reader, concatenate_batches
 from pearll.buffers.reading.output import convert, shape_env_axis
-from pearll.buffers.storage.compressed_frames import CompressedFrameStore, resolve_codec
-from pearll.buffers.storage.frames import FrameStackSpec, FrameStore, resolve_frame_stack
+from pearll.buffers.storage.frame_options import FrameOptions
+from pearll.buffers.storage.frames import FrameStackSpec
 from pearll.buffers.writing.step_writer import StepWriter
+from pearll.buffers.writing.writer import WriteObserver, Writer
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
-
-STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
-# The stored fields a transition is read from (next observations aside).
-READ_FIELDS = ("observations", "actions", "rewards", "dones", "extras")
 
 
 class RingBuffer(BaseBuffer):
@@ -61,19 +57,18 @@ class RingBuffer(BaseBuffer):
         **kwargs: Any,
     ) -> None:
         space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
-        self._frame_spec = resolve_frame_stack(env, frame_stack, space)
-        if self._frame_spec is not None and not self.spare_rows:
-            raise ValueError(f"frame_stack: not supported by {type(self).__name__}")
-        if self._frame_spec is None and frame_compression is not None:
-            raise ValueError(
-                f"frame_compression={frame_compression!r}: compresses the frames of frame-stacked "
-                "observations, and this buffer has none (frame_stack=None, or no "
-                "FrameStackObservation detected): declare frame_stack=k or drop the option"
-            )
-        self._frame_codec = resolve_codec(frame_compression)
+        self._frame_options = FrameOptions.of(
+            env, frame_stack, frame_compression, space, self.spare_rows, type(self).__name__
+        )
+        self._frame_spec, self._frame_codec = self._frame_options.spec, self._frame_options.codec
+        # Parts that keep state about stored rows (PER's priorities, HER's episodes) add
+        # themselves here; both write paths tell them of every write.
+        self._observers: list[WriteObserver] = []
+        # And how each such part mends its state after an add that was interrupted (writer.py).
+        self._repairs: list[Callable[[], None]] = []
         super().__init__(env, buffer_size, device, **kwargs)
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._fast_writer = self._make_fast_writer()
+        self._connect_parts()
 
     @property
     def frame_stack(self) -> FrameStackSpec | None:
@@ -92,40 +87,25 @@ class RingBuffer(BaseBuffer):
         return specs
 
     def _stored_specs(self) -> dict[str, Any]:
-        if self._frame_spec is None:
-            return self._specs
-        # Frames live in the FrameStore; a row keeps how deep its stack reaches back.
-        stored = {name: spec for name, spec in self._specs.items() if name != "observations"}
-        return stored | {"frame_depth": FieldSpec((), np.dtype(np.uint8))}
+        return self._frame_options.stored_specs(self._specs)
 
     def _mirror_first_row(self) -> bool:
         return self.spare_rows and self._frame_spec is None
 
     def _bulk_bytes(self) -> int:
-        # Compressed frames stay in memory whatever the storage (see compressed_frames.py).
-        placed = self._frame_codec is None
-        return super()._bulk_bytes() + (self._frame_bytes() if placed else 0)
-
-    def _frame_bytes(self) -> int:
-        if self._frame_spec is None:
-            return 0
-        space = self.env_info.observation_space
-        store = FrameStore if self._frame_codec is None else CompressedFrameStore
-        return store.required_bytes(space, self.buffer_size, self.num_envs)
+        frames = self._frame_options.placed_bytes(*self._frame_store_size())
+        return super()._bulk_bytes() + frames
 
     def _required_bytes(self) -> int:
         valid_mask = self.buffer_size * self.num_envs
-        return super()._required_bytes() + valid_mask + self._frame_bytes()
+        frames = self._frame_options.frame_bytes(*self._frame_store_size())
+        return super()._required_bytes() + valid_mask + frames
+
+    def _frame_store_size(self) -> tuple[Any, int, int]:
+        return self.env_info.observation_space, self.buffer_size, self.num_envs
 
     def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
-        self._frames = None
-        spec, space = self._frame_spec, self.env_info.observation_space
-        if spec is not None and self._frame_codec is not None:
-            codec = self._frame_codec
-            self._frames = CompressedFrameStore(spec, space, self.buffer_size, self.num_envs, codec)
-        elif spec is not None:
-            zeros = functools.partial(self._placement.zeros, "frames")
-            self._frames = FrameStore(spec, space, self.buffer_size, self.num_envs, zeros)
+        self._frames = self._frame_options.make_store(*self._frame_store_size(), self._placement)
         return super()._allocate(packed)
 
     def _views(self) -> dict[str, Any]:
@@ -142,19 +122,27 @@ class RingBuffer(BaseBuffer):
     @locked
     def reset(self) -> None:
         super().reset()
-        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._fast_writer = self._make_fast_writer()
+        self._ring.clear()
+        self._connect_parts()
 
     def __getstate__(self) -> dict[str, Any]:
-        # The fast writer holds closures (not picklable); a copy makes its own.
-        return {k: v for k, v in super().__getstate__().items() if k != "_fast_writer"}
+        # The writers hold closures and addresses (not picklable); a copy makes its own.
+        parts = ("_writer", "_fast_writer", "_reader")
+        return {k: v for k, v in super().__getstate__().items() if k not in parts}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._fast_writer = self._make_fast_writer()
+        self._connect_parts()
 
-    def _make_fast_writer(self) -> StepWriter | None:
-        return StepWriter(self) if StepWriter.applies_to(self) else None
+    def _connect_parts(self) -> None:
+        """(Re)build the writers and the reader on the current storage, frames and ring: at
+        construction, and whenever the storage is allocated anew (reset, load, a copy)."""
+        views, frames, ring = self._storage, self._frames, self._ring
+        self._writer = Writer(
+            self.env_info, self._packed, views, frames, ring, self._observers, self._repairs
+        )
+        self._reader = Reader(self._packed, views, frames, self.spare_rows)
+        self._fast_writer = StepWriter.build(self._writer)
 
     @locked
     def __len__(self) -> int:
@@ -184,11 +172,11 @@ class RingBuffer(BaseBuffer):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
-        self._ring = Ring(**state["ring"])
+        self._ring.load(state["ring"])
         if self._frames is not None:
             self._frames.set_state(state["frames"])
             self._storage = self._views()
-        self._fast_writer = self._make_fast_writer()  # it holds the arrays and the ring
+        self._connect_parts()  # the writers hold the new arrays
 
     # --- adding -----------------------------------------------------------------------------
 
@@ -217,7 +205,7 @@ class RingBuffer(BaseBuffer):
         with self._lock:
             fast = self._fast_writer
             if fast and fast.try_add(
-                observation, action, reward, next_observation, done, truncated, extras
+                observation, action, reward, next_observation, done, truncated, extras, info
             ):
                 return
             if self.env_info.is_vector and np.ndim(truncated) == 0:
@@ -262,66 +250,8 @@ class RingBuffer(BaseBuffer):
 
     @locked
     def _add(self, steps: StepBatch) -> None:
-        """Write ``steps`` (the general path; see step_writer.py for the hot one)."""
-        if self._frames is not None and len(steps) > self._frames.max_steps_per_write:
-            # Frame stacks stay checkable only if a write never wraps onto its own rows.
-            chunk = self._frames.max_steps_per_write
-            for start in range(0, len(steps), chunk):
-                self._add(steps.slice(start, start + chunk))
-            return
-        ended = steps.ended
-        keep = ~reset_steps(ended, self._ring.prev_ended, self.env_info.autoreset_mode)
-        plan = self._ring.plan(keep, ended)
-        self._write(plan, steps)
-        passed_rows, passed_envs = self._ring.commit(plan)
-        if self._frames is not None:
-            broken_rows, broken_envs = self._break_stacks(np.flatnonzero(plan.advance))
-            passed_rows = np.concatenate([passed_rows, broken_rows])
-            passed_envs = np.concatenate([passed_envs, broken_envs])
-        self._on_written(plan.step_row, plan.step_env, passed_rows, passed_envs)
-
-    def _break_stacks(self, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Drop the transitions whose frame stacks reach rows the write just committed (by the
-        sub-envs ``envs``, those that moved) overwrote; returns their ``(rows, envs)``."""
-        ring = self._ring
-        # The last row written: the pending next observation, or an ended episode's final one.
-        newest = (ring.pos[envs] - ring.prev_ended[envs]) % self.buffer_size
-        rows, cols = self._frames.broken_rows(
-            self._storage["frame_depth"], ring.valid, newest, envs
-        )
-        ring.invalidate(rows, cols)
-        return rows, cols
-
-    def _on_written(
-        self, rows: np.ndarray, envs: np.ndarray, passed_rows: np.ndarray, passed_envs: np.ndarray
-    ) -> None:
-        """Called after every add, by both write paths: a hook for subclasses' own state.
-
-        ``(rows[i], envs[i])`` now hold new transitions; the ``(passed_rows, passed_envs)``
-        slots were overwritten or made pending, and hold no transition unless among the first.
-        """
-
-    def _write(self, plan: WritePlan, steps: StepBatch) -> None:
-        at_steps = (plan.step_t, plan.step_env)
-        rows = (plan.step_row, plan.step_env)
-        for name in STEP_FIELDS:
-            self._storage[name][rows] = getattr(steps, name)[at_steps]
-        observations, next_observations = steps.observations, steps.next_observations
-        if self._frames is not None:
-            observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
-            depth, next_depth = self._frames.depths(plan.keep, plan.ended)
-            self._storage["frame_depth"][rows] = depth[at_steps]
-            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
-            self._storage["frame_depth"][target] = next_depth[source]
-        _scatter(self._storage["observations"], rows, observations, at_steps)
-        _scatter(self._storage["extras"], rows, steps.extras, at_steps)
-        if self.spare_rows:
-            target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
-            _scatter(self._storage["observations"], target, next_observations, source)
-            if not (plan.step_row.all() and plan.next_row.all()):
-                self._packed.sync_mirror()
-        else:
-            _scatter(self._storage["next_observations"], rows, steps.next_observations, at_steps)
+        """Write ``steps`` (the general path; see writing/step_writer.py for the hot one)."""
+        self._writer.add(steps)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -340,7 +270,7 @@ class RingBuffer(BaseBuffer):
         Shapes ``(B, ...)``, ``(E, B, ...)``, or ``(E * B, ...)`` with ``flatten_env``. Raises
         ValueError if some sub-env holds fewer.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         return self._trajectories(self._ring.recent_rows(batch_size), flatten_env, dtype)
 
@@ -359,13 +289,7 @@ class RingBuffer(BaseBuffer):
             return self._trajectories(self._ring.recent_rows(smallest), flatten_env, dtype)
         filled = np.flatnonzero(self._ring.count)
         parts = [self._gather(self._ring.ordered_rows(e)[None], [e]) for e in filled]
-        merged = {
-            name: tree_map(
-                lambda *arrays: np.concatenate(arrays, axis=1), *(p[name] for p in parts)
-            )
-            for name in parts[0]
-        }
-        return self._package(merged, flatten_env=True, dtype=dtype)
+        return self._package(concatenate_batches(parts), flatten_env=True, dtype=dtype)
 
     def _trajectories(
         self, rows: np.ndarray, flatten_env: bool, dtype: str | TrajectoryType
@@ -376,39 +300,8 @@ class RingBuffer(BaseBuffer):
     def _gather(
         self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
     ) -> dict[str, Any]:
-        """The fields of the transitions starting at ``rows`` (E, B) of sub-envs ``envs`` (E,).
-
-        ``last_rows`` (E, B), for samples spanning several steps (n-step returns), is the row of
-        each sample's last step: ``next_observations`` and ``dones`` are read there. It
-        defaults to ``rows``.
-        """
-        if self._frames is not None:
-            return self._gather_stacks(rows, env_column(self.num_envs, envs), last_rows)
-        envs = env_column(self.num_envs, envs) if self.num_envs > 1 else None
-        gather, spare = self._packed.gather, self.spare_rows
-        if last_rows is None:
-            names = READ_FIELDS if spare else (*READ_FIELDS, "next_observations")
-            return gather(rows, envs, names, next_observations=spare)
-        first = gather(rows, envs, ("observations", "actions", "rewards", "extras"), False)
-        last = gather(
-            last_rows, envs, ("dones",) if spare else ("dones", "next_observations"), spare
-        )
-        return first | last
-
-    def _gather_stacks(
-        self, rows: np.ndarray, envs: np.ndarray, last_rows: np.ndarray | None
-    ) -> dict[str, Any]:
-        """``_gather`` for frame-stacked observations: stacks rebuilt from stored frames."""
-        last = rows if last_rows is None else last_rows
-        gather = self._packed.gather
-        fields = gather(rows, envs, ("actions", "rewards", "extras", "frame_depth"), False)
-        fields |= gather(last, envs, ("dones",), False)
-        following = (last + 1) % self.buffer_size
-        next_depth = self._storage["frame_depth"][following, envs]
-        fields["observations"], fields["next_observations"] = self._frames.stack_pairs(
-            rows, following, envs, fields.pop("frame_depth"), next_depth
-        )
-        return fields
+        """The fields of the transitions at ``rows`` (see :meth:`Reader.gather`)."""
+        return self._reader.gather(rows, envs, last_rows)
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
@@ -420,20 +313,3 @@ class RingBuffer(BaseBuffer):
         """The record type of this buffer's output, filled with ``fields``."""
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
-
-
-def env_column(num_envs: int, envs: Any = None) -> np.ndarray:
-    """``(E, 1)`` sub-env indices (all sub-envs by default) to index ``(row, env)`` arrays."""
-    return np.arange(num_envs)[:, None] if envs is None else np.asarray(envs)[:, None]
-
-
-def _scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:
-    """``storage[rows] = values[at]`` leaf by leaf."""
-    tree_map(lambda s, v: s.__setitem__(rows, v[at]), storage, values)
-
-
-def _check_batch_size(batch_size: Any) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size: expected a positive int, got {type(batch_size).__name__}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
-from pearll.buffers.core.ring import Ring
+from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.spaces import FieldSpec
 from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.advantages import gae
 from pearll.buffers.reading.output import convert
-from pearll.buffers.ring_buffer import RingBuffer, _check_batch_size
+from pearll.buffers.ring_buffer import RingBuffer
+from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import RolloutBatch, Trajectories
 
@@ -40,6 +41,7 @@ class RolloutBuffer(RingBuffer):
     def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
         super().__init__(env, buffer_size, device, **kwargs)
         self._estimated = False  # compute_advantages ran after the last change
+        self._observers.append(self._rollout_written)
 
     def _field_specs(self) -> dict[str, Any]:
         return super()._field_specs() | dict.fromkeys(ESTIMATES, SCALAR)
@@ -68,12 +70,11 @@ class RolloutBuffer(RingBuffer):
         NEXT_STEP vector env that keeps running is still recognised as a reset step and
         dropped. Arrays are not zeroed; their rows simply stop being transitions.
         """
-        prev_ended = self._ring.prev_ended
-        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._ring.prev_ended = prev_ended
+        self._ring.clear(keep_episode_state=True)
         self._estimated = False
 
-    def _on_written(self, *written: np.ndarray) -> None:
+    def _rollout_written(self, written: Written) -> None:
+        """The write observer: new transitions have no advantages yet."""
         self._estimated = False
 
     @locked
@@ -88,7 +89,7 @@ class RolloutBuffer(RingBuffer):
         is B in all, a run belongs to one sub-env (:meth:`minibatches` draws over all of them).
         Raises ValueError if ``batch_size`` exceeds what some sub-env holds.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         self._ring.require_transitions()
         short = np.flatnonzero(self._ring.count < batch_size)
@@ -188,7 +189,7 @@ class RolloutBuffer(RingBuffer):
         adding while iterating is not supported. Yields :class:`RolloutBatch` of numpy arrays
         or, with ``dtype="torch"``, tensors on the buffer's device.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
         parse_trajectory_type(dtype)

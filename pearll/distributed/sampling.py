@@ -37,6 +37,7 @@ import numpy as np
 from pearll.buffers.core.tree import tree_map
 from pearll.buffers.prioritized import PrioritizedReplayBuffer
 from pearll.buffers.replay import ReplayBuffer
+from pearll.buffers.sampling.uniform import draw_rows_of
 from pearll.common.type_aliases import DictTrajectories, PrioritizedTrajectories, Trajectories
 
 # The record fields that hold per-sample arrays (``extras`` and ``discounts`` may be None).
@@ -126,7 +127,7 @@ def _uniform_rows(buffer: Any, k: int, rng: np.random.Generator) -> tuple[np.nda
     rows = np.empty(k, dtype=np.int64)
     for env in np.unique(envs):
         mine = envs == env
-        rows[mine] = buffer._ring.uniform_rows_of(rng, int(env), int(mine.sum()))
+        rows[mine] = draw_rows_of(rng, buffer._ring, int(env), int(mine.sum()))
     return envs, rows
 
 

@@ -237,7 +237,7 @@ def test_all_includes_sub_envs_that_hold_nothing_yet():
     obs = np.zeros((2, 3), np.float32)
     buffer.add_trajectory(obs, [0, 1], [1.0, 2.0], obs + 1, [True, False])
     assert buffer.counts.tolist() == [1, 1]
-    buffer._ring.invalidate(np.array([0]), np.array([0]))
+    buffer._ring.invalidate_slots(np.array([0]), np.array([0]))
     assert buffer.counts.tolist() == [0, 1]
     assert buffer.all(flatten_env=True).rewards.tolist() == [[2.0]]
     assert buffer.all().rewards.shape == (2, 0, 1)

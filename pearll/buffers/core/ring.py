@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from pearll.buffers.sampling.uniform import draw_rows, draw_rows_of
+from numba import njit
 
 # The smallest ring with spare rows (the ReplayBuffer layout) that stores every transition it
 # is given, terminal ones included, until newer ones overwrite it.
@@ -88,6 +87,32 @@ class Ring:
     def num_envs(self) -> int:
         return len(self.pos)
 
+    def clear(self, keep_episode_state: bool = False) -> None:
+        """Forget every row, in place; ``keep_episode_state`` keeps ``prev_ended`` (whether
+        each sub-env's last step ended an episode, which decides NEXT_STEP reset steps)."""
+        self.pos[:] = 0
+        self.size[:] = 0
+        self.valid[:] = False
+        self.count[:] = 0
+        if not keep_episode_state:
+            self.prev_ended[:] = False
+
+    def load(self, state: dict) -> None:
+        """Take the arrays of a saved ring (``state``: its fields), copied into this ring's own.
+
+        Raises ValueError if a saved array's shape or the capacity differs from this ring's.
+        """
+        if int(state["capacity"]) != self.capacity or bool(state["spare_rows"]) != self.spare_rows:
+            raise ValueError(
+                f"ring: expected capacity {self.capacity} and spare_rows {self.spare_rows}, got "
+                f"{state['capacity']} and {state['spare_rows']}"
+            )
+        for name in ("pos", "size", "valid", "count", "prev_ended"):
+            mine, saved = getattr(self, name), np.asarray(state[name])
+            if saved.shape != mine.shape:
+                raise ValueError(f"ring.{name}: expected shape {mine.shape}, got {saved.shape}")
+            mine[...] = saved
+
     def plan(self, keep: np.ndarray, ended: np.ndarray) -> WritePlan:
         """Rows for a ``(T, E)`` batch; ``keep`` drops reset steps, ``ended`` is done|truncated.
 
@@ -120,31 +145,24 @@ class Ring:
             keep, ended,
         )  # fmt: skip
 
-    def commit(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
-        """Update the bookkeeping once the plan's data is written.
+    def commit(self, plan: WritePlan) -> None:
+        """Make the plan's new rows transitions and move the cursors, once its data is written.
 
-        Returns the ``(rows, envs)`` the write passed over (overwritten or made pending): they
-        hold no transition now unless they are among ``plan.step_row``.
+        The slots the write passed over (:meth:`rows_passed_over`) must already have been
+        invalidated (:meth:`invalidate_slots`), before the write began. One compiled call, so
+        an interrupt never leaves ``valid``, ``count`` and the cursors disagreeing.
         """
-        touched_rows, touched_envs = self._rows_passed_over(plan.advance)
-        lost = np.bincount(
-            touched_envs[self.valid[touched_rows, touched_envs]], minlength=self.num_envs
-        )
-        self.valid[touched_rows, touched_envs] = False
-        self.valid[plan.step_row, plan.step_env] = True
-        self.count += np.bincount(plan.step_env, minlength=self.num_envs) - lost
-        self.pos = (self.pos + plan.advance) % self.capacity
-        self.size = np.minimum(self.size + plan.advance, self.capacity)
-        self.prev_ended = plan.ended_last
-        return touched_rows, touched_envs
+        _commit(self.valid, self.count, self.pos, self.size, self.prev_ended,
+                plan.step_row, plan.step_env, plan.advance, plan.ended_last)  # fmt: skip
 
-    def invalidate(self, rows: np.ndarray, envs: np.ndarray) -> None:
-        """Stop treating the (distinct, valid) slots ``(rows[i], envs[i])`` as transitions."""
-        self.valid[rows, envs] = False
-        self.count -= np.bincount(envs, minlength=self.num_envs)
+    def invalidate_slots(self, rows: np.ndarray, envs: np.ndarray) -> None:
+        """Stop treating the slots ``(rows[i], envs[i])`` as transitions (any of them, repeated
+        or not, valid or not); ``valid`` and ``count`` change together (one compiled call)."""
+        _invalidate(self.valid, self.count, rows.astype(np.int64), envs.astype(np.int64))
 
-    def _rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every (row, env) the write overwrites, including the new pending row."""
+    def rows_passed_over(self, advance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``(row, env)`` a write advancing ``advance`` (E,) rows overwrites, including the
+        new pending row; distinct."""
         span = np.minimum(advance + (1 if self.spare_rows else 0), self.capacity)
         span[advance == 0] = 0
         steps = np.arange(span.max(initial=0))
@@ -178,17 +196,12 @@ class Ring:
             rows = rows[self.valid[rows, env]]
             if len(rows) >= k:
                 return rows[len(rows) - k :]
+            if window == self.size[env]:  # count and valid disagree: never loop forever
+                raise RuntimeError(
+                    f"ring of sub-env {env}: count says {self.count[env]} transitions, but only "
+                    f"{len(rows)} rows are valid"
+                )
             window *= 2
-
-    def uniform_rows(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
-        """``(E, batch_size)`` rows drawn uniformly, with replacement, per sub-env (see
-        :func:`~pearll.buffers.sampling.uniform.draw_rows`)."""
-        return draw_rows(rng, self, batch_size)
-
-    def uniform_rows_of(self, rng: np.random.Generator, env: int, batch_size: int) -> np.ndarray:
-        """``(batch_size,)`` rows of sub-env ``env`` alone, drawn uniformly, with replacement
-        (see :func:`~pearll.buffers.sampling.uniform.draw_rows_of`)."""
-        return draw_rows_of(rng, self, env, batch_size)
 
     def require_transitions(self) -> None:
         """Raise RuntimeError if some sub-env holds no transition yet."""
@@ -201,3 +214,28 @@ class Ring:
                 + (f" for sub-envs {empty.tolist()}" if self.num_envs > 1 else "")
                 + "; add some first"
             )
+
+
+# The two ways a write changes the bookkeeping, each one compiled call (Python's signal handlers
+# run between bytecodes, never inside one) that keeps count == valid.sum(axis=0).
+
+
+@njit(cache=True, nogil=True)
+def _invalidate(valid, count, rows, envs):
+    for i in range(len(rows)):
+        if valid[rows[i], envs[i]]:
+            valid[rows[i], envs[i]] = False
+            count[envs[i]] -= 1
+
+
+@njit(cache=True, nogil=True)
+def _commit(valid, count, pos, size, prev_ended, step_row, step_env, advance, ended_last):
+    capacity = valid.shape[0]
+    for i in range(len(step_row)):
+        if not valid[step_row[i], step_env[i]]:
+            valid[step_row[i], step_env[i]] = True
+            count[step_env[i]] += 1
+    for e in range(len(pos)):
+        pos[e] = (pos[e] + advance[e]) % capacity
+        size[e] = min(size[e] + advance[e], capacity)
+        prev_ended[e] = ended_last[e]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from pearll.buffers.core.ring import WritePlan
 
@@ -64,6 +65,12 @@ class EpisodeIndex:
         self.final_row[slots, end_env] = absolute[end_t, end_env] + 1
         self.written += plan.advance
 
+    def record_step(self, rows: np.ndarray, envs: np.ndarray, ended: np.ndarray) -> None:
+        """:meth:`record` for one step (T = 1) of the sub-envs ``envs`` written at ``rows``
+        (those not listed had a dropped reset step); ``ended`` ``(E,)``: each step ended its
+        episode. Same result as :meth:`record` of that step's plan (tested)."""
+        _record_step(self.written, self.current, self.episode_of, self.final_row, rows, envs, ended)
+
     def extents(
         self, rows: np.ndarray, envs: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,3 +95,18 @@ class EpisodeIndex:
         oldest_held = np.maximum(pending - self.capacity + 1, 0)
         first = np.maximum(start + 1, oldest_held)
         return at, first, last
+
+
+@njit(cache=True, nogil=True)
+def _record_step(written, current, episode_of, final_row, rows, envs, ended):
+    """EpisodeIndex.record_step's loop: per sub-env written, its row joins the current
+    episode; an ended one's final row is the row after, and the next episode begins."""
+    capacity = episode_of.shape[0]
+    for i in range(len(envs)):
+        e = envs[i]
+        episode_of[rows[i], e] = current[e]
+        written[e] += 1
+        if ended[e]:
+            final_row[current[e] % capacity, e] = written[e]
+            current[e] += 1
+            written[e] += 1

@@ -182,9 +182,10 @@ class FrameStore:
 
     def depths(self, keep: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(T, E)`` depths of each step's observation and next observation; advances state."""
-        depth, next_depth, self.episode_step = _depths(
+        depth, next_depth, episode_step = _depths(
             keep, ended, self.episode_step, self.spec.size - 1
         )
+        self.episode_step[:] = episode_step  # in place: the step writer's kernel holds it
         return depth, next_depth
 
     def broken_rows(

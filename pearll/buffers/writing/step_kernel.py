@@ -30,7 +30,7 @@ from numba.extending import intrinsic
 SPARE_ROWS = 0  # 1: ReplayBuffer layout (next observation in the following row)
 NEXT_STEP = 1  # 1: NEXT_STEP autoreset; the step after an episode end is dropped
 SAME_STEP = 2  # 1: SAME_STEP autoreset; an episode end needs info["final_obs"] (declined)
-REPORT = 3  # 1: fill the report (the buffer overrides _on_written)
+REPORT = 3  # 1: fill the report (the buffer has write observers)
 NUM_ENVS = 4  # E
 CAPACITY = 5  # rows of each sub-env's ring
 PACKED_ROWS = 6  # rows of the packed array: the capacity, plus the mirror row if spare rows
@@ -49,10 +49,19 @@ VALID_AT = 18  # Ring.valid (CAPACITY, E) bool
 COUNT_AT = 19  # Ring.count (E,) int64
 PREV_ENDED_AT = 20  # Ring.prev_ended (E,) bool
 MIRROR = 21  # 1: the packed array has the mirror row (row CAPACITY, a copy of row 0)
-HEADER = 22
+# Frame stacks: a packed row holds its stack's depth (one byte at OBS_OFFSET) instead of the
+# observation; the step's newest frame and its next observation's go to the frame store.
+FRAMES = 22  # 1: frame stacks
+FRAMES_AT = 23  # the frame store's frames (E, CAPACITY, FRAME_BYTES) uint8
+FRAME_BYTES = 24  # bytes of one frame
+EPISODE_STEP_AT = 25  # FrameStore.episode_step (E,) int64: kept steps since episode start
+STACK_SIZE = 26  # frames per stack
+STAGED_FRAMES_AT = 27  # where a staged row holds the two frames (observation's, next's)
+PASSED_PER_ENV = 28  # report slots per sub-env for rows passed over (and stacks broken)
+HEADER = 29
 # Then, as float64: the low bounds (k), the high bounds (k), each sub-env's action (E * k);
-# then the report, int64: the rows written (E), their envs (E), the rows passed over (3E),
-# their envs (3E); see report_start.
+# then the report, int64: the rows written (E), their envs (E), the rows passed over
+# (PASSED_PER_ENV * E), their envs (as many); see report_start.
 
 ACTION_OUT_OF_RANGE = -1
 NEEDS_FINAL_OBS = -2
@@ -62,9 +71,16 @@ COUNT_BITS = 32
 SIGNATURE = (types.Array(types.int64, 1, "C"),)
 
 
-def control_size(num_envs: int, action_size: int) -> int:
-    """The length of ``control`` for ``num_envs`` sub-envs and actions of ``action_size``."""
-    return report_start(num_envs, action_size) + 8 * num_envs
+def control_size(num_envs: int, action_size: int, passed_per_env: int) -> int:
+    """The length of ``control`` for ``num_envs`` sub-envs, actions of ``action_size`` and
+    ``passed_per_env`` report slots per sub-env for the rows a step passes over."""
+    return report_start(num_envs, action_size) + (2 + 2 * passed_per_env) * num_envs
+
+
+def passed_per_env(stack_size: int) -> int:
+    """Rows one step of a sub-env can pass over: its row, the next, a pending one after an
+    episode end, and with frame stacks of ``stack_size`` (0: none) the stacks it breaks."""
+    return 3 + max(stack_size - 1, 0)
 
 
 def report_start(num_envs: int, action_size: int) -> int:
@@ -128,6 +144,13 @@ def write_step(control):
     obs_word_at, obs_words = obs_at // 8, obs_bytes // 8
     report = HEADER + (2 + num_envs) * control[ACTION_SIZE]  # report_start
     passed_at = report + 2 * num_envs
+    passed_room = control[PASSED_PER_ENV] * num_envs
+    frames_on = control[FRAMES] != 0
+    if frames_on:
+        frame_bytes, stack = control[FRAME_BYTES], control[STACK_SIZE]
+        frames = carray(_pointer(control[FRAMES_AT]), (num_envs, capacity, frame_bytes), np.uint8)
+        episode_step = carray(_pointer(control[EPISODE_STEP_AT]), num_envs, np.int64)
+        staged_frames = control[STAGED_FRAMES_AT]
     written = passed = 0
     for e in range(num_envs):
         if next_step and prev_ended[e]:
@@ -141,7 +164,18 @@ def write_step(control):
             control[report + written], control[report + num_envs + written] = row, e
         written += 1
         advance = 1
-        if spare:
+        if frames_on:
+            # The stack depths (FrameStore.depths for one step), then the two frames.
+            following = _wrap(row + 1, capacity)
+            depth = episode_step[e]
+            packed[e, row, obs_at] = min(depth, stack - 1)
+            packed[e, following, obs_at] = min(depth + 1, stack - 1)
+            episode_step[e] = 0 if ended else depth + 1
+            for b in range(frame_bytes):
+                frames[e, row, b] = stage[e, staged_frames + b]
+                frames[e, following, b] = stage[e, staged_frames + frame_bytes + b]
+            advance = 2 if ended else 1
+        elif spare:
             following = _wrap(row + 1, capacity)
             if obs_in_words:
                 for w in range(obs_words):
@@ -162,13 +196,25 @@ def write_step(control):
                 valid[passed_row, e] = False
             if reports:
                 control[passed_at + passed] = passed_row
-                control[passed_at + 3 * num_envs + passed] = e
+                control[passed_at + passed_room + passed] = e
             passed += 1
         valid[row, e] = True
         count[e] += 1 - lost
         pos[e] = _wrap(row + advance, capacity)
         size[e] = min(size[e] + advance, capacity)
         prev_ended[e] = ended
+        if frames_on:
+            # FrameStore.broken_rows: the stacks that reached back to the overwritten row
+            # after the newest one written (the next observation's) stop being transitions.
+            for offset in range(1, stack):
+                broken = _wrap(following + offset, capacity)
+                if valid[broken, e] and packed[e, broken, obs_at] >= offset:
+                    valid[broken, e] = False
+                    count[e] -= 1
+                    if reports:
+                        control[passed_at + passed] = broken
+                        control[passed_at + passed_room + passed] = e
+                    passed += 1
     return written + (passed << COUNT_BITS)
 
 

@@ -37,7 +37,7 @@ def test_flat_draws_are_uniform_over_every_stored_transition(batch_size):
     from pearll.buffers.sampling.uniform import draw_flat_rows
 
     buffer, _ = filled(ReplayBuffer, num_envs=3)
-    buffer._ring.invalidate(*np.nonzero(buffer._ring.valid[:20, :1]))  # sub-env 0: fewer
+    buffer._ring.invalidate_slots(*np.nonzero(buffer._ring.valid[:20, :1]))  # sub-env 0: fewer
     counts = buffer._ring.count
     assert len(set(counts.tolist())) > 1  # unequal sub-envs: a per-sub-env split is not uniform
     draws = 20_000 // batch_size
@@ -81,7 +81,7 @@ def test_flat_sample_is_b_stored_transitions(buffer_class, kwargs, make):
 
 def test_flat_sample_of_a_buffer_whose_sub_env_holds_nothing():
     buffer, _ = filled(ReplayBuffer, num_envs=2, steps=10)
-    buffer._ring.invalidate(*np.nonzero(buffer._ring.valid[:, :1]))
+    buffer._ring.invalidate_slots(*np.nonzero(buffer._ring.valid[:, :1]))
     assert buffer.counts[0] == 0
     with pytest.raises(RuntimeError, match="sub-envs \\[0\\]"):
         buffer.sample(4)  # each sub-env drawn from: sub-env 0 cannot be
@@ -142,7 +142,7 @@ def test_her_flat_draws_are_uniform_over_every_stored_transition():
     from tests.buffers.test_her import filled as her_filled
 
     buffer, _ = her_filled(3, MODES[0], 20, 40, n_sampled_goal=0)
-    buffer._ring.invalidate(*np.nonzero(buffer._ring.valid[:12, :1]))
+    buffer._ring.invalidate_slots(*np.nonzero(buffer._ring.valid[:12, :1]))
     valid = buffer._ring.valid
     observed = np.zeros(valid.shape)
     for _ in range(300):

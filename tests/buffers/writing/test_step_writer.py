@@ -10,8 +10,9 @@ from gymnasium.vector import AutoresetMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
+from pearll.buffers import HERBuffer, PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 from tests.buffers.core.test_spaces import SpacesEnv
+from tests.buffers.test_her import goal_env
 from tests.fixtures import MODES, K, make_env, stacked_env
 from tests.reference import ReferenceBuffer, Runner
 
@@ -21,6 +22,7 @@ RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
 @pytest.mark.parametrize("num_envs", [None, 3, 8])
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dict_obs", [False, True])
 @given(
     capacity=st.integers(4, 12),
     steps=st.integers(1, 40),
@@ -29,27 +31,65 @@ RING_FIELDS = ("pos", "size", "valid", "count", "prev_ended")
 )
 @settings(max_examples=15, deadline=None)
 def test_hot_path_writes_the_same_bytes_and_bookkeeping(
-    buffer_class, num_envs, mode, capacity, steps, seed, max_len
+    buffer_class, num_envs, mode, dict_obs, capacity, steps, seed, max_len
 ):
     if num_envs is None and mode is not MODES[0]:
         return  # a single env has no autoreset mode
-    make = lambda: make_env(num_envs, mode, max_len=max_len)  # noqa: E731
+    make = lambda: make_env(num_envs, mode, max_len=max_len, dict_obs=dict_obs)  # noqa: E731
     assert_same_state(*run_both_paths(make, buffer_class, capacity, steps, seed))
 
 
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("mode", MODES)
+@given(
+    capacity=st.integers(4, 12),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+    max_len=st.integers(1, 5),
+)
+@settings(max_examples=15, deadline=None)
+def test_her_adds_take_the_hot_path_and_keep_the_same_episode_index(
+    num_envs, mode, capacity, steps, seed, max_len
+):
+    if num_envs is None and mode is not MODES[0]:
+        return
+    make = lambda: goal_env(num_envs, mode, max_len=max_len)  # noqa: E731
+    fast, general = run_both_paths(make, HERBuffer, capacity, steps, seed)
+    assert_same_state(fast, general)
+    for name in ("written", "current", "episode_of", "final_row"):
+        np.testing.assert_array_equal(getattr(fast._episodes, name),
+                                      getattr(general._episodes, name))  # fmt: skip
+
+
 def run_both_paths(make_env_fn, buffer_class, capacity, steps, seed):
-    """Two buffers fed the same ``steps`` env steps: one by the hot path, one by the general."""
+    """Two buffers fed the same ``steps`` env steps: one by the hot path, one by the general.
+
+    Asserts that the hot path took every step it was given but the SAME_STEP ones without a
+    final observation (there are none here) and NEXT_STEP reset steps (it takes those too).
+    """
     buffers = []
     for use_hot_path in (True, False):
         env = make_env_fn()
         buffer = buffer_class(env, capacity, seed=0)
         assert buffer._fast_writer is not None
-        if not use_hot_path:
+        taken = []
+        if use_hot_path:
+            buffer._fast_writer.try_add = _counting(buffer._fast_writer.try_add, taken)
+        else:
             buffer._fast_writer = None
         num_envs = getattr(env, "num_envs", 1)
         Runner(env, buffer, ReferenceBuffer(num_envs, capacity, True), seed).add(steps)
+        assert all(taken), f"the hot path declined {taken.count(False)} of {len(taken)} steps"
         buffers.append(buffer)
     return buffers
+
+
+def _counting(try_add, taken):
+    def counted(*args):
+        taken.append(try_add(*args))
+        return taken[-1]
+
+    return counted
 
 
 def assert_same_state(fast, general):
@@ -149,23 +189,26 @@ def test_both_paths_agree_on_every_space_and_input_dtype(
     assert_same_state(*buffers)
 
 
-def test_ring_arrays_the_kernel_cannot_take_send_the_add_to_the_general_path():
-    # The kernel writes the Ring's arrays by address: a strided one must never reach it.
+def test_the_ring_arrays_the_kernel_writes_by_address_are_never_rebound():
+    # The kernel keeps the addresses of the Ring's arrays: every path updates them in place.
     env = SpacesEnv(OBSERVATION_SPACES[0], spaces.Discrete(3), num_envs=2)
-    fast, general = ReplayBuffer(env, 8), ReplayBuffer(env, 8)
-    general._fast_writer = None
-    obs, flags = np.zeros((2, 4), np.float32), np.zeros(2, bool)
-    steps = [(obs + t, np.array([0, 2]), np.ones(2), obs + t + 1, flags, flags) for t in range(4)]
-    for step in steps[:3]:
-        fast.add_trajectory(*step)
-        general.add_trajectory(*step)
-    strided = np.zeros(4, np.int64)[::2]
-    strided[:] = fast._ring.pos
-    fast._ring.pos = strided
-    assert not fast._fast_writer.try_add(*steps[3], {})
-    fast.add_trajectory(*steps[3])
-    general.add_trajectory(*steps[3])
-    assert_same_state(fast, general)
+    obs, flags, ends = np.zeros((2, 4), np.float32), np.zeros(2, bool), np.ones(2, bool)
+    for buffer in (ReplayBuffer(env, 8), RolloutBuffer(env, 8)):
+        ring = buffer._ring
+        arrays = (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended)
+        for t in range(12):  # wraps, with episode ends, both paths
+            buffer.add_trajectory(obs + t, np.array([0, 2]), np.ones(2), obs + t + 1, flags,
+                                  ends if t % 5 == 4 else flags)  # fmt: skip
+            buffer.add_batch_trajectories(
+                (obs + t)[None], np.array([[1, 1]]), np.ones((1, 2)), (obs + t + 1)[None],
+                flags[None],
+            )  # fmt: skip
+        buffer.clear() if isinstance(buffer, RolloutBuffer) else buffer.reset()
+        assert buffer._ring is ring
+        for before, now in zip(
+            arrays, (ring.pos, ring.size, ring.valid, ring.count, ring.prev_ended), strict=True
+        ):
+            assert now is before
 
 
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer])
@@ -258,7 +301,8 @@ def test_hot_path_is_used_only_where_it_applies():
     assert PrioritizedReplayBuffer(cartpole, 10)._fast_writer is not None
     assert ReplayBuffer(cartpole, 3)._fast_writer is None
     assert ReplayBuffer(make_env(2), 10)._fast_writer is not None
-    assert ReplayBuffer(make_env(None, dict_obs=True), 10)._fast_writer is None
+    assert ReplayBuffer(make_env(None, dict_obs=True), 10)._fast_writer is not None
+    assert HERBuffer(goal_env(2, MODES[1]), 10)._fast_writer is not None
     assert (
         RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._fast_writer is not None
     )
