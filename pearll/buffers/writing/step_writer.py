@@ -6,8 +6,9 @@ tens of microseconds per step. :class:`StepWriter` does the same for every step 
 by attribute compares (array or Dict observations, frame stacks, extra fields declared flat,
 SAME_STEP final observations) in three stages:
 
-1. Checks in Python, by attribute compares only: types, shapes, and dtypes among those the
-   general path accepts.
+1. Checks in Python, by attribute compares only: types, shapes, and dtypes whose every value
+   the field holds exactly (spaces.always_exact; others, whose values need checking, go to
+   the general path).
 2. Staging: each field is assigned into a ``(E, stage_bytes)`` uint8 block laid out like a
    packed row (the same numpy assignments, so the same casts, as the general path's), and the
    action also, as float64, into the kernel's ``control`` array for the range check.
