@@ -286,3 +286,40 @@ def test_multibinary_goals_given_as_floats():
     obs["desired_goal"] = np.array([0.0, 0.5, 1.0])
     with pytest.raises(TypeError, match="desired_goal'\\]: expected values castable to int8"):
         buffer.add_trajectory(obs, 1, -1.0, obs, False)
+
+
+class DictCastEnv:
+    """CastEnv with a Dict observation: a uint8 leaf and a nested int8 one."""
+
+    num_envs = 2
+    metadata: ClassVar[dict] = {"autoreset_mode": "same_step"}
+    single_observation_space = spaces.Dict(
+        {"u": spaces.Box(0, 255, (2,), np.uint8), "n": spaces.Dict({"i": spaces.Discrete(3)})}
+    )
+    single_action_space = spaces.Discrete(3)
+
+
+@pytest.mark.parametrize(
+    ("leaf", "stored"),
+    [
+        (np.full((2, 2), 7.0), True),
+        (np.full((2, 2), 7, np.uint8), True),
+        (np.full((2, 2), 7.5), False),
+        (np.full((2, 2), 300, np.int64), False),
+    ],
+)
+def test_dict_observation_leaves_follow_the_rule_on_both_paths(leaf, stored):
+    buffers = [ReplayBuffer(DictCastEnv(), 8, seed=0) for _ in range(2)]
+    buffers[1]._fast_writer = None
+    zeros = {"u": np.zeros((2, 2), np.uint8), "n": {"i": np.zeros(2, np.int64)}}
+    step_args = ({"u": leaf, "n": {"i": np.ones(2)}}, np.zeros(2, np.int64), np.zeros(2), zeros,
+                 np.zeros(2, bool), np.zeros(2, bool))  # fmt: skip
+    for buffer in buffers:
+        if stored:
+            buffer.add_trajectory(*step_args)
+            np.testing.assert_array_equal(buffer.all().observations["u"][:, 0], leaf)
+            np.testing.assert_array_equal(buffer.all().observations["n"]["i"][:, 0, 0], [1, 1])
+        else:
+            with pytest.raises(TypeError, match="observation\\['u'\\]: expected values castable"):
+                buffer.add_trajectory(*step_args)
+            assert len(buffer) == 0
