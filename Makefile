@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
+# The demo needs only torch, matplotlib and the core deps: on a fresh machine it gets a venv of
+# its own (no ray, pytest or ruff); where `make test` already built .venv, it runs there.
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
+
 .PHONY: test demo lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -25,8 +30,16 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
-demo: $(STAMP)
-	$(BIN)/python -m pearll.demo
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --upgrade pip
+	$(DEMO_VENV)/bin/pip install torch==2.13.0
+	$(DEMO_VENV)/bin/pip install -c constraints.txt torch==2.13.0 -e ".[demo]"
+	touch $(DEMO_STAMP)
+
+demo:
+	@if [ -f $(STAMP) ]; then $(BIN)/python -m pearll.demo; \
+	else $(MAKE) --no-print-directory $(DEMO_STAMP) && $(DEMO_VENV)/bin/python -m pearll.demo; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -52,4 +65,4 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_her $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV)
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_VENV)

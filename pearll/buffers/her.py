@@ -14,7 +14,7 @@ from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.sampling.episodes import EpisodeIndex
-from pearll.buffers.sampling.uniform import draw_rows
+from pearll.buffers.sampling.uniform import draw_flat_rows, draw_rows
 from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import (
     GoalSelectionStrategy,
@@ -22,6 +22,7 @@ from pearll.common.enumerations import (
     parse_goal_selection_strategy,
     parse_trajectory_type,
 )
+from pearll.common.tree import tree_map
 from pearll.common.type_aliases import DictTrajectories
 
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
@@ -55,14 +56,17 @@ class HERBuffer(ReplayBuffer):
     Args:
         env: a goal env (gymnasium Env or VectorEnv) with a Dict observation space holding the
             three keys; ``achieved_goal`` and ``desired_goal`` must have one shape and dtype.
-        buffer_size: rows per sub-env (at least 2), as in ReplayBuffer.
+        buffer_size: rows per sub-env (at least 3), as in ReplayBuffer.
         goal_selection_strategy: ``"future"``, ``"final"``, ``"episode"`` or the enum.
         n_sampled_goal: relabelled goals per original one (k in the HER paper); 0 turns HER off.
         device: where ``dtype="torch"`` output lands.
         compute_reward: the vectorised reward function. By default the env's own: for a single
             env ``env.unwrapped.compute_reward``; for a vector env that keeps its sub-envs
             (SyncVectorEnv) the first sub-env's unwrapped function; otherwise (AsyncVectorEnv)
-            ``env.call("compute_reward", ...)``, which runs it in every sub-env, first result used.
+            ``env.call("compute_reward", ...)``, which runs it in every sub-env, first result used
+            (checked with ``has_wrapper_attr`` at construction, so a missing one is a ValueError
+            here, never a call that shuts the workers down). Passing the function avoids the
+            round trip to the workers at every ``sample``.
         seed, autoreset_mode: as in BaseBuffer.
     """
 
@@ -144,32 +148,45 @@ class HERBuffer(ReplayBuffer):
     ) -> DictTrajectories:
         """``batch_size`` transitions per sub-env, the relabelled ones first (see the class doc).
 
-        Shapes as in ReplayBuffer.sample: ``(B, ...)``, ``(E, B, ...)`` or ``(E * B, ...)`` with
-        ``flatten_env``. Storage is only read: relabelling happens on the gathered copy.
+        Shapes as in ReplayBuffer.sample: ``(B, ...)``, ``(E, B, ...)``, or ``(B, ...)`` with
+        ``flatten_env`` (B in all, drawn uniformly among every stored transition of every
+        sub-env, the first ``B * k // (k + 1)`` relabelled). Storage is only read: relabelling
+        happens on the gathered copy.
         """
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        rows = draw_rows(self.rng, self._ring, batch_size)
-        gathered = self._gather(rows)
         n_relabelled = int(batch_size * self.n_sampled_goal // (self.n_sampled_goal + 1))
+        if flatten_env and self.env_info.is_vector:
+            # B in all, uniformly over every stored transition, as one batch (1, B).
+            flat_rows, flat_envs = draw_flat_rows(self.rng, self._ring, batch_size)
+            gathered = tree_map(
+                lambda a: a.reshape(1, batch_size, *a.shape[2:]),
+                self._gather(flat_rows[:, None], flat_envs),
+            )
+            rows, envs = flat_rows[None], flat_envs[None]
+        else:
+            rows = draw_rows(self.rng, self._ring, batch_size)
+            gathered = self._gather(rows)
+            envs = np.arange(self.num_envs)[:, None]
         if n_relabelled:
-            self._relabel(gathered, rows[:, :n_relabelled])
+            self._relabel(gathered, rows[:, :n_relabelled], envs[:, :n_relabelled])
         return self._package(gathered, flatten_env, dtype)
 
-    def _relabel(self, gathered: dict[str, Any], rows: np.ndarray) -> None:
-        """Give the first ``rows.shape[1]`` transitions of each sub-env's batch new goals."""
+    def _relabel(self, gathered: dict[str, Any], rows: np.ndarray, envs: np.ndarray) -> None:
+        """Give the first ``rows.shape[1]`` transitions of each batch row new goals; ``rows``
+        ``(E', n)`` are ring rows of the sub-envs ``envs`` (broadcast to ``rows``)."""
         n = rows.shape[1]
-        envs = np.arange(self.num_envs)[:, None]
-        goal_rows = self._goal_rows(rows) % self.buffer_size
+        goal_rows = self._goal_rows(rows, envs) % self.buffer_size
         goals = self._storage["observations"]["achieved_goal"][goal_rows, envs]
         for key in ("observations", "next_observations"):
             gathered[key]["desired_goal"][:, :n] = goals
         achieved = gathered["next_observations"]["achieved_goal"][:, :n]
         gathered["rewards"][:, :n, 0] = self._rewards(achieved, goals)
 
-    def _goal_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Absolute rows whose achieved goals relabel the transitions in ring rows ``rows``."""
-        at, first, last = self._episodes.extents(rows)
+    def _goal_rows(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Absolute rows whose achieved goals relabel the transitions in ring rows ``rows``
+        of sub-envs ``envs``."""
+        at, first, last = self._episodes.extents(rows, envs)
         strategy = self.goal_selection_strategy
         if strategy is GoalSelectionStrategy.FINAL:
             return last
@@ -218,6 +235,12 @@ def _env_compute_reward(env: Any, is_vector: bool) -> RewardFn:
         if sub_envs:
             env = sub_envs[0]
         elif hasattr(env, "call"):
+            # Asked first: a worker asked for a missing attribute shuts every worker down.
+            if not all(env.call("has_wrapper_attr", "compute_reward")):
+                raise ValueError(
+                    "compute_reward: the sub-envs have no compute_reward(achieved_goal, "
+                    "desired_goal, info); pass one to HERBuffer(..., compute_reward=...)"
+                )
             return lambda achieved, desired, info: env.call(
                 "compute_reward", achieved, desired, info
             )[0]

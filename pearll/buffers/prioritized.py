@@ -40,7 +40,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     Vector envs: like ``ReplayBuffer.sample``, each sub-env is drawn independently, B samples
     each, in proportion to priority ** alpha among that sub-env's transitions; the env axis of
-    the output keeps meaning "sub-env e" (shapes ``(E, B, ...)`` or ``(E * B, ...)``). With
+    the output keeps meaning "sub-env e" (shapes ``(E, B, ...)``; with ``flatten_env``, B in
+    all drawn by priority over every sub-env, see :meth:`_sample_flat`). With
     equal priorities this is exactly the uniform ReplayBuffer's distribution, and all weights
     are 1. The weight of sample i from sub-env e is ``(N_e * P_e(i)) ** -beta`` (``N_e``
     transitions in sub-env e, ``P_e(i)`` the probability of drawing i there), divided by the
@@ -143,12 +144,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """``batch_size`` transitions per sub-env, drawn in proportion to priority ** alpha.
 
         Shapes as ``ReplayBuffer.sample``; ``indices`` has the batch axes only and ``weights``
-        a trailing axis of 1 (see :class:`PrioritizedTrajectories`). Raises RuntimeError if a
-        sub-env holds no transition or only transitions of priority zero.
+        a trailing axis of 1 (see :class:`PrioritizedTrajectories`). With ``flatten_env`` on a
+        vector env: B transitions in all, drawn in proportion to priority ** alpha among every
+        stored transition of every sub-env (see :meth:`_sample_flat`). Raises RuntimeError if a
+        sub-env holds no transition or only transitions of priority zero (with
+        ``flatten_env``: if the whole buffer does).
         """
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         self._writer.recover_if_interrupted()
+        if flatten_env and self.env_info.is_vector:
+            return self._sample_flat(batch_size, dtype)
         self._ring.require_transitions()
         totals = self._tree.total()
         if (totals <= 0).any():
@@ -164,6 +170,43 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         gathered["weights"] = self._weights(rows, envs, totals)
         self._samples_drawn += 1
         return self._package(gathered, flatten_env, dtype)
+
+    def _sample_flat(self, batch_size: int, dtype: str | TrajectoryType) -> PrioritizedTrajectories:
+        """``batch_size`` transitions drawn by priority over the whole buffer, as one tree.
+
+        The sub-envs' totals are laid end to end and cut into B equal strata, one draw in
+        each; a draw falls in sub-env e's stretch with probability ``total_e / total`` and is
+        then found in e's tree, so transition i has ``P(i) = p_i / total``. Weights are
+        ``(N * P(i)) ** -beta`` (N every stored transition) over the largest such weight.
+        """
+        if not self._ring.count.any():
+            raise RuntimeError("cannot sample: the buffer holds no transition; add some first")
+        totals = self._tree.total()
+        total = float(totals.sum())
+        if total <= 0:
+            raise RuntimeError(
+                "cannot sample: every priority is zero (eps=0 and zero priorities given); "
+                "use eps > 0"
+            )
+        targets = (np.arange(batch_size) + self.rng.random(batch_size)) / batch_size * total
+        ends = np.cumsum(totals)
+        envs = np.searchsorted(ends, targets, side="right")
+        # Rounding can put a target at the very end: it belongs to the last positive stretch.
+        envs = np.minimum(envs, np.flatnonzero(totals > 0)[-1])
+        local = targets - (ends[envs] - totals[envs])
+        rows = np.empty(batch_size, dtype=np.int64)
+        for env in np.unique(envs):
+            chosen = envs == env
+            rows[chosen] = self._tree.find_in(int(env), local[chosen])
+        gathered = self._gather(rows[:, None], envs)
+        gathered["indices"] = (rows * self.num_envs + envs)[:, None]
+        count = float(self._ring.count.sum())
+        weights = (count * self._tree.get(envs, rows) / total) ** -self.beta
+        smallest = float(self._tree.min().min())
+        max_weight = (count * smallest / total) ** -self.beta
+        gathered["weights"] = (weights / max_weight)[:, None, None].astype(np.float32)
+        self._samples_drawn += 1
+        return self._package(gathered, True, dtype)
 
     def _repair_priorities(self) -> None:
         """After an interrupted add (see writing/writer.py): slots without a transition get

@@ -12,7 +12,7 @@ from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
-from pearll.buffers.sampling.uniform import draw_pairs, draw_rows
+from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs, draw_rows
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -32,8 +32,11 @@ class ReplayBuffer(RingBuffer):
     transition, and that row is never sampled as a transition. So every returned transition is
     one the env produced, at the cost of one row per episode end.
 
-    Retention: each sub-env keeps at least its ``buffer_size - ends - 1`` most recent
-    transitions, ``ends`` being the episode ends among them; nothing overwritten is returned.
+    Retention: ``buffer_size`` counts rows per sub-env (at least 3). Each sub-env keeps its most
+    recent transitions that fit in ``buffer_size - 1`` rows, a row each and one more per episode
+    end among them: at least ``buffer_size - ends - 2`` (``ends`` the episode ends among them),
+    ``buffer_size - ends - 1`` unless the next older transition ended an episode. The newest
+    transition is always stored; nothing overwritten is returned.
 
     Assumes that within an episode each step's ``observation`` equals the previous step's
     ``next_observation`` (gymnasium's contract); the newer value is kept if they differ.
@@ -141,13 +144,21 @@ class ReplayBuffer(RingBuffer):
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
     ) -> Trajectories:
-        """``batch_size`` transitions per sub-env, drawn uniformly with replacement.
+        """``batch_size`` transitions, drawn uniformly with replacement.
 
-        Shapes ``(B, ...)``, ``(E, B, ...)`` (each sub-env drawn independently), or
-        ``(E * B, ...)`` with ``flatten_env``.
+        Shapes ``(B, ...)`` for a single env; ``(E, B, ...)`` for E sub-envs, B drawn from each
+        sub-env independently (every sub-env must hold a transition); with ``flatten_env``,
+        ``(B, ...)``: B transitions in all, drawn uniformly among every stored transition of
+        every sub-env (as SB3 and CleanRL do), so a sub-env holding more is drawn more often.
         """
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
+        if flatten_env and self.env_info.is_vector:
+            if self.n_step is None and self._frames is None:
+                pairs = draw_flat_pairs(self.rng, self._ring, self._packed, batch_size)
+                return self._package_pairs(pairs, batch_size, True, dtype)
+            rows, envs = draw_flat_rows(self.rng, self._ring, batch_size)
+            return self._flat_trajectories(rows, envs, dtype)
         if self.n_step is None and self._frames is None:
             pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
@@ -169,6 +180,13 @@ class ReplayBuffer(RingBuffer):
         episode was ended (those whose last stored step had not ended one).
         """
         return self._writer.end_episodes()
+
+    def _flat_trajectories(
+        self, rows: np.ndarray, envs: np.ndarray, dtype: str | TrajectoryType
+    ) -> Trajectories:
+        """Trajectories ``(B, ...)`` of the transitions at ``(rows[i], envs[i])``, each ``(B,)``:
+        gathered as B sub-envs of one transition each, then merged."""
+        return self._package(self._gather(rows[:, None], envs), True, dtype)
 
     def _package_pairs(
         self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType

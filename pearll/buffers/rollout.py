@@ -84,6 +84,9 @@ class RolloutBuffer(RingBuffer):
         """A run of ``batch_size`` consecutive transitions per sub-env, in insertion order.
 
         Each sub-env's run starts at a uniformly drawn position among its stored transitions.
+        Shapes ``(B, ...)``, ``(E, B, ...)``, or with ``flatten_env`` the E runs one after
+        another, ``(E * B, ...)``: unlike the replay buffers' ``sample``, whose flattened batch
+        is B in all, a run belongs to one sub-env (:meth:`minibatches` draws over all of them).
         Raises ValueError if ``batch_size`` exceeds what some sub-env holds.
         """
         check_batch_size(batch_size)

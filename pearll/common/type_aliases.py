@@ -16,8 +16,10 @@ class Trajectories:
     """A batch of transitions (s, a, r, s', terminated).
 
     Shapes, for a batch of B transitions of an env whose observation has shape ``obs_shape``:
-    ``(B, *obs_shape)`` from a single env, ``(E, B, *obs_shape)`` from E sub-envs, or
-    ``(E * B, *obs_shape)`` with ``flatten_env=True``. ``actions`` has the action's shape
+    ``(B, *obs_shape)`` from a single env, ``(E, B, *obs_shape)`` from E sub-envs, or with
+    ``flatten_env=True`` ``(B, *obs_shape)`` from the replay buffers' ``sample`` (B in all) and
+    ``(E * B, *obs_shape)`` from ``last`` and RolloutBuffer's ``sample``. ``actions`` has the
+    action's shape
     (``(..., 1)`` for Discrete); ``rewards`` and ``dones`` have a trailing axis of 1 and dtype
     float32, so ``1 - dones`` works as a TD mask. ``dones`` is 1 only for a termination: a
     truncated transition has ``dones == 0`` and its ``next_observations`` is the true final
@@ -51,7 +53,7 @@ class DictTrajectories(Trajectories):
 class PrioritizedTrajectories(Trajectories):
     """Trajectories from prioritized replay, with what ``update_priorities`` and the loss need.
 
-    ``indices``: int64, shape ``(B,)``, ``(E, B)`` or ``(E * B,)`` like the batch axes: the slot
+    ``indices``: int64, shape ``(B,)`` or ``(E, B)`` like the batch axes: the slot
     of each sample (``row * num_envs + env``; the row itself for a single env), to pass back to
     ``update_priorities``. ``weights``: float32, shaped like ``rewards`` (trailing axis of 1),
     the importance weights ``(N * P(i)) ** -beta / max weight`` to multiply the per-sample

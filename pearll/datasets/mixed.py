@@ -42,14 +42,13 @@ class MixedReplay:
             and the same extra fields. Either may be single-env or vector.
         offline_fraction: the share of each batch drawn from ``offline``, in [0, 1]; RLPD's
             symmetric sampling is 0.5. The count is ``floor(B * offline_fraction + 0.5)``.
-        seed: an int or Generator for the one choice this class makes itself (see below);
-            the draws themselves come from each buffer's own seeded generator, so the same
-            seeds and the same adds give the same batches.
+        seed: an int or Generator kept for draws of the mixer's own (it makes none today):
+            every draw comes from each buffer's own seeded generator, so the same seeds and the
+            same adds give the same batches.
 
     ``sample(B)`` returns one flat batch of B transitions, ``(B, ...)``, offline ones first.
-    From a buffer with E sub-envs, ``k`` transitions are drawn as ``ceil(k / E)`` per sub-env
-    (each sub-env independently, as ``ReplayBuffer.sample`` does); if that is more than ``k``,
-    ``k`` of them are kept, chosen uniformly without replacement by this class's generator.
+    From a buffer with E sub-envs, its ``k`` transitions are ``sample(k, flatten_env=True)``:
+    drawn uniformly over every transition it stores (prioritized: by priority over all).
 
     n-step returns: build both buffers with the same ``n_step`` and ``gamma``; ``discounts``
     then comes from each as usual. Prioritized replay: if either buffer is prioritized the batch
@@ -131,8 +130,7 @@ class MixedReplay:
 
     def _draw(self, buffer: Any, count: int, slot_offset: int) -> dict[str, Any]:
         """``count`` transitions of ``buffer`` as a dict of flat numpy fields."""
-        per_env = -(-count // buffer.num_envs)
-        batch = buffer.sample(per_env, flatten_env=True)
+        batch = buffer.sample(count, flatten_env=True)
         fields = {name: getattr(batch, name) for name in FIELDS if getattr(batch, name) is not None}
         fields["extras"] = dict(batch.extras)
         if self.prioritized:
@@ -140,11 +138,8 @@ class MixedReplay:
                 fields["indices"] = batch.indices + slot_offset
                 fields["weights"] = batch.weights
             else:
-                fields["indices"] = np.full(per_env * buffer.num_envs, -1, dtype=np.int64)
-                fields["weights"] = np.ones((per_env * buffer.num_envs, 1), dtype=np.float32)
-        if per_env * buffer.num_envs > count:
-            keep = np.sort(self.rng.choice(per_env * buffer.num_envs, count, replace=False))
-            fields = tree_map(lambda array: array[keep], fields)
+                fields["indices"] = np.full(count, -1, dtype=np.int64)
+                fields["weights"] = np.ones((count, 1), dtype=np.float32)
         return fields
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:

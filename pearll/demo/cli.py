@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
 
+from pearll.demo import runners
 from pearll.demo.episodes import write_csv
-from pearll.demo.plotting import plot_learning_curve
 from pearll.demo.progress import RECENT_EPISODES, ProgressReporter, recent_mean_return
 from pearll.demo.progress import success_rate as episode_success_rate
 from pearll.demo.runners import ALGOS, BUFFERS, Algo, RunConfig, RunResult
+
+# What the demo needs beyond the buffers' own dependencies: pip install 'pearll[demo]'.
+DEMO_MODULES = {"torch": "its trainers", "matplotlib": "its learning-curve plot"}
 
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
@@ -160,13 +166,21 @@ def run_name(config: RunConfig) -> str:
 
 
 def format_summary(
-    config: RunConfig, result: RunResult, wall_time: float, files: Sequence[Path]
+    config: RunConfig,
+    result: RunResult,
+    wall_time: float,
+    files: Sequence[Path],
+    setup_time: float | None = None,
 ) -> str:
-    """A few lines: steps, time and rate; final mean return; the buffer; the files written."""
+    """A few lines: steps, time and rate; final mean return; the buffer; the files written.
+
+    ``wall_time`` is the training's; ``setup_time`` the warm-up's before it, if any.
+    """
     rate = result.env_steps / wall_time if wall_time > 0 else float("nan")
+    setup = "" if setup_time is None else f" (after {setup_time:.1f} s of setup)"
     lines = [
         f"{config.algo} on {config.env_id}, seed {config.seed}: {result.env_steps:,} env steps "
-        f"in {wall_time:.1f} s ({rate:,.0f} steps/s), {len(result.episodes):,} episodes"
+        f"in {wall_time:.1f} s ({rate:,.0f} steps/s){setup}, {len(result.episodes):,} episodes"
     ]
     mean = recent_mean_return(result.episodes)
     if mean is None:
@@ -201,8 +215,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         parser.error(f"--out {args.out}: {error}")
 
+    missing = [f"{name} ({why})" for name, why in DEMO_MODULES.items()
+               if importlib.util.find_spec(name) is None]  # fmt: skip
+    if missing:
+        parser.error(
+            f"the demo needs {' and '.join(missing)}: install torch for your machine, then "
+            "pip install 'pearll[demo]' (or run `make demo`)"
+        )
+    # Before the bar: on a first run the trainer's import and the kernels' compilation take
+    # seconds, which the bar would show as a first step with an absurd ETA.
+    print(
+        f"{config.algo} on {config.env_id}: importing the trainer and compiling the buffer's "
+        "kernels (cached after the first run) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    setup_start = time.perf_counter()
+    runners.warm_up(config)
+    setup_time = time.perf_counter() - setup_start
+
     status = 0
-    with ProgressReporter(config.steps, f"{config.algo} {config.env_id}") as reporter:
+    description = f"{config.algo} {config.env_id}"
+    with ProgressReporter(config.steps, description, stop_at=config.stop_at) as reporter:
         try:
             result = ALGOS[config.algo].run(config, reporter)
         except KeyboardInterrupt:
@@ -210,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = EXIT_INTERRUPTED
             result = RunResult(list(reporter.episodes), reporter.env_steps, None)
         wall_time = reporter.elapsed
+
+    from pearll.demo.plotting import plot_learning_curve  # matplotlib: imported when needed
 
     stem = args.out / run_name(config)
     buffer_name = "" if result.buffer is None else f" ({type(result.buffer).__name__})"
@@ -222,5 +258,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             reward_threshold=gym.spec(config.env_id).reward_threshold,
         ),
     ]
-    print(format_summary(config, result, wall_time, files))
+    print(format_summary(config, result, wall_time, files, setup_time))
     return status

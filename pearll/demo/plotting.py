@@ -28,6 +28,33 @@ def trailing_mean(values: Sequence[float], window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
+def curve(episodes: Sequence[Episode], window: int = SMOOTHING_EPISODES) -> dict:
+    """What the plot draws: on goal envs (episodes reporting success) the success rate of the
+    last ``window`` episodes, else each episode's return and their trailing mean.
+
+    Returns ``{"ylabel", "steps", "points" (or None), "line", "line_label"}``.
+    """
+    steps = [e.env_steps for e in episodes]
+    if any(e.success is not None for e in episodes):
+        known = [e for e in episodes if e.success is not None]
+        rate = trailing_mean([float(e.success) for e in known], window)
+        return {
+            "ylabel": "success rate",
+            "steps": [e.env_steps for e in known],
+            "points": None,
+            "line": rate,
+            "line_label": f"success rate of the last {window} episodes",
+        }
+    returns = [e.episode_return for e in episodes]
+    return {
+        "ylabel": "episode return",
+        "steps": steps,
+        "points": returns,
+        "line": trailing_mean(returns, window),
+        "line_label": f"mean of last {window} episodes",
+    }
+
+
 def plot_learning_curve(
     episodes: Sequence[Episode],
     path: str | Path,
@@ -35,31 +62,31 @@ def plot_learning_curve(
     reward_threshold: float | None = None,
     window: int = SMOOTHING_EPISODES,
 ) -> Path:
-    """Save a PNG of each episode's return at the env step it ended, with its trailing mean.
+    """Save a PNG of each episode's return at the env step it ended, with its trailing mean;
+    on goal envs (episodes reporting success), of the success rate instead (see :func:`curve`).
 
-    ``reward_threshold`` (e.g. the env spec's "solved" return) is drawn as a dashed line.
-    With no episodes the axes say so. Returns ``path``.
+    ``reward_threshold`` (e.g. the env spec's "solved" return) is drawn as a dashed line on a
+    return plot. With no episodes the axes say so. Returns ``path``.
     """
     path = Path(path)
     fig = Figure(figsize=(7, 4), dpi=120, layout="constrained")
     ax = fig.add_subplot()
-    steps = [e.env_steps for e in episodes]
-    returns = [e.episode_return for e in episodes]
+    drawn = curve(episodes, window)
     if episodes:
-        ax.scatter(steps, returns, s=6, alpha=0.35, color="tab:blue", label="episode return")
-        ax.plot(
-            steps,
-            trailing_mean(returns, window),
-            color="tab:blue",
-            linewidth=2,
-            label=f"mean of last {window} episodes",
-        )
+        if drawn["points"] is not None:
+            ax.scatter(drawn["steps"], drawn["points"], s=6, alpha=0.35, color="tab:blue",
+                       label="episode return")  # fmt: skip
+        ax.plot(drawn["steps"], drawn["line"], color="tab:blue", linewidth=2,
+                label=drawn["line_label"])  # fmt: skip
     else:
         ax.text(0.5, 0.5, "no finished episodes", ha="center", va="center", transform=ax.transAxes)
+    if drawn["ylabel"] == "success rate":
+        ax.set_ylim(-0.05, 1.05)
+        reward_threshold = None  # a return threshold has no place on a rate axis
     if reward_threshold is not None:
         ax.axhline(reward_threshold, color="tab:green", linestyle="--", label="solved")
     ax.set_xlabel("env steps")
-    ax.set_ylabel("episode return")
+    ax.set_ylabel(drawn["ylabel"])
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if episodes or reward_threshold is not None:

@@ -24,6 +24,9 @@ RECENT_EPISODES = 20  # the window of "recent mean return", in the bar and the s
 class ProgressReporter:
     """A tqdm bar of env steps (with steps/s) showing the recent mean episode return.
 
+    The bar's total is the step budget; ``stop_at``, the mean return at which the run stops
+    early (475 for CartPole-v1), is shown beside the mean, so both ends are on screen.
+
     Keeps every reported episode in ``episodes``, stamped with the seconds since the reporter
     was made. ``clock`` (seconds, monotonic) and ``file`` (default stderr) are there for tests.
     Use as a context manager, or call :meth:`close`.
@@ -37,8 +40,10 @@ class ProgressReporter:
         file: IO[str] | None = None,
         disable: bool | None = False,
         clock: Callable[[], float] = time.perf_counter,
+        stop_at: float | None = None,
     ) -> None:
         self.episodes: list[Episode] = []
+        self._stop_at = stop_at  # shown beside the recent mean: where the run stops early
         self._clock = clock
         self._start = clock()
         self._bar = tqdm(
@@ -51,6 +56,7 @@ class ProgressReporter:
             disable=disable,
             dynamic_ncols=True,
         )
+        self._bar.set_postfix_str(self.describe_recent(), refresh=False)
 
     @property
     def elapsed(self) -> float:
@@ -63,8 +69,15 @@ class ProgressReporter:
         return int(self._bar.n)
 
     def progress(self, env_steps: int) -> None:
-        """Move the bar to ``env_steps`` taken in the run so far (never backwards)."""
+        """Move the bar to ``env_steps`` taken in the run so far (never backwards).
+
+        The bar's clock starts at the first step reported: the trainer's own setup before it
+        (building networks, torch's first calls) would otherwise count as one very slow step
+        and show an ETA of days.
+        """
         if env_steps > self._bar.n:
+            if self._bar.n == 0:
+                self._bar.reset(total=self._bar.total)
             self._bar.update(env_steps - self._bar.n)
 
     def episode(self, env_steps: int, episode_return: float, success: bool | None = None) -> None:
@@ -76,11 +89,12 @@ class ProgressReporter:
 
     def describe_recent(self) -> str:
         """``"return 123.4 (last 20)"``, plus the success rate when episodes report success."""
+        goal = "" if self._stop_at is None else f", stops at {self._stop_at:g}"
         mean = recent_mean_return(self.episodes)
         if mean is None:
-            return "no episode yet"
+            return f"no episode yet{goal}"
         recent = self.episodes[-RECENT_EPISODES:]
-        text = f"return {mean:.1f} (last {len(recent)})"
+        text = f"return {mean:.1f} (last {len(recent)}){goal}"
         rate = success_rate(recent)
         return text if rate is None else f"{text}, success {rate:.0%}"
 

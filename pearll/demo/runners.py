@@ -8,8 +8,9 @@ lazily, so the CLI starts and rejects bad input without loading torch.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gymnasium as gym
 from gymnasium import spaces
@@ -128,6 +129,37 @@ def make_her_buffer(env: gym.Env, config: RunConfig) -> BaseBuffer:
     from pearll.buffers import HERBuffer
 
     return HERBuffer(env, config.buffer_size, seed=config.seed)
+
+
+# --- Warm-up. -------------------------------------------------------------------------------
+
+WARM_UP_STEPS = 8
+
+
+def warm_up(config: RunConfig) -> None:
+    """Do before the progress bar starts what the first training step would otherwise do:
+    import the trainer (torch) and compile the kernels the run's buffer uses (numba caches
+    them on disk, so only a first run compiles), on a tiny buffer of the same kind."""
+    trainer = "pearll.agents.ppo" if config.algo == "ppo" else "pearll.agents.dqn"
+    importlib.import_module(trainer)
+    env = gym.make(config.env_id)
+    try:
+        if config.algo == "ppo":
+            from pearll.buffers import RolloutBuffer
+
+            buffer = RolloutBuffer(env, WARM_UP_STEPS)
+        else:
+            make = make_her_buffer if config.algo == "her" else make_replay_buffer
+            buffer = make(env, replace(config, buffer_size=WARM_UP_STEPS))
+        obs, _ = env.reset(seed=config.seed)
+        for _ in range(WARM_UP_STEPS):
+            action = env.action_space.sample()
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            buffer.add_trajectory(obs, action, reward, next_obs, terminated, truncated)
+            obs = env.reset()[0] if terminated or truncated else next_obs
+        buffer.sample(2)
+    finally:
+        env.close()
 
 
 # --- Runners. -------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def episode_stream(lengths, rng):
 @settings(max_examples=40, deadline=None)
 @given(
     lengths=st.lists(st.integers(1, 6), min_size=1, max_size=8),
-    capacity=st.integers(2, 40),
+    capacity=st.integers(3, 40),
     n_step=st.sampled_from([None, 1, 3]),
     prioritized=st.booleans(),
     seed=st.integers(0, 1000),

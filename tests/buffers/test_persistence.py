@@ -214,7 +214,7 @@ def test_mmap_loaded_buffer_saves_over_its_own_checkpoint(tmp_path):
     buffer_class=st.sampled_from(BUFFER_CLASSES),
     num_envs=st.sampled_from([None, 1, 2]),
     mode=st.sampled_from(MODES),
-    size=st.integers(2, 12),
+    size=st.integers(3, 12),
     before=st.integers(0, 40),
     after=st.integers(0, 40),
 )

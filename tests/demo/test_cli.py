@@ -244,3 +244,30 @@ def test_each_algo_runs_for_real_and_writes_its_files(capsys, tmp_path, algo, bu
     assert episodes and all(0 < e.env_steps <= 2048 for e in episodes)
     assert_drawn_png(out / f"{stem}.png")
     assert f"{algo} on " in printed.out
+
+
+def test_warm_up_runs_before_the_bar_and_its_time_is_reported(capsys, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runners, "train_dqn_agent", random_dqn_trainer)
+    monkeypatch.setattr(runners, "warm_up", lambda config: calls.append(config.algo))
+    _, printed = run_demo(capsys, tmp_path, ["--steps", "200", "--buffer-size", "300"])
+    assert calls == ["dqn"]
+    said = printed.err.index("compiling the buffer's kernels")
+    assert said < printed.err.index("step/s")  # the warm-up is announced before the bar
+    assert "s of setup)" in printed.out
+    assert "stops at 475" in printed.err  # the bar shows where the run stops early
+
+
+def test_warm_up_compiles_on_a_tiny_buffer_of_the_runs_kind():
+    for argv in (["--algo", "dqn", "--buffer", "prioritized"], ["--algo", "her"]):
+        config = cli.run_config(cli.build_parser().parse_args(argv), cli.build_parser())
+        runners.warm_up(config)  # builds, adds and samples without error
+
+
+def test_a_missing_demo_dependency_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "DEMO_MODULES", {"no_such_module_here": "testing"})
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--steps", "10", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no_such_module_here (testing)" in err and "pearll[demo]" in err

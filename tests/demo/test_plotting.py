@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pearll.demo.episodes import Episode
-from pearll.demo.plotting import plot_learning_curve, trailing_mean
+from pearll.demo.plotting import curve, plot_learning_curve, trailing_mean
 from tests.demo.support import assert_drawn_png
 
 
@@ -33,3 +33,20 @@ def test_trailing_mean_matches_a_loop(window):
 def test_trailing_mean_rejects_a_non_positive_window():
     with pytest.raises(ValueError, match="window"):
         trailing_mean([1.0], 0)
+
+
+def test_goal_env_runs_plot_the_success_rate(tmp_path):
+    # --algo her reports success: the plot shows the success rate, not returns of -10 to 0.
+    episodes = [Episode(10 * i, -float(i % 5), 0.1 * i, success=i % 5 == 0) for i in range(40)]
+    drawn = curve(episodes, window=20)
+    assert drawn["ylabel"] == "success rate" and drawn["points"] is None
+    np.testing.assert_allclose(drawn["line"][-1], 4 / 20)
+    assert ((drawn["line"] >= 0) & (drawn["line"] <= 1)).all()
+    assert_drawn_png(plot_learning_curve(episodes, tmp_path / "her.png", reward_threshold=None))
+
+
+def test_return_runs_plot_returns_and_their_mean():
+    episodes = [Episode(10 * i, float(i), 0.1 * i) for i in range(5)]
+    drawn = curve(episodes, window=2)
+    assert drawn["ylabel"] == "episode return" and drawn["points"] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(drawn["line"], [0, 0.5, 1.5, 2.5, 3.5])

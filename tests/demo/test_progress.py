@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 
 import gymnasium as gym
 import pytest
@@ -18,10 +19,12 @@ from pearll.demo.progress import (
 )
 
 
-def make_reporter(total=1_000):
+def make_reporter(total=1_000, stop_at=None):
     ticks = itertools.count()  # a clock that advances one second per reading
     file = io.StringIO()
-    reporter = ProgressReporter(total, "test", file=file, clock=lambda: float(next(ticks)))
+    reporter = ProgressReporter(
+        total, "test", file=file, clock=lambda: float(next(ticks)), stop_at=stop_at
+    )
     return reporter, file
 
 
@@ -93,3 +96,24 @@ def test_step_progress_reports_every_step():
     assert env.env_steps == 7
     assert reporter.env_steps == 7
     assert env.observation_space == env.unwrapped.observation_space
+
+
+def test_bar_shows_the_step_budget_and_where_the_run_stops_from_the_start():
+    reporter, file = make_reporter(total=100_000, stop_at=475.0)
+    assert reporter.describe_recent() == "no episode yet, stops at 475"
+    reporter.episode(30, 30.0)
+    reporter.close()
+    output = file.getvalue()
+    assert "stops at 475" in output and "100k" in output  # both ends of the run on screen
+    assert reporter.describe_recent() == "return 30.0 (last 1), stops at 475"
+
+
+def test_the_bar_clock_starts_at_the_first_step_not_at_the_trainers_setup():
+    reporter, file = make_reporter(total=100_000)
+    created = reporter._bar.start_t
+    time.sleep(0.3)  # the trainer builds its networks
+    reporter.progress(1)
+    assert reporter._bar.start_t >= created + 0.3  # the setup is not one slow step
+    reporter.progress(2)
+    reporter.close()
+    assert "s/step" not in file.getvalue()  # no first reading of seconds per step

@@ -130,21 +130,26 @@ def substitute_final_observations(
             f"{type(final).__name__}"
             + (f" of length {len(final)}" if hasattr(final, "__len__") else "")
         )
-    if isinstance(next_observation, dict):
-        return {
-            key: _replace_rows(value, mask, [final[i][key] for i in np.flatnonzero(mask)])
-            for key, value in next_observation.items()
-        }
-    return _replace_rows(next_observation, mask, [final[i] for i in np.flatnonzero(mask)])
+    envs = np.flatnonzero(mask).tolist()
+    return _replace_rows(next_observation, mask, [final[i] for i in envs], envs)
 
 
-def _replace_rows(array: Any, mask: np.ndarray, rows: list[Any]) -> np.ndarray:
-    out = np.array(array, copy=True)
-    for row, env in zip(rows, np.flatnonzero(mask).tolist(), strict=True):
-        if np.shape(row) != out.shape[1:] or np.asarray(row).dtype == object:
+def _replace_rows(tree: Any, mask: np.ndarray, rows: list[Any], envs: list[int]) -> Any:
+    """``tree`` (an array or a nested dict of them, env axis first) with its ``mask`` rows
+    replaced by ``rows`` (one observation, of the same structure, per masked sub-env ``envs``)."""
+    if isinstance(tree, dict):
+        return {key: _replace_rows(value, mask, [row[key] for row in rows], envs)
+                for key, value in tree.items()}  # fmt: skip
+    array = np.asarray(tree)
+    for row, env in zip(rows, envs, strict=True):
+        if np.shape(row) != array.shape[1:] or np.asarray(row).dtype == object:
             raise ValueError(
-                f"info['final_obs'][{env}]: expected an observation of shape {out.shape[1:]}, "
+                f"info['final_obs'][{env}]: expected an observation of shape {array.shape[1:]}, "
                 f"got {type(row).__name__} of shape {np.shape(row)}"
             )
-    out[mask] = np.stack([np.asarray(r) for r in rows]).reshape(out[mask].shape)
+    replacement = np.stack([np.asarray(row) for row in rows])
+    # In a dtype that holds both: the cast to the stored dtype is then checked (spaces.coerce)
+    # as that of any other value, instead of happening here unchecked.
+    out = np.array(array, dtype=np.result_type(array, replacement), copy=True)
+    out[mask] = replacement.reshape(out[mask].shape)
     return out

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+# The smallest ring with spare rows (the ReplayBuffer layout) that stores every transition it
+# is given, terminal ones included, until newer ones overwrite it.
+MIN_SPARE_ROWS_CAPACITY = 3
+
 
 @dataclass
 class WritePlan:
@@ -54,9 +58,20 @@ class Ring:
 
     @classmethod
     def empty(cls, capacity: int, num_envs: int, spare_rows: bool) -> Ring:
-        minimum = 2 if spare_rows else 1
+        # With spare rows a terminal step takes two rows (its observation and the final one)
+        # beside the pending row: a smaller ring would drop every terminal step unseen.
+        minimum = MIN_SPARE_ROWS_CAPACITY if spare_rows else 1
         if capacity < minimum:
-            raise ValueError(f"buffer_size: expected an integer >= {minimum}, got {capacity}")
+            why = (
+                " (a terminal transition needs its row, its final observation's row and the "
+                "newest next observation's row)"
+                if spare_rows
+                else ""
+            )
+            raise ValueError(
+                f"buffer_size: expected an integer >= {minimum} rows per sub-env{why}, got "
+                f"{capacity}"
+            )
         zeros = np.zeros(num_envs, dtype=np.int64)
         return cls(
             capacity=capacity,

@@ -36,7 +36,8 @@ def spec_from_space(space: spaces.Space) -> FieldSpec | dict[str, Any]:
     if isinstance(space, spaces.MultiDiscrete):
         return FieldSpec(tuple(space.nvec.shape), np.dtype(np.int64), space)
     if isinstance(space, spaces.MultiBinary):
-        return FieldSpec(tuple(np.atleast_1d(space.n)), np.dtype(np.int8), space)
+        # Python ints: shapes are saved as JSON (space.n may hold numpy integers).
+        return FieldSpec(tuple(int(n) for n in np.atleast_1d(space.n)), np.dtype(np.int8), space)
     raise TypeError(
         f"unsupported space {space!r}: expected Box, Discrete, MultiDiscrete, MultiBinary or a "
         "Dict of them"
@@ -59,7 +60,8 @@ def coerce(
     ``lead`` is the batch prefix the caller promised: ``()`` for one step of a single env,
     ``(E,)`` for a vector env, ``(T,)`` or ``(T, E)`` for a batch of steps. A spec of shape
     ``(1,)`` also accepts values of shape ``lead`` (a scalar reward, done or Discrete action).
-    Nothing is written anywhere; errors are ValueError (shape, range) or TypeError (dtype).
+    Every value must convert to ``spec.dtype`` exactly (:func:`check_exact`). Nothing is
+    written anywhere; errors are ValueError (shape, range) or TypeError (dtype, inexact value).
     """
     if isinstance(spec, dict):
         if not isinstance(value, dict) or set(value) != set(spec):
@@ -74,16 +76,57 @@ def coerce(
         else:
             also = f" or {lead}" if spec.shape == (1,) else ""
             raise ValueError(f"{name}: expected shape {expected}{also}, got {array.shape}")
-    _check_dtype(array.dtype, spec.dtype, name)
+    check_exact(array, spec.dtype, name)
     if check_range and spec.space is not None:
         _check_range(array, spec.space, name)
     return array
 
 
 def castable(got: np.dtype, want: np.dtype) -> bool:
-    """Whether values of dtype ``got`` may be stored as ``want``: numeric, and no float into an
-    integer field (the rule every write path applies)."""
-    return got.kind in "biuf" and not (want.kind in "biu" and got.kind == "f")
+    """Whether values of dtype ``got`` may be offered for a field of dtype ``want`` at all:
+    both numeric (bool, integer or float). Each value must still survive the cast
+    (:func:`check_exact`): the one rule of every write path."""
+    return got.kind in "biuf" and want.kind in "biuf"
+
+
+def always_exact(got: np.dtype, want: np.dtype) -> bool:
+    """Whether every value of dtype ``got`` survives the cast to ``want``, so that none needs
+    checking: a safe cast (int8 into int64, uint8 into int16, bool into anything), or any real
+    into a float field (float fields round to the nearest value they hold)."""
+    return castable(got, want) and (want.kind == "f" or bool(np.can_cast(got, want, "safe")))
+
+
+def check_exact(array: np.ndarray, want: np.dtype, name: str) -> None:
+    """Raise TypeError unless every value of ``array`` converts to ``want`` exactly.
+
+    Into an integer field: integers within its range, and floats that are such integers
+    (1.0 into int64, 255.0 into uint8; not 0.5, 300, NaN or inf). Into a bool field: 0 and 1
+    (also 0.0 and 1.0). Into a float field: any real, rounded to the nearest (see
+    :func:`always_exact`).
+    """
+    got = array.dtype
+    if not castable(got, want):
+        raise TypeError(f"{name}: expected values castable to {want}, got dtype {got}")
+    if always_exact(got, want):
+        return
+    if want.kind == "b":
+        held = (array == 0) | (array == 1)  # False for NaN too
+    else:
+        low, high = np.iinfo(want).min, np.iinfo(want).max
+        if got.kind == "f":
+            # In float64, where both bounds are exact: low is -2**k or 0, high + 1 is 2**k.
+            values = array.astype(np.float64) if got.itemsize < 8 else array
+            held = (
+                (values >= float(low)) & (values < float(high) + 1) & (np.trunc(values) == values)
+            )
+        else:
+            held = (array >= low) & (array <= high)
+    if not held.all():
+        bad = array[~held] if array.ndim else array
+        raise TypeError(
+            f"{name}: expected values castable to {want}, got dtype {got} with values "
+            f"{np.ravel(bad)[:5]} that {want} does not hold exactly"
+        )
 
 
 def space_bounds(space: spaces.Space) -> tuple[Any, Any] | None:
@@ -98,11 +141,6 @@ def space_bounds(space: spaces.Space) -> tuple[Any, Any] | None:
     if isinstance(space, spaces.Box):
         return space.low, space.high
     return None
-
-
-def _check_dtype(got: np.dtype, want: np.dtype, name: str) -> None:
-    if not castable(got, want):
-        raise TypeError(f"{name}: expected values castable to {want}, got dtype {got}")
 
 
 def _check_range(array: np.ndarray, space: spaces.Space, name: str) -> None:

@@ -79,8 +79,11 @@ class EpisodeIndex:
         self.current[envs] += 1
         self.written[envs] += 1
 
-    def extents(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Absolute rows around the transitions in ring rows ``rows`` ``(E, B)``.
+    def extents(
+        self, rows: np.ndarray, envs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Absolute rows around the transitions in ring rows ``rows`` ``(E, B)`` of sub-envs
+        ``envs`` (broadcast to ``rows``; default: row e of ``rows`` is sub-env e).
 
         Returns ``(at, first, last)``, each ``(E, B)`` int64: the transition's own row; the
         first held row of its episode after the episode's first observation (a later row if the
@@ -88,11 +91,12 @@ class EpisodeIndex:
         the final observation of a finished episode or the newest observation of a running one.
         The observations of rows ``first .. last`` are the episode's steps 1 .. T still held.
         """
-        envs = np.arange(len(self.written))[:, None]
-        pending = self.written[:, None]
+        if envs is None:
+            envs = np.arange(len(self.written))[:, None]
+        pending = self.written[envs]
         at = pending - (pending - rows) % self.capacity
         episode = self.episode_of[rows, envs]
-        finished = episode < self.current[:, None]
+        finished = episode < self.current[envs]
         last = np.where(finished, self.final_row[episode % self.capacity, envs], pending)
         previous_final = self.final_row[(episode - 1) % self.capacity, envs]
         start = np.where(episode > 0, previous_final + 1, 0)

@@ -53,6 +53,41 @@ def draw_rows_of(rng: np.random.Generator, ring: Ring, env: int, batch_size: int
     return rows[0]
 
 
+def draw_flat_rows(
+    rng: np.random.Generator, ring: Ring, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, envs)``, each ``(batch_size,)``: transitions drawn uniformly, with replacement,
+    among every stored transition of every sub-env (``flatten_env=True``).
+
+    Each draw picks sub-env e with probability ``count[e] / total``, then one of its rows as
+    :func:`draw_rows` does, so every stored transition has probability ``1 / total``. Sub-envs
+    that hold nothing are never picked; raises RuntimeError if the buffer holds nothing.
+    """
+    if not ring.count.any():
+        raise RuntimeError("cannot sample: the buffer holds no transition; add some first")
+    rows = np.empty(batch_size, dtype=np.int64)
+    envs = np.empty(batch_size, dtype=np.int64)
+    seed = np.uint64(rng.bit_generator.random_raw())
+    _draw_flat_rows(seed, ring.valid, ring.size, np.cumsum(ring.count), rows, envs)
+    return rows, envs
+
+
+def draw_flat_pairs(
+    rng: np.random.Generator, ring: Ring, storage: PackedStorage, batch_size: int
+) -> np.ndarray:
+    """``(batch_size,)`` records of ``storage.pair_dtype``: the transitions
+    :func:`draw_flat_rows` draws from the same Generator state, copied as :func:`draw_pairs`
+    copies them. Raises RuntimeError if the buffer holds nothing."""
+    if not ring.count.any():
+        raise RuntimeError("cannot sample: the buffer holds no transition; add some first")
+    records = np.empty(batch_size, dtype=storage.pair_dtype)
+    _copy_flat_drawn_pairs(
+        np.uint64(rng.bit_generator.random_raw()), ring.valid, ring.size, np.cumsum(ring.count),
+        storage.words, storage.row_bytes // 8, storage.capacity + 1, records.view(np.uint64),
+    )  # fmt: skip
+    return records
+
+
 def draw_pairs(
     rng: np.random.Generator, ring: Ring, storage: PackedStorage, batch_size: int
 ) -> np.ndarray:
@@ -110,6 +145,51 @@ def _draw_rows(seed, valid, size, out):
     for env in range(out.shape[0]):
         for k in range(out.shape[1]):
             state, out[env, k] = _valid_row(state, valid, size[env], env)
+
+
+@njit(cache=True, nogil=True)
+def _copy_flat_drawn_pairs(seed, valid, size, cumulative, words, row_words, env_stride, out):
+    """:func:`_copy_drawn_pairs` for draws over every sub-env (see :func:`_draw_flat_rows`):
+    ``out`` holds ``len(out) // (2 * row_words)`` records, in the order drawn."""
+    pair_words = 2 * row_words
+    batch = out.shape[0] // pair_words
+    sources = np.empty(PREFETCHED_ROWS, dtype=np.int64)
+    state = np.uint64(seed)
+    for start in range(0, batch, PREFETCHED_ROWS):
+        block = min(PREFETCHED_ROWS, batch - start)
+        for i in range(block):
+            state, row, env = _flat_draw(state, valid, size, cumulative)
+            source = (env * env_stride + row) * row_words
+            sources[i] = source
+            for w in range(0, pair_words, CACHE_LINE_WORDS):
+                prefetch(words, source + w)
+            prefetch(words, source + pair_words - 1)
+        for i in range(block):
+            source, target = sources[i], (start + i) * pair_words
+            for w in range(pair_words):
+                out[target + w] = words[source + w]
+
+
+@njit(cache=True, nogil=True)
+def _flat_draw(state, valid, size, cumulative):
+    """The next state and a ``(row, env)`` drawn uniformly among every sub-env's transitions:
+    sub-env e with probability ``count[e] / total``, then one of its rows."""
+    state, bits = _splitmix64(state)
+    pick = int((bits >> np.uint64(11)) * _TWO_POW_MINUS_53 * cumulative[-1])  # in [0, total)
+    env = 0
+    while cumulative[env] <= pick:
+        env += 1
+    state, row = _valid_row(state, valid, size[env], env)
+    return state, row, env
+
+
+@njit(cache=True, nogil=True)
+def _draw_flat_rows(seed, valid, size, cumulative, rows, envs):
+    """Fill ``rows`` and ``envs`` (B,) with draws among every sub-env's transitions:
+    ``cumulative`` (E,) the running total of the sub-envs' counts (its last entry positive)."""
+    state = np.uint64(seed)
+    for k in range(rows.shape[0]):
+        state, rows[k], envs[k] = _flat_draw(state, valid, size, cumulative)
 
 
 @njit(cache=True, nogil=True)

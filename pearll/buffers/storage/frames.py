@@ -80,19 +80,42 @@ def resolve_frame_stack(env: Any, option: Any, observation_space: spaces.Space) 
     return spec
 
 
+STACK_ATTRIBUTES = ("stack_size", "padding_type", "padding_value")
+
+
 def _detect(env: Any) -> FrameStackSpec | None:
-    """A FrameStackObservation wrapper's settings, from a single env or a vector env's sub-envs."""
+    """A FrameStackObservation wrapper's settings, from a single env or a vector env's sub-envs.
+
+    A vector env that keeps its sub-envs here (SyncVectorEnv) is read directly. One whose
+    sub-envs live in worker processes (AsyncVectorEnv) is asked with ``has_wrapper_attr``
+    first: a worker asked for an attribute its env lacks raises, and Gymnasium then shuts down
+    every worker, so only attributes known to exist are ever read there.
+    """
+    if not hasattr(env, "num_envs"):
+        return _wrapper_settings(env)
+    sub_envs = getattr(getattr(env, "unwrapped", env), "envs", None)
+    if sub_envs:
+        return _wrapper_settings(sub_envs[0])
+    if not callable(getattr(env, "call", None)):
+        return None
+    if not all(all(env.call("has_wrapper_attr", name)) for name in STACK_ATTRIBUTES):
+        return None
+    size, padding_type, padding_value = (env.get_attr(name)[0] for name in STACK_ATTRIBUTES)
+    return _spec(size, padding_type, padding_value)
+
+
+def _wrapper_settings(env: Any) -> FrameStackSpec | None:
+    """The FrameStackObservation settings of a local env's wrappers, or None."""
     try:
-        if hasattr(env, "num_envs"):
-            size = env.get_attr("stack_size")[0]
-            padding_type = env.get_attr("padding_type")[0]
-            padding_value = env.get_attr("padding_value")[0]
-        else:
-            size = env.get_wrapper_attr("stack_size")
-            padding_type = env.get_wrapper_attr("padding_type")
-            padding_value = env.get_wrapper_attr("padding_value")
+        size, padding_type, padding_value = (
+            env.get_wrapper_attr(name) for name in STACK_ATTRIBUTES
+        )
     except (AttributeError, NotImplementedError):
         return None
+    return _spec(size, padding_type, padding_value)
+
+
+def _spec(size: Any, padding_type: Any, padding_value: Any) -> FrameStackSpec:
     padding = "reset" if padding_type == "reset" else np.asarray(padding_value).copy()
     return FrameStackSpec(int(size), padding)
 

@@ -1,10 +1,11 @@
 """The step writer's observation handling for Dict spaces and SAME_STEP final observations.
 
 A Dict observation is staged leaf by leaf: each leaf has its slot in the packed row (and in
-the staged next observation), its shape and the dtypes the general path accepts. The checks
-are the step writer's usual ones (class, shape, dtype by attribute compares), so anything
-unusual (a missing or extra key, a list, a Python float for an integer leaf) is handed to the
-general path, unwritten, which handles it or raises its detailed error.
+the staged next observation), its shape and the dtypes it holds exactly
+(stage.castable_dtypes). The checks are the step writer's usual ones (class, shape, dtype by
+attribute compares), so anything unusual (a missing or extra key, a list, a Python float for
+an integer leaf) is handed to the general path, unwritten, which handles it or raises its
+detailed error.
 """
 
 from __future__ import annotations

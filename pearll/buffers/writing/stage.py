@@ -16,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers.core.ring import Ring
-from pearll.buffers.core.spaces import castable, space_bounds
+from pearll.buffers.core.spaces import always_exact, space_bounds
 from pearll.buffers.storage.packed import PackedStorage, Slot
 from pearll.buffers.writing import step_kernel as kernel
 
@@ -174,8 +174,20 @@ def ring_arrays(ring: Ring) -> tuple[np.ndarray, ...]:
 
 
 def castable_dtypes(target: np.dtype) -> frozenset[np.dtype]:
-    """The numeric dtypes the general path accepts for ``target`` (see spaces.castable)."""
-    return frozenset(d for d in NUMERIC if castable(d, target))
+    """The dtypes whose every value ``target`` holds exactly (see spaces.always_exact): the
+    hot path takes them unchecked; any other (float into an integer field, int64 into uint8)
+    goes to the general path, which checks the values."""
+    return frozenset(d for d in NUMERIC if always_exact(d, target))
+
+
+def action_dtypes(target: np.dtype) -> frozenset[np.dtype]:
+    """The dtypes the hot path takes for actions: those of :func:`castable_dtypes`, and for an
+    integer field every integer dtype, because the kernel's range check refuses (unwritten)
+    each value outside the space, whose bounds lie within the field's dtype."""
+    exact = castable_dtypes(target)
+    if target.kind not in "iu":
+        return exact
+    return exact | frozenset(d for d in NUMERIC if d.kind in "biu")
 
 
 def given_action_shape(space: spaces.Space) -> tuple[int, ...]:

@@ -6,8 +6,9 @@ tens of microseconds per step. :class:`StepWriter` does the same for every step 
 by attribute compares (array or Dict observations, frame stacks, extra fields declared flat,
 SAME_STEP final observations) in three stages:
 
-1. Checks in Python, by attribute compares only: types, shapes, and dtypes among those the
-   general path accepts.
+1. Checks in Python, by attribute compares only: types, shapes, and dtypes whose every value
+   the field holds exactly (spaces.always_exact; others, whose values need checking, go to
+   the general path).
 2. Staging: each field is assigned into a ``(E, stage_bytes)`` uint8 block laid out like a
    packed row (the same numpy assignments, so the same casts, as the general path's), and the
    action also, as float64, into the kernel's ``control`` array for the range check.
@@ -46,6 +47,7 @@ from pearll.buffers.writing.observation_leaves import ObservationLeaves, with_fi
 from pearll.buffers.writing.stage import (
     NUMERIC,
     StageLayout,
+    action_dtypes,
     castable_dtypes,
     env_view,
     exact_bounds,
@@ -117,7 +119,7 @@ class StepWriter:
             step_view(stage, slots["truncateds"], vector)[..., 0],
         )
         self._action_shape = lead + given_action_shape(space)
-        self._action_dtypes = castable_dtypes(slots["actions"].dtype)
+        self._action_dtypes = action_dtypes(slots["actions"].dtype)
         self._scalar_action = not vector and isinstance(space, spaces.Discrete)
         # Extra fields sit in the packed row: staged like the others.
         self._extras = tuple(
@@ -136,7 +138,9 @@ class StepWriter:
         )
         self._report_at = kernel.report_start(num_envs, action_size)
         self._passed_room = int(self._control[kernel.PASSED_PER_ENV]) * num_envs
-        self._write_step = kernel.compiled_write_step()
+        # Compiled (or loaded from numba's disk cache) at the first add, not here: a buffer
+        # only loaded and sampled never pays for it.
+        self._write_step = self._compile_write_step
         self._stages_arrays = self._leaves is None and self._frames is None
         self._reporting = False  # control[REPORT] is set at the first add with observers
         if self._leaves is not None:
@@ -163,6 +167,11 @@ class StepWriter:
                 for a in (writer.frames.frames, writer.frames.episode_step)))
         )  # fmt: skip
         return cls(writer) if fits else None
+
+    def _compile_write_step(self, control: np.ndarray) -> int:
+        """The first call of the kernel: compile it, keep its entry point, and call that."""
+        self._write_step = kernel.compiled_write_step()
+        return self._write_step(control)
 
     def try_add(
         self,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.vector import AutoresetMode
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from pearll.buffers import ReplayBuffer
 from pearll.buffers.core.env_info import EnvInfo
@@ -107,3 +108,56 @@ def test_a_malformed_same_step_info_names_what_was_expected(info, error, match):
     with pytest.raises(error, match=match):
         buffer.add_trajectory(obs, np.zeros(2, np.int64), np.zeros(2), obs, ended, flags, info)
     assert_same_state(buffer, twin)
+
+
+class NestedDictEnv(gym.Env):
+    """Observations ``{"a": [episode, step], "n": {"z": [step]}}``; episodes of 1..3 steps."""
+
+    observation_space = spaces.Dict(
+        {
+            "a": spaces.Box(0, 1e6, (2,), np.float32),
+            "n": spaces.Dict({"z": spaces.Box(0, 1e6, (1,), np.float32)}),
+        }
+    )
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, tag=0):
+        self.episode, self.rng = -1, np.random.default_rng(tag)
+
+    def _obs(self):
+        return {
+            "a": np.array([self.episode, self.t], np.float32),
+            "n": {"z": np.array([self.t], np.float32)},
+        }
+
+    def reset(self, *, seed=None, options=None):
+        self.episode, self.t, self.length = self.episode + 1, 0, int(self.rng.integers(1, 4))
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 0.0, self.t >= self.length, False, {}
+
+
+def test_same_step_final_observations_of_nested_dicts():
+    from pearll.buffers import ReplayBuffer
+
+    env = SyncVectorEnv(
+        [lambda i=i: NestedDictEnv(i) for i in range(2)], autoreset_mode=AutoresetMode.SAME_STEP
+    )
+    buffer = ReplayBuffer(env, 64, seed=0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(20):
+        next_obs, reward, terminated, truncated, info = env.step(np.zeros(2, np.int64))
+        buffer.add_trajectory(
+            obs, np.zeros(2, np.int64), reward, next_obs, terminated, truncated, info
+        )
+        obs = next_obs
+    batch = buffer.all(flatten_env=True)
+    episode, step = batch.observations["a"][:, 0], batch.observations["a"][:, 1]
+    next_a, next_z = batch.next_observations["a"], batch.next_observations["n"]["z"][:, 0]
+    # Every transition's next observation is the true one: same episode, the next step.
+    np.testing.assert_array_equal(next_a[:, 0], episode)
+    np.testing.assert_array_equal(next_a[:, 1], step + 1)
+    np.testing.assert_array_equal(next_z, step + 1)
+    assert batch.dones.sum() > 2  # episodes did end (and their final observations were used)

@@ -94,3 +94,232 @@ def test_nbytes_counts_every_allocated_array():
     packed_row = 6 * 4 + 8 + 4 + 4 + 1 + 7  # obs, action, reward, done, truncated, padding
     # 10 rows + a mirror of row 0 per sub-env, and a transition flag per row.
     assert buffer.nbytes == 11 * 2 * packed_row + 10 * 2
+
+
+# --- one cast rule on every path: a value that converts exactly is stored, others refused ----
+
+EXACT_CASES = [  # (value, dtype it goes into, holds exactly)
+    (np.array([1.0, -3.0]), np.int64, True),
+    (np.array([0.5]), np.int64, False),
+    (np.array([np.nan]), np.int64, False),
+    (np.array([np.inf]), np.int64, False),
+    (np.array([2.0**63]), np.int64, False),
+    (np.array([-(2.0**63)]), np.int64, True),
+    (np.array([255.0, 0.0]), np.uint8, True),
+    (np.array([300.0]), np.uint8, False),
+    (np.array([300, -1], np.int64), np.uint8, False),
+    (np.array([255, 0], np.int64), np.uint8, True),
+    (np.array([300], np.int64), np.int8, False),
+    (np.array([2**64 - 1], np.uint64), np.int64, False),
+    (np.array([5], np.uint64), np.int64, True),
+    (np.array([0.0, 1.0]), np.bool_, True),
+    (np.array([0.5]), np.bool_, False),
+    (np.array([2]), np.bool_, False),
+    (np.array([1, 0], np.int64), np.int8, True),
+    (np.array([1e300]), np.float32, True),  # float fields round (here to inf)
+    (np.array([np.nan], np.float16), np.int8, False),
+    (np.array([-np.inf], np.float16), np.int64, False),
+    (np.array([True]), np.uint8, True),
+]
+
+
+@pytest.mark.parametrize(("value", "dtype", "holds"), EXACT_CASES, ids=repr)
+def test_check_exact_decides_by_value(value, dtype, holds):
+    from pearll.buffers.core.spaces import always_exact, check_exact
+
+    dtype = np.dtype(dtype)
+    if holds:
+        check_exact(value, dtype, "x")
+        np.testing.assert_array_equal(value.astype(dtype), value) if dtype.kind != "f" else None
+    else:
+        with pytest.raises(TypeError, match=f"x: expected values castable to {dtype}, got dtype"):
+            check_exact(value, dtype, "x")
+        assert not always_exact(value.dtype, dtype)  # the hot path never takes it unchecked
+
+
+def test_always_exact_is_never_wrong_for_any_pair_of_dtypes():
+    from pearll.buffers.core.spaces import always_exact, check_exact
+
+    numeric = [np.dtype(c) for c in np.typecodes["AllInteger"] + np.typecodes["Float"] + "?"]
+    for got in numeric:
+        if got.kind == "f":
+            with np.errstate(over="ignore"):  # float16 holds 1e30 as inf
+                values = np.array([0.5, -1.0, np.nan, 1e30, -1e30]).astype(got)
+        elif got.kind == "b":
+            values = np.array([True, False])
+        else:
+            info = np.iinfo(got)
+            values = np.array([info.min, info.max, 0, 1], dtype=got)
+        for want in numeric:
+            if always_exact(got, want):
+                check_exact(values, want, "x")  # never raises for an always-exact pair
+                if want.kind != "f":
+                    assert (values.astype(want) == values).all(), (got, want)
+
+
+class CastEnv:
+    """A 2-env SAME_STEP vector-like env: uint8 observations, Discrete actions, MultiBinary goal."""
+
+    num_envs = 2
+    metadata: ClassVar[dict] = {"autoreset_mode": "same_step"}
+    single_observation_space = spaces.Box(0, 255, (2,), np.uint8)
+    single_action_space = spaces.Discrete(3)
+
+
+def cast_buffers(**kwargs):
+    """Two ReplayBuffers on CastEnv: the first with the hot path, the second without."""
+    buffers = [ReplayBuffer(CastEnv(), 8, seed=0, **kwargs) for _ in range(2)]
+    buffers[1]._fast_writer = None
+    return buffers
+
+
+def step(obs=None, action=None, reward=None, next_obs=None, done=None, trunc=None, info=None):
+    zeros = np.zeros((2, 2), np.uint8)
+    return (
+        zeros if obs is None else obs,
+        np.zeros(2, np.int64) if action is None else action,
+        np.zeros(2) if reward is None else reward,
+        zeros + 1 if next_obs is None else next_obs,
+        np.zeros(2, bool) if done is None else done,
+        np.zeros(2, bool) if trunc is None else trunc,
+        info,
+    )
+
+
+ENDED = np.array([True, False])
+
+
+def final_obs(first):
+    """A SAME_STEP ``info["final_obs"]`` as Gymnasium builds it: an object array of
+    observations, set for sub-env 0 only."""
+    final = np.empty(2, dtype=object)
+    final[0] = np.asarray(first)
+    return {"final_obs": final, "_final_obs": ENDED}
+
+
+ACCEPTED = {
+    "float observations holding integers": step(obs=np.full((2, 2), 7.0)),
+    "int64 observations in range": step(next_obs=np.full((2, 2), 255, np.int64)),
+    "float64 Discrete actions": step(action=np.array([1.0, 2.0])),
+    "float dones": step(
+        done=np.array([1.0, 0.0]),
+        next_obs=np.full((2, 2), 3),
+        info=final_obs([9.0, 250.0]),
+    ),
+    "integer dones": step(
+        done=np.array([1, 0]), next_obs=np.full((2, 2), 3), info=final_obs([9, 250])
+    ),
+    "int rewards": step(reward=np.array([3, -2])),
+}
+REFUSED = {
+    "fractional observations": step(obs=np.full((2, 2), 7.5)),
+    "int64 300 into uint8": step(next_obs=np.array([[300, -1], [0, 0]], np.int64)),
+    "NaN observations": step(obs=np.full((2, 2), np.nan)),
+    "fractional actions": step(action=np.array([0.5, 1.0])),
+    "done 0.5": step(done=np.array([0.5, 0.0])),
+    "done 2": step(done=np.array([2, 0])),
+    "SAME_STEP final observations 1.7, 300.9": step(done=ENDED, info=final_obs([1.7, 300.9])),
+    "SAME_STEP int64 300, -1": step(done=ENDED, info=final_obs(np.array([300, -1], np.int64))),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+@pytest.mark.parametrize("batched", [False, True], ids=["add_trajectory", "add_batch"])
+def test_exact_casts_are_stored_on_every_path(name, batched):
+    args = ACCEPTED[name]
+    for buffer in cast_buffers():
+        add(buffer, args, batched)
+        batch = buffer.all()
+        want_next = args[3] if not args[4][0] else [[9, 250], [3, 3]]
+        np.testing.assert_array_equal(batch.observations[:, 0], args[0])
+        np.testing.assert_array_equal(batch.next_observations[:, 0], want_next)
+        np.testing.assert_array_equal(batch.actions[:, 0, 0], args[1])
+        np.testing.assert_array_equal(batch.dones[:, 0, 0], args[4])
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+@pytest.mark.parametrize("batched", [False, True], ids=["add_trajectory", "add_batch"])
+def test_inexact_casts_are_refused_on_every_path_and_nothing_is_written(name, batched):
+    messages = []
+    for buffer in cast_buffers():
+        before = buffer._packed.packed.copy()
+        with pytest.raises(TypeError, match="expected values castable to") as error:
+            add(buffer, REFUSED[name], batched)
+        messages.append(str(error.value))
+        np.testing.assert_array_equal(buffer._packed.packed, before)
+        assert len(buffer) == 0
+    assert messages[0] == messages[1]
+
+
+def add(buffer, args, batched):
+    if not batched:
+        buffer.add_trajectory(*args)
+        return
+    *arrays, info = args
+    buffer.add_batch_trajectories(*(np.asarray(a)[None] for a in arrays), infos=[info])
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [(np.array([3.0, -1.0]), True), (np.array([300, 1]), False), (np.array([0.5, 1]), False)],
+)
+def test_extra_fields_follow_the_rule_on_both_paths(value, stored):
+    for buffer in cast_buffers(extra_fields={"option": ((), np.int8)}):
+        if stored:
+            buffer.add_trajectory(*step()[:-1], option=value)
+            np.testing.assert_array_equal(buffer.all().extras["option"][:, 0], value)
+        else:
+            with pytest.raises(TypeError, match="option: expected values castable to int8"):
+                buffer.add_trajectory(*step()[:-1], option=value)
+            assert len(buffer) == 0
+
+
+def test_multibinary_goals_given_as_floats():
+    from pearll.buffers import HERBuffer
+    from pearll.envs import BitFlippingEnv
+
+    env = BitFlippingEnv(n_bits=3)
+    buffer = HERBuffer(env, 8, seed=0)
+    obs = {k: np.array([0.0, 1.0, 1.0]) for k in ("observation", "achieved_goal", "desired_goal")}
+    buffer.add_trajectory(obs, 1, -1.0, obs, 0.0)
+    np.testing.assert_array_equal(buffer.all().observations["achieved_goal"], [[0, 1, 1]])
+    obs["desired_goal"] = np.array([0.0, 0.5, 1.0])
+    with pytest.raises(TypeError, match="desired_goal'\\]: expected values castable to int8"):
+        buffer.add_trajectory(obs, 1, -1.0, obs, False)
+
+
+class DictCastEnv:
+    """CastEnv with a Dict observation: a uint8 leaf and a nested int8 one."""
+
+    num_envs = 2
+    metadata: ClassVar[dict] = {"autoreset_mode": "same_step"}
+    single_observation_space = spaces.Dict(
+        {"u": spaces.Box(0, 255, (2,), np.uint8), "n": spaces.Dict({"i": spaces.Discrete(3)})}
+    )
+    single_action_space = spaces.Discrete(3)
+
+
+@pytest.mark.parametrize(
+    ("leaf", "stored"),
+    [
+        (np.full((2, 2), 7.0), True),
+        (np.full((2, 2), 7, np.uint8), True),
+        (np.full((2, 2), 7.5), False),
+        (np.full((2, 2), 300, np.int64), False),
+    ],
+)
+def test_dict_observation_leaves_follow_the_rule_on_both_paths(leaf, stored):
+    buffers = [ReplayBuffer(DictCastEnv(), 8, seed=0) for _ in range(2)]
+    buffers[1]._fast_writer = None
+    zeros = {"u": np.zeros((2, 2), np.uint8), "n": {"i": np.zeros(2, np.int64)}}
+    step_args = ({"u": leaf, "n": {"i": np.ones(2)}}, np.zeros(2, np.int64), np.zeros(2), zeros,
+                 np.zeros(2, bool), np.zeros(2, bool))  # fmt: skip
+    for buffer in buffers:
+        if stored:
+            buffer.add_trajectory(*step_args)
+            np.testing.assert_array_equal(buffer.all().observations["u"][:, 0], leaf)
+            np.testing.assert_array_equal(buffer.all().observations["n"]["i"][:, 0, 0], [1, 1])
+        else:
+            with pytest.raises(TypeError, match="observation\\['u'\\]: expected values castable"):
+                buffer.add_trajectory(*step_args)
+            assert len(buffer) == 0

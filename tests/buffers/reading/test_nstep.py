@@ -116,7 +116,7 @@ def test_discounts_shapes_and_torch_output():
     buffer = ReplayBuffer(env, 20, seed=0, n_step=2, gamma=0.99)
     Runner(env, buffer, ReferenceBuffer(3, 20, True)).add(10)
     assert buffer.sample(4).discounts.shape == (3, 4, 1)
-    assert buffer.sample(4, flatten_env=True).discounts.shape == (12, 1)
+    assert buffer.sample(4, flatten_env=True).discounts.shape == (4, 1)
     assert str(buffer.sample(4, dtype="torch").discounts.dtype) == "torch.float32"
 
 

@@ -96,7 +96,7 @@ def test_shapes_follow_the_env_axis_options():
     buffer, _, runner = build(3)
     runner.add(20)
     assert buffer.sample(5).observations.shape == (3, 5, 3)
-    assert buffer.sample(5, flatten_env=True).observations.shape == (15, 3)
+    assert buffer.sample(5, flatten_env=True).observations.shape == (5, 3)
     single, _, runner = build(None)
     runner.add(20)
     assert single.sample(5).rewards.shape == (5, 1)

@@ -139,8 +139,8 @@ def random_action(rng, space, lead, single):
     if single and space.shape == () and rng.random() < 0.5:
         return int(action)  # a Python int, as a policy often gives
     dtypes = [np.int8, np.int16, np.int64, np.uint8, np.uint64]
-    if rng.random() < 0.05:
-        dtypes = [np.float64]  # refused for integer spaces by both paths
+    if rng.random() < 0.1:  # floats: exact integers are stored, fractions refused, by both
+        return action.astype(np.float64) + (rng.random() < 0.5) * 0.25
     return action.astype(rng.choice(dtypes))
 
 
@@ -168,6 +168,11 @@ def test_both_paths_agree_on_every_space_and_input_dtype(
                          for _ in range(2))  # fmt: skip
         if obs_dtype == np.float32 and rng.random() < 0.3:
             next_obs = next_obs.astype(np.float64)  # cast on the way in, by both paths
+        form = rng.integers(5)
+        if form == 0:  # exact integers as floats, or (one time in two) a fraction
+            obs = obs.astype(np.float64) + (rng.random() < 0.5) * 0.5
+        elif form == 1:  # int64, in the field's range or (for uint8) maybe past it
+            next_obs = next_obs.astype(np.int64) + (rng.random() < 0.5) * 250
         action = random_action(rng, action_space, lead, single)
         reward = float(rng.normal()) if single else rng.normal(size=lead)
         done, trunc = (rng.random(lead or None) < 0.2 for _ in range(2))
@@ -227,24 +232,33 @@ def test_hot_path_writes_the_same_frames_depths_and_bookkeeping(
     assert_same_state(fast, general)
 
 
-EXTRA_FIELDS = {"log_prob": ((), np.float32), "value": ((2,), np.float64), "index": ((), np.int32)}
+EXTRA_FIELDS = {
+    "log_prob": ((), np.float32),
+    "value": ((2,), np.float64),
+    "index": ((), np.int32),
+    "option": ((), np.int8),
+}
 
 
 def _extra_value(rng, dtype, shape):
     """A value for an extra field, in one of the forms callers pass (some of them wrong)."""
     values = rng.normal(size=shape) * 3
-    form = rng.integers(6)
+    form = rng.integers(7)
     if form == 0:
         return values.astype(dtype)  # exact
     if form == 1:
-        return values  # float64 (refused for an integer field)
+        return values  # float64 (refused for an integer field: fractions)
+    if form == 5:
+        return np.round(values) * (100 if rng.random() < 0.3 else 1)  # exact (or past int8)
     if form == 2:
         return values.astype(np.int16)  # castable for every field
     if form == 3 and shape == ():
         return np.float32(values) if np.dtype(dtype).kind == "f" else np.int8(values)
     if form == 4:
         return np.zeros((*shape, 2))  # wrong shape
-    return float(values.flat[0]) if shape == () else values.tolist()  # Python values
+    if form == 6:
+        return float(values.flat[0]) if shape == () else values.tolist()  # Python values
+    return values.astype(dtype)
 
 
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, RolloutBuffer, PrioritizedReplayBuffer])
@@ -312,7 +326,7 @@ def test_inputs_the_hot_path_declines_still_work(step, stored):
 def test_bad_action_on_the_hot_path_is_still_rejected():
     buffer = ReplayBuffer(gym.make("CartPole-v1"), 10)
     obs = np.zeros(4, np.float32)
-    for bad in (2, -1, 1.0, np.int64(5)):
+    for bad in (2, -1, 0.5, np.nan, np.int64(5), np.uint64(2**64 - 1)):
         with pytest.raises((ValueError, TypeError)):
             buffer.add_trajectory(obs, bad, 1.0, obs, False)
     assert len(buffer) == 0
@@ -335,3 +349,15 @@ def test_hot_path_writes_into_the_ring_that_replaced_the_old_one(tmp_path, num_e
     runner.buffer = RolloutBuffer.load(tmp_path / "ckpt", env=env)
     runner.add(1)
     assert len(runner.buffer) == 2 * (num_envs or 1)
+
+
+def test_the_kernel_is_compiled_at_the_first_add_not_at_construction():
+    # A buffer only loaded and sampled never compiles (or loads) the write kernel.
+    buffer = ReplayBuffer(gym.make("CartPole-v1"), 10)
+    writer = buffer._fast_writer
+    assert writer._write_step == writer._compile_write_step
+    obs = np.zeros(4, np.float32)
+    buffer.add_trajectory(obs, 1, 1.0, obs + 1, False)
+    assert writer._write_step != writer._compile_write_step and len(buffer) == 1
+    buffer.add_trajectory(obs + 1, 0, 1.0, obs + 2, False)
+    np.testing.assert_array_equal(buffer.all().next_observations[:, 0], [1.0, 2.0])

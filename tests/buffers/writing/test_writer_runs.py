@@ -44,7 +44,7 @@ def stacked(steps, i):
 @settings(max_examples=40, deadline=None)
 @given(
     kind=st.sampled_from(["box", "dict", "her"]),
-    capacity=st.integers(2, 25),
+    capacity=st.integers(3, 25),
     count=st.integers(1, 8),
     per_batch=st.integers(1, 4),
     min_run=st.sampled_from([1, 2, 32]),
