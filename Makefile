@@ -37,9 +37,12 @@ $(DEMO_STAMP): pyproject.toml constraints.txt
 	$(DEMO_VENV)/bin/pip install -c constraints.txt torch==2.13.0 -e ".[demo]"
 	touch $(DEMO_STAMP)
 
-demo:
-	@if [ -f $(STAMP) ]; then $(BIN)/python -m pearll.demo; \
-	else $(MAKE) --no-print-directory $(DEMO_STAMP) && $(DEMO_VENV)/bin/python -m pearll.demo; fi
+# .venv if `make test` built it, else the demo's own venv.
+DEMO_NEEDS := $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
+DEMO_PYTHON := $(if $(wildcard $(STAMP)),$(BIN),$(DEMO_VENV)/bin)/python
+
+demo: $(DEMO_NEEDS)
+	$(DEMO_PYTHON) -m pearll.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
