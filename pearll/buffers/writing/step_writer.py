@@ -309,6 +309,8 @@ class StepWriter:
                 self._control[kernel.REPORT] = 1
                 self._reporting = True
         result = self._write_step(self._control)
+        if result == NEEDS_FINAL_OBS and self._stages_arrays:
+            result = self._write_with_final_rows(done, trunc, info)
         if result < 0:  # nothing was written
             writer.unfinished = False
             if result == NEEDS_FINAL_OBS:  # staged again, with the final observations
@@ -320,11 +322,43 @@ class StepWriter:
             writer.unfinished = False
         return True
 
+    def _write_with_final_rows(self, done: Any, trunc: Any, info: Any) -> int:
+        """Array observations of a SAME_STEP step that ended an episode (the kernel declined
+        it, writing nothing): the final observations from ``info`` staged over the ended
+        sub-envs' next observations, and the kernel run again. Returns its result, or
+        ACTION_OUT_OF_RANGE (any negative: left to the general path) if ``info`` is unusual."""
+        ended = np.logical_or(done, trunc)
+        if info.__class__ is not dict:
+            return kernel.ACTION_OUT_OF_RANGE
+        mask, final = info.get("_final_obs"), info.get("final_obs")
+        if not (mask.__class__ is ndarray and mask.dtype == np.bool_
+                and mask.shape == self._lead and final is not None):  # fmt: skip
+            return kernel.ACTION_OUT_OF_RANGE
+        if (ended & ~mask).any():
+            return kernel.ACTION_OUT_OF_RANGE  # the general path's error
+        staged_next, row_shape, dtypes = self._staged[1], self._obs_shape[1:], self._obs_dtypes
+        try:
+            for i in np.flatnonzero(mask):
+                row = final[i]
+                if not (row.__class__ is ndarray and row.shape == row_shape
+                        and row.dtype in dtypes):  # fmt: skip
+                    return kernel.ACTION_OUT_OF_RANGE
+                staged_next[i] = row
+        except (TypeError, IndexError, KeyError, ValueError):  # malformed: the general path
+            return kernel.ACTION_OUT_OF_RANGE
+        control = self._control
+        control[kernel.SAME_STEP] = 0
+        try:
+            return self._write_step(control)
+        finally:
+            control[kernel.SAME_STEP] = 1
+
     def _write_final_observations(
         self, obs, action, reward, next_obs, done, trunc, extras, info
     ) -> bool:
-        """A SAME_STEP step that ended an episode (the kernel declined it, writing nothing):
-        staged again with the final observations from ``info`` as next observations."""
+        """A SAME_STEP step of Dict or frame-stacked observations that ended an episode (the
+        kernel declined it, writing nothing): staged again with the final observations from
+        ``info`` as next observations."""
         ended = np.logical_or(done, trunc).reshape(len(self._stage))
         true_next = with_final_observations(next_obs, info, ended)
         if true_next is None:
