@@ -64,6 +64,13 @@ class EpisodeIndex:
         self.final_row[slots, end_env] = absolute[end_t, end_env] + 1
         self.written += plan.advance
 
+    def end(self, envs: np.ndarray) -> None:
+        """End the running episodes of ``envs`` at their pending observation, which becomes
+        their final one; the next episode starts one row later (``ReplayBuffer.end_episodes``)."""
+        self.final_row[self.current[envs] % self.capacity, envs] = self.written[envs]
+        self.current[envs] += 1
+        self.written[envs] += 1
+
     def extents(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Absolute rows around the transitions in ring rows ``rows`` ``(E, B)``.
 

@@ -132,6 +132,9 @@ class HERBuffer(ReplayBuffer):
         super()._write(plan, steps)
         self._episodes.record(plan)
 
+    def _episodes_ended(self, envs: np.ndarray) -> None:
+        self._episodes.end(envs)
+
     @locked
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"

@@ -9,6 +9,7 @@ import numpy as np
 from pearll.buffers.base import locked
 from pearll.buffers.nstep import nstep_returns
 from pearll.buffers.output import convert
+from pearll.buffers.ring import WritePlan
 from pearll.buffers.ring_buffer import READ_FIELDS, RingBuffer, _check_batch_size, env_column
 from pearll.buffers.uniform_draw import draw_pairs
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -100,6 +101,48 @@ class ReplayBuffer(RingBuffer):
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
         rows = self._ring.uniform_rows(self.rng, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
+
+    @locked
+    def end_episodes(self, envs: Any = None) -> np.ndarray:
+        """End each running episode of sub-envs ``envs`` (default: all) at its newest step.
+
+        For a caller whose next step does not follow on from the last one (an env restarted
+        mid-episode, a buffer loaded into another run): the newest step becomes the episode's
+        last, truncated (it bootstraps from its stored next observation), so the next step
+        starts a new episode instead of being taken as the continuation. Sub-envs whose last
+        step already ended an episode, or that hold nothing, are left as they are. Costs one row
+        per episode ended, like any episode end. Returns the sub-envs whose episode it ended.
+        """
+        ring = self._ring
+        chosen = np.arange(self.num_envs) if envs is None else np.asarray(envs, dtype=np.int64)
+        outside = (chosen < 0) | (chosen >= self.num_envs)
+        if chosen.ndim != 1 or outside.any():
+            raise ValueError(
+                f"envs: expected sub-env indices in [0, {self.num_envs}), got {envs!r}"
+            )
+        chosen = np.unique(chosen)
+        running = chosen[~ring.prev_ended[chosen] & (ring.size[chosen] > 0)]
+        if not len(running):
+            return running
+        newest = (ring.pos[running] - 1) % self.buffer_size
+        self._storage["truncateds"][newest, running] = True
+        if self._frames is not None:
+            self._frames.episode_step[running] = 0
+        self._episodes_ended(running)
+        # The row after the pending observation becomes the next episode's first row.
+        advance = np.zeros(self.num_envs, dtype=np.int64)
+        advance[running] = 1
+        ended_last = ring.prev_ended.copy()
+        ended_last[running] = True
+        none = np.zeros(0, dtype=np.int64)
+        flags = np.zeros((0, self.num_envs), dtype=bool)
+        plan = WritePlan(none, none, none, none, none, none, advance, ended_last, flags, flags)
+        passed_rows, passed_envs = ring.commit(plan)
+        self._on_written(none, none, passed_rows, passed_envs)
+        return running
+
+    def _episodes_ended(self, envs: np.ndarray) -> None:
+        """Hook: ``end_episodes`` is about to end the running episodes of ``envs``."""
 
     def _package_pairs(
         self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType
