@@ -119,3 +119,39 @@ def stacked_env(num_envs, mode=MODES[0], padding="reset", **kwargs):
         return make()
     fns = [lambda i=i: make(i) for i in range(num_envs)]
     return SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def sb3_vec_env(num_envs: int, **kwargs):
+    """An SB3 DummyVecEnv of TaggedEnvs (tags 0..num_envs-1): SB3 sets ``terminal_observation``
+    and ``TimeLimit.truncated`` in infos, as the buffers under SB3 receive them."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    return DummyVecEnv([lambda i=i: TaggedEnv(tag=i, **kwargs) for i in range(num_envs)])
+
+
+def sb3_steps(venv, num_steps: int, seed: int = 0):
+    """``num_steps`` random steps of ``venv`` as SB3's ``_store_transition`` passes them to
+    ``replay_buffer.add``: ``(obs, next_obs, action, reward, done, infos)`` with the true final
+    observation in ``next_obs`` where an episode ended."""
+    import copy
+
+    rng = np.random.default_rng(seed)
+    obs = venv.reset()
+    for _ in range(num_steps):
+        action = np.array([venv.action_space.sample() for _ in range(venv.num_envs)])
+        action = (
+            rng.integers(0, venv.action_space.n, venv.num_envs)
+            if hasattr(venv.action_space, "n")
+            else action
+        )
+        new_obs, reward, done, infos = venv.step(action)
+        next_obs = copy.deepcopy(new_obs)
+        for i, ended in enumerate(done):
+            if ended and infos[i].get("terminal_observation") is not None:
+                if isinstance(next_obs, dict):
+                    for key in next_obs:
+                        next_obs[key][i] = infos[i]["terminal_observation"][key]
+                else:
+                    next_obs[i] = infos[i]["terminal_observation"]
+        yield obs, next_obs, action, reward, done, infos
+        obs = new_obs
