@@ -9,6 +9,15 @@ Each class subclasses SB3's own and takes SB3's constructor arguments, so it can
     model = DQN("MlpPolicy", "CartPole-v1", replay_buffer_class=ReplayBuffer)
 """
 
+from pearll.sb3.dqn import PrioritizedDQN
+from pearll.sb3.prioritized import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from pearll.sb3.replay import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 
-__all__ = ["DictReplayBuffer", "NStepReplayBuffer", "ReplayBuffer"]
+__all__ = [
+    "DictReplayBuffer",
+    "NStepReplayBuffer",
+    "PrioritizedDQN",
+    "PrioritizedReplayBuffer",
+    "PrioritizedReplayBufferSamples",
+    "ReplayBuffer",
+]
