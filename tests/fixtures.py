@@ -155,3 +155,49 @@ def sb3_steps(venv, num_steps: int, seed: int = 0):
                     next_obs[i] = infos[i]["terminal_observation"]
         yield obs, next_obs, action, reward, done, infos
         obs = new_obs
+
+
+class GoalTaggedEnv(gym.Env):
+    """A goal env whose achieved goal is ``[episode, step]``: a relabelled goal says which step
+    of which episode it came from. The desired goal is ``[episode, -1]`` (never achieved);
+    ``compute_reward`` is 0 where the goals match, else -1. Episodes last 2..``max_len`` steps
+    and end by termination or truncation, from a seeded schedule."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, max_len: int = 6):
+        box = spaces.Box(-1e6, 1e6, (2,), np.float32)
+        self.observation_space = spaces.Dict(
+            {"observation": box, "achieved_goal": box, "desired_goal": box}
+        )
+        self.action_space = spaces.Discrete(2)
+        self.max_len, self.episode = max_len, -1
+        self.schedule = np.random.default_rng(0)
+
+    def _obs(self):
+        where = np.array([self.episode, self.t], np.float32)
+        goal = np.array([self.episode, -1], np.float32)
+        return {"observation": where, "achieved_goal": where.copy(), "desired_goal": goal}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        self.length = int(self.schedule.integers(2, self.max_len + 1))
+        self.terminates = bool(self.schedule.random() < 0.5)
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        ended = self.t >= self.length
+        return self._obs(), -1.0, ended and self.terminates, ended and not self.terminates, {}
+
+    def compute_reward(self, achieved_goal, desired_goal, info):
+        return (
+            -(np.asarray(achieved_goal) != np.asarray(desired_goal)).any(axis=-1).astype(np.float32)
+        )
+
+
+def sb3_goal_vec_env(num_envs: int = 1, **kwargs):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    return DummyVecEnv([lambda: GoalTaggedEnv(**kwargs) for _ in range(num_envs)])

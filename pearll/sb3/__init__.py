@@ -10,11 +10,13 @@ Each class subclasses SB3's own and takes SB3's constructor arguments, so it can
 """
 
 from pearll.sb3.dqn import PrioritizedDQN
+from pearll.sb3.her import HerReplayBuffer
 from pearll.sb3.prioritized import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from pearll.sb3.replay import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 
 __all__ = [
     "DictReplayBuffer",
+    "HerReplayBuffer",
     "NStepReplayBuffer",
     "PrioritizedDQN",
     "PrioritizedReplayBuffer",
