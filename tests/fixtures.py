@@ -201,3 +201,36 @@ def sb3_goal_vec_env(num_envs: int = 1, **kwargs):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     return DummyVecEnv([lambda: GoalTaggedEnv(**kwargs) for _ in range(num_envs)])
+
+
+class ImageEnv(gym.Env):
+    """uint8 images of ``shape`` whose first pixels encode (episode, step) and the rest are
+    seeded noise; Discrete(2) actions; random episode ends, half of them truncations. For
+    SB3's ``VecFrameStack`` (channels last by default, ``channels_first`` for (C, H, W))."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, shape=(6, 5, 1), max_len: int = 7, channels_first: bool = False):
+        self.shape = (shape[2], shape[0], shape[1]) if channels_first else tuple(shape)
+        self.observation_space = spaces.Box(0, 255, self.shape, np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self.max_len, self.episode = max_len, -1
+        self.schedule = np.random.default_rng(1)
+
+    def _image(self):
+        image = self.schedule.integers(0, 256, self.shape, dtype=np.uint8)
+        flat = image.reshape(-1)
+        flat[:2] = (self.episode % 250 + 1, self.t + 1)
+        return image
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        self.length = int(self.schedule.integers(1, self.max_len + 1))
+        return self._image(), {}
+
+    def step(self, action):
+        self.t += 1
+        ended = self.t >= self.length
+        terminated = ended and self.t % 2 == 0
+        return self._image(), 1.0, terminated, ended and not terminated, {}
