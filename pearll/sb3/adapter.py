@@ -37,7 +37,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import BaseBuffer as SB3BaseBuffer
 
-from pearll.sb3.layout import Layout, SpacesOnly, copy_tree, rows_differ
+from pearll.sb3.layout import Layout, SpacesOnly, rows_differ
 
 
 class PearllAdapter:
@@ -94,8 +94,14 @@ class PearllAdapter:
     def _reset_adapter_state(self) -> None:
         self.pos, self.full = 0, False
         self.dones = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
-        self._last_next_obs: Any = None
+        # The newest step's next observations and done flags as bytes (cheaper to keep and to
+        # compare than arrays): what the next step must continue, and what SB3 may overwrite.
+        self._last_next_bytes: Any = None
+        self._last_done_bytes = b""
         self._episode_over = np.ones(self.n_envs, dtype=bool)  # no episode running yet
+        self._any_running = False
+        self._no_timeouts = np.zeros(self.n_envs, dtype=bool)
+        self._lead = (self.n_envs,)
         self._warned_restart = False
 
     # --- SB3's bookkeeping -------------------------------------------------------------------
@@ -115,6 +121,7 @@ class PearllAdapter:
         """
         ended = self.pearll_buffer.end_episodes(envs)
         self._episode_over[ended] = True
+        self._any_running = not self._episode_over.all()
         return ended
 
     # --- adding ------------------------------------------------------------------------------
@@ -129,62 +136,87 @@ class PearllAdapter:
         infos: list[dict[str, Any]],
     ) -> None:
         """Store one VecEnv step (see the module docstring for done, timeouts and restarts)."""
+        # Called once per env step: every line here is on SB3's hot path.
         n_envs, layout = self.n_envs, self.layout
         obs_in = layout.observations_in(obs, n_envs)
         next_in = layout.observations_in(next_obs, n_envs)
         action_in = layout.actions_in(action, n_envs)
-        reward = np.asarray(reward, dtype=np.float32).reshape(n_envs)
-        done = np.asarray(done).reshape(n_envs).astype(bool)
+        lead = self._lead
+        if not (reward.__class__ is np.ndarray and reward.shape == lead
+                and reward.dtype == np.float32):  # fmt: skip
+            reward = np.asarray(reward, dtype=np.float32).reshape(n_envs)
+        if done.__class__ is np.ndarray and done.shape == lead and done.dtype == np.bool_:
+            done = done.copy()  # kept as _episode_over
+        else:
+            done = np.array(done, dtype=bool).reshape(n_envs)
         if len(infos) != n_envs:
             raise ValueError(f"infos: expected {n_envs} dicts (one per sub-env), got {len(infos)}")
-        if self.handle_timeout_termination:
+        timeout = self._no_timeouts
+        if self.handle_timeout_termination and np.count_nonzero(done):
             timeout = done & np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos])
-        else:
-            timeout = np.zeros(n_envs, dtype=bool)
-        restarted = self._restarted(obs_in)
+        restarted = self._restarted(obs_in) if self._any_running else None
         if layout.frame_stack is not None:
-            self._check_stacks(obs_in, next_in, self._episode_over | restarted)
-        if restarted.any():
+            starting = self._episode_over if restarted is None else self._episode_over | restarted
+            self._check_stacks(obs_in, next_in, starting)
+        if restarted is not None and np.count_nonzero(restarted):
             self.end_episodes(np.flatnonzero(restarted))
-        self._add_step(obs_in, action_in, reward, next_in, done & ~timeout, timeout, infos)
-        self.dones[self.pos] = done
-        self._last_next_obs = copy_tree(next_in)
-        self._episode_over = done.copy()
+        terminated = done & ~timeout if timeout is not self._no_timeouts else done
+        self._add_step(obs_in, action_in, reward, next_in, terminated, timeout, infos)
+        row = self.dones[self.pos]
+        row[...] = done
+        self._last_done_bytes = row.tobytes()
+        self._last_next_bytes = _as_bytes(next_in)
+        self._episode_over = done
+        self._any_running = np.count_nonzero(done) < n_envs
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
 
     def _add_step(self, obs, action, reward, next_obs, terminated, truncated, infos) -> None:
+        if self.n_envs == 1:  # a single env for pearll: scalars, no env axis
+            obs, next_obs = _first(obs), _first(next_obs)
+            action, reward, terminated, truncated = (
+                action[0],
+                reward[0],
+                terminated[0],
+                truncated[0],
+            )
         self.pearll_buffer.add_trajectory(obs, action, reward, next_obs, terminated, truncated)
 
-    def _restarted(self, obs: Any) -> np.ndarray:
-        """``(n_envs,)`` running episodes that ``obs`` does not continue."""
-        running = ~self._episode_over
-        if not running.any():
-            return running
+    def _restarted(self, obs: Any) -> np.ndarray | None:
+        """``(n_envs,)`` running episodes that ``obs`` does not continue (None: none)."""
         # SB3 marks the newest step done by writing dones[pos - 1] = True (second learn()).
-        marked = self.dones[(self.pos - 1) % self.buffer_size] != 0
-        return running & (marked | rows_differ(obs, self._last_next_obs))
+        newest = self.dones[(self.pos - 1) % self.buffer_size]
+        marked = newest.tobytes() != self._last_done_bytes
+        if not marked and _as_bytes(obs) == self._last_next_bytes:
+            return None  # the common case: every sub-env continues
+        last = _from_bytes(self._last_next_bytes, obs)
+        return ~self._episode_over & ((newest != 0) | rows_differ(obs, last))
 
     def _check_stacks(self, obs: np.ndarray, next_obs: np.ndarray, starting: np.ndarray) -> None:
-        layout = self.layout
-        shifted = layout.stacks_shift(obs, next_obs)
-        if not shifted.all():
+        """Raise if a next stack is not its stack shifted by a frame (a wrong channels_order);
+        warn once if an episode starts with a stack that is not zero-padded (see below)."""
+        layout, n_envs = self.layout, self.n_envs
+        # Byte compares: no temporaries the size of a stack.
+        unshifted = [e for e in range(n_envs) if next_obs[e, :-1].tobytes() != obs[e, 1:].tobytes()]
+        if unshifted:
             raise ValueError(
                 f"frame_stack={layout.frame_stack}, channels_order={layout.channels_order!r}: "
-                f"the next observations of sub-envs {np.flatnonzero(~shifted).tolist()} are not "
-                "their observations shifted by one frame along that axis; give the "
-                "channels_order of the observations the buffer receives (a CNN policy's "
-                "VecTransposeImage makes them 'first')"
+                f"the next observations of sub-envs {unshifted} are not their observations "
+                "shifted by one frame along that axis; give the channels_order of the "
+                "observations the buffer receives (a CNN policy's VecTransposeImage makes "
+                "them 'first')"
             )
-        mid_stack = starting & ~layout.padded_start(obs)
-        if mid_stack.any() and not self._warned_restart:
+        if self._warned_restart or not np.count_nonzero(starting):
+            return
+        mid_stack = [e for e in np.flatnonzero(starting) if np.count_nonzero(obs[e, :-1])]
+        if mid_stack:
             self._warned_restart = True
             warnings.warn(
-                f"sub-envs {np.flatnonzero(mid_stack).tolist()} start an episode with a stack "
-                "whose older frames are not zero (a restart mid-episode, e.g. a buffer loaded "
-                "into a later run): the buffer holds no frames from before its first step, so "
-                "the first stacks of that episode come back zero-padded",
+                f"sub-envs {mid_stack} start an episode with a stack whose older frames are not "
+                "zero (a restart mid-episode, e.g. a buffer loaded into a later run): the "
+                "buffer holds no frames from before its first step, so the first stacks of "
+                "that episode come back zero-padded",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -230,6 +262,26 @@ class PearllAdapter:
         raise NotImplementedError(
             f"{type(self).__name__} draws its own rows: call sample(batch_size, env)"
         )
+
+
+def _first(value: Any) -> Any:
+    """Sub-env 0's entry of an array or a dict of arrays."""
+    if isinstance(value, dict):
+        return {key: leaf[0] for key, leaf in value.items()}
+    return value[0]
+
+
+def _as_bytes(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(_as_bytes(leaf) for leaf in value.values())
+    return value.tobytes()
+
+
+def _from_bytes(data: Any, like: Any) -> Any:
+    """Arrays shaped as ``like`` from what :func:`_as_bytes` made of such arrays."""
+    if isinstance(like, dict):
+        return {key: _from_bytes(part, like[key]) for key, part in zip(like, data, strict=True)}
+    return np.frombuffer(data, dtype=like.dtype).reshape(like.shape)
 
 
 def _take(record: Any, pick: np.ndarray) -> Any:

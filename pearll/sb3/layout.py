@@ -25,17 +25,18 @@ from gymnasium.vector import AutoresetMode
 
 
 class SpacesOnly:
-    """What a pearll buffer reads from a vector env: spaces, sub-env count, autoreset mode.
+    """What a pearll buffer reads from an env: spaces, sub-env count, autoreset mode.
 
     SB3 steps its VecEnv itself and gives the buffer each step with the true final observation
     substituted, and the next episode's first observation as the next step's ``obs``: pearll's
-    DISABLED mode.
+    DISABLED mode. One sub-env is presented as a single env (pearll's fastest add path).
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, n_envs: int):
-        self.single_observation_space = observation_space
-        self.single_action_space = action_space
-        self.num_envs = n_envs
+        self.observation_space = self.single_observation_space = observation_space
+        self.action_space = self.single_action_space = action_space
+        if n_envs > 1:
+            self.num_envs = n_envs
         self.metadata = {"autoreset_mode": AutoresetMode.DISABLED}
 
 
@@ -56,6 +57,10 @@ class Layout:
         self.channels_order: str | None = None
         self.stored_observation_space = observation_space
         self._shape = getattr(observation_space, "shape", None)
+        self._obs_dict = isinstance(observation_space, spaces.Dict)
+        self._stored_obs_shape = () if self._obs_dict else _stored_shape(observation_space)
+        self._discrete_action = isinstance(self.stored_action_space, spaces.Discrete)
+        self._action_shape = _stored_shape(self.stored_action_space)
         if self.frame_stack is not None:
             self._setup_frames(observation_space, channels_order)
         elif channels_order is not None:
@@ -92,6 +97,7 @@ class Layout:
         self.stored_observation_space = spaces.Box(
             low, high, (k, *self.frame_shape), dtype=space.dtype
         )
+        self._stored_obs_shape = (k, *self.frame_shape)
         # SB3's VecFrameStack pads episode starts with zeros.
         self.padding = np.zeros(self.frame_shape, dtype=space.dtype)
 
@@ -103,11 +109,13 @@ class Layout:
 
     def observations_in(self, obs: Any, n_envs: int) -> Any:
         """SB3's ``(n_envs, ...)`` observations as the pearll buffer stores them."""
-        if isinstance(self.observation_space, spaces.Dict):
+        if self._obs_dict:
             return {
                 key: _reshape_leaf(np.asarray(obs[key]), sub, n_envs)
                 for key, sub in self.observation_space.spaces.items()
             }
+        if obs.__class__ is np.ndarray and obs.shape == (n_envs, *self._stored_obs_shape):
+            return obs  # already as stored (plain Box spaces; one-channel "first" stacks)
         array = _reshape_leaf(np.asarray(obs), self.observation_space, n_envs)
         if self.frame_stack is None:
             return array
@@ -121,8 +129,9 @@ class Layout:
 
     def actions_in(self, action: Any, n_envs: int) -> np.ndarray:
         """SB3's actions ``(n_envs, action_dim)`` (or ``(n_envs,)``) for the pearll buffer."""
-        shape = _stored_shape(self.stored_action_space)
-        return np.asarray(action).reshape(n_envs, *shape)
+        if self._discrete_action:
+            return np.asarray(action).reshape(n_envs)  # the (E,) that pearll's hot path takes
+        return np.asarray(action).reshape(n_envs, *self._action_shape)
 
     # --- pearll -> SB3 ------------------------------------------------------------------------
 
@@ -137,20 +146,6 @@ class Layout:
         stacks = obs.reshape(batch, self.frame_stack, height, width, self.channels)
         return np.moveaxis(stacks, 1, 3).reshape(batch, *self._shape)
 
-    # --- checks -------------------------------------------------------------------------------
-
-    def stacks_shift(self, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
-        """``(n_envs,)`` whether each next stack is its stack shifted by one frame (stored
-        layout), as VecFrameStack makes them; False means the axes are not what was declared."""
-        n_envs = len(obs)
-        older = next_obs[:, :-1].reshape(n_envs, -1)
-        newer = obs[:, 1:].reshape(n_envs, -1)
-        return (older == newer).all(axis=1)
-
-    def padded_start(self, obs: np.ndarray) -> np.ndarray:
-        """``(n_envs,)`` whether each stack is an episode start: all but its newest frame zero."""
-        return ~obs[:, :-1].reshape(len(obs), -1).any(axis=1)
-
 
 def rows_differ(a: Any, b: Any) -> np.ndarray:
     """``(n_envs,)`` whether the per-sub-env values of ``a`` and ``b`` differ in any byte."""
@@ -160,12 +155,6 @@ def rows_differ(a: Any, b: Any) -> np.ndarray:
     left = np.ascontiguousarray(a).view(np.uint8).reshape(n_envs, -1)
     right = np.ascontiguousarray(b).view(np.uint8).reshape(n_envs, -1)
     return (left != right).any(axis=1)
-
-
-def copy_tree(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: copy_tree(leaf) for key, leaf in value.items()}
-    return np.array(value, copy=True)
 
 
 def _reshape_leaf(array: np.ndarray, space: spaces.Space, n_envs: int) -> np.ndarray:
