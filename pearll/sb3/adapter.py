@@ -11,9 +11,10 @@ Semantics (SB3's, except where pearll's layout is exact and SB3's is not):
   array costs a row per episode end, so its ring has ``ceil(per_env / min_episode_length) + 1``
   spare rows (``min_episode_length=1``: any episode lengths; more rows can then be held).
 - ``pos`` and ``full`` count adds as SB3's do; ``size()`` is the smallest number of transitions a
-  sub-env holds; ``dones`` is an SB3-shaped ``(per_env, n_envs)`` float32 array of the done flags
-  as added, and writing True at the newest position (SB3 does, on a second ``learn()``) ends
-  that episode there.
+  sub-env holds; ``dones`` is an SB3-shaped ``(per_env, n_envs)`` float32 array that is there to
+  be written: True at the newest position (SB3 writes ``dones[pos - 1] = True`` on a second
+  ``learn()`` with ``optimize_memory_usage``) ends that episode there, at the next ``add``. It
+  reads as zeros otherwise; the stored done flags are in ``pearll_buffer``.
 - ``add``: ``done`` with ``infos[i]["TimeLimit.truncated"]`` is a truncation (it bootstraps from
   the true final observation, which SB3 has put in ``next_obs``); with
   ``handle_timeout_termination=False`` every done is a termination, as in SB3. A step whose
@@ -93,13 +94,17 @@ class PearllAdapter:
 
     def _reset_adapter_state(self) -> None:
         self.pos, self.full = 0, False
+        # SB3's `dones`, for what SB3 writes into it: True at the newest position ends that
+        # episode (read at the next add, then cleared). The done flags live in pearll's buffer.
         self.dones = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
-        # The newest step's next observations and done flags as bytes (cheaper to keep and to
-        # compare than arrays): what the next step must continue, and what SB3 may overwrite.
+        self._zero_row_bytes = self.dones[0].tobytes()
+        # The newest step's next observations as bytes (cheaper to keep and to compare than
+        # arrays): what the next step must continue.
         self._last_next_bytes: Any = None
-        self._last_done_bytes = b""
         self._episode_over = np.ones(self.n_envs, dtype=bool)  # no episode running yet
         self._any_running = False
+        self._no_done_bytes = np.zeros(self.n_envs, dtype=bool).tobytes()
+        self._all_done_bytes = np.ones(self.n_envs, dtype=bool).tobytes()
         self._no_timeouts = np.zeros(self.n_envs, dtype=bool)
         self._lead = (self.n_envs,)
         self._warned_restart = False
@@ -151,8 +156,9 @@ class PearllAdapter:
             done = np.array(done, dtype=bool).reshape(n_envs)
         if len(infos) != n_envs:
             raise ValueError(f"infos: expected {n_envs} dicts (one per sub-env), got {len(infos)}")
+        done_bytes = done.tobytes()  # cheaper than a numpy reduction on a few flags
         timeout = self._no_timeouts
-        if self.handle_timeout_termination and np.count_nonzero(done):
+        if self.handle_timeout_termination and done_bytes != self._no_done_bytes:
             timeout = done & np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos])
         restarted = self._restarted(obs_in) if self._any_running else None
         if layout.frame_stack is not None:
@@ -162,12 +168,9 @@ class PearllAdapter:
             self.end_episodes(np.flatnonzero(restarted))
         terminated = done & ~timeout if timeout is not self._no_timeouts else done
         self._add_step(obs_in, action_in, reward, next_in, terminated, timeout, infos)
-        row = self.dones[self.pos]
-        row[...] = done
-        self._last_done_bytes = row.tobytes()
         self._last_next_bytes = _as_bytes(next_in)
         self._episode_over = done
-        self._any_running = np.count_nonzero(done) < n_envs
+        self._any_running = done_bytes != self._all_done_bytes
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
@@ -186,12 +189,14 @@ class PearllAdapter:
     def _restarted(self, obs: Any) -> np.ndarray | None:
         """``(n_envs,)`` running episodes that ``obs`` does not continue (None: none)."""
         # SB3 marks the newest step done by writing dones[pos - 1] = True (second learn()).
-        newest = self.dones[(self.pos - 1) % self.buffer_size]
-        marked = newest.tobytes() != self._last_done_bytes
+        newest = self.dones[self.pos - 1]  # pos 0: the last row, as SB3's (pos - 1) % size
+        marked = newest.tobytes() != self._zero_row_bytes
         if not marked and _as_bytes(obs) == self._last_next_bytes:
             return None  # the common case: every sub-env continues
         last = _from_bytes(self._last_next_bytes, obs)
-        return ~self._episode_over & ((newest != 0) | rows_differ(obs, last))
+        restarted = ~self._episode_over & ((newest != 0) | rows_differ(obs, last))
+        newest[...] = 0
+        return restarted
 
     def _check_stacks(self, obs: np.ndarray, next_obs: np.ndarray, starting: np.ndarray) -> None:
         """Raise if a next stack is not its stack shifted by a frame (a wrong channels_order);
@@ -266,13 +271,13 @@ class PearllAdapter:
 
 def _first(value: Any) -> Any:
     """Sub-env 0's entry of an array or a dict of arrays."""
-    if isinstance(value, dict):
+    if value.__class__ is dict:
         return {key: leaf[0] for key, leaf in value.items()}
     return value[0]
 
 
 def _as_bytes(value: Any) -> Any:
-    if isinstance(value, dict):
+    if value.__class__ is dict:
         return tuple(_as_bytes(leaf) for leaf in value.values())
     return value.tobytes()
 

@@ -129,9 +129,14 @@ class Layout:
 
     def actions_in(self, action: Any, n_envs: int) -> np.ndarray:
         """SB3's actions ``(n_envs, action_dim)`` (or ``(n_envs,)``) for the pearll buffer."""
-        if self._discrete_action:
-            return np.asarray(action).reshape(n_envs)  # the (E,) that pearll's hot path takes
-        return np.asarray(action).reshape(n_envs, *self._action_shape)
+        if self._discrete_action:  # the (E,) that pearll's hot path takes
+            if action.__class__ is np.ndarray and action.shape == (n_envs,):
+                return action
+            return np.asarray(action).reshape(n_envs)
+        shape = (n_envs, *self._action_shape)
+        if action.__class__ is np.ndarray and action.shape == shape:
+            return action
+        return np.asarray(action).reshape(shape)
 
     # --- pearll -> SB3 ------------------------------------------------------------------------
 
