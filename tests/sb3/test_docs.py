@@ -18,3 +18,13 @@ def test_the_doc_has_python_blocks():
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_block_runs(index):
     exec(compile(BLOCKS[index], f"docs/sb3.md block {index}", "exec"), {})
+
+
+def test_the_readme_block_on_sb3_runs():
+    readme = DOC.parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+    ours = [block for block in blocks if "pearll.sb3" in block]
+    assert len(ours) == 1
+    namespace: dict = {}
+    exec(compile(ours[0], "README sb3 block", "exec"), namespace)
+    assert namespace["model"].replay_buffer.size() >= 300
