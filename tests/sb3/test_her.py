@@ -111,3 +111,19 @@ def test_dqn_with_her():
     model.learn(150)
     assert isinstance(model.replay_buffer, SB3HerReplayBuffer)
     assert model.replay_buffer.size() == model.num_timesteps >= 150
+
+
+def test_several_sub_envs():
+    venv = sb3_goal_vec_env(num_envs=3)
+    buffer = HerReplayBuffer(300, venv.observation_space, venv.action_space, venv, n_envs=3,
+                             device="cpu", seed=0, goal_selection_strategy="future")  # fmt: skip
+    lengths = feed([buffer], venv, 40)
+    samples = buffer.sample(90)
+    assert samples.rewards.shape == (90, 1)
+    # Sub-envs share episode numbers here, so check only what holds for all: a goal from a step
+    # after the sample's own, and rewards from compute_reward.
+    goal = samples.observations["desired_goal"].numpy()
+    relabelled = goal[:, 1] != -1
+    assert (goal[relabelled, 1] > samples.observations["observation"].numpy()[relabelled, 1]).all()
+    assert 0.7 < relabelled.mean() <= 0.8
+    assert lengths

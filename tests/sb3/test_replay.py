@@ -265,3 +265,21 @@ def test_dqn_takes_it_as_replay_buffer_class():
     model.learn(200)
     assert isinstance(model.replay_buffer, sb3_buffers.ReplayBuffer)
     assert model.replay_buffer.size() == 200
+
+
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_discrete_observations_come_back_as_sb3s(num_envs):
+    obs_space, act_space = spaces.Discrete(5), spaces.Discrete(2)
+    theirs = sb3_buffers.ReplayBuffer(20, obs_space, act_space, device="cpu", n_envs=num_envs)
+    ours = ReplayBuffer(20, obs_space, act_space, device="cpu", n_envs=num_envs, seed=0)
+    obs = np.arange(num_envs)
+    for buffer in (theirs, ours):
+        for step in range(3):
+            buffer.add(obs + step, obs + step + 1, np.zeros(num_envs, np.int64),
+                       np.ones(num_envs), np.zeros(num_envs), [{}] * num_envs)  # fmt: skip
+    a, b = theirs.sample(6), ours.sample(6)
+    assert (a.observations.shape, a.observations.dtype) == (
+        b.observations.shape,
+        b.observations.dtype,
+    )
+    assert th.all(b.next_observations == b.observations + 1)
