@@ -10,6 +10,9 @@ Tasks (hyperparameters from the RL Zoo where it has them):
 - ``sac``: SAC on Pendulum-v1, 10k steps, SB3's ReplayBuffer vs ``pearll.sb3.ReplayBuffer``.
 - ``her``: DQN on SB3's ``BitFlippingEnv`` with 15 bits, 40k steps, SB3's HerReplayBuffer vs
   ``pearll.sb3.HerReplayBuffer`` (k = 4, "future").
+- ``atari`` (needs ``ale-py`` and ``opencv-python-headless``, the ``bench`` extra): a short DQN
+  (CnnPolicy) run on Pong, 10k steps (one greedy episode), ``VecFrameStack(4)``; the RSS
+  growth per step shows what each buffer's transitions cost.
 
 Statistics: the mean return of all training episodes (the area under the learning curve), of
 the last 20 training episodes, and of greedy evaluation episodes at the end (for HER: the
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common import buffers as sb3_buffers
@@ -132,8 +136,39 @@ def runs(task: str, steps_scale: float):
                 make,
                 True,
             )
+    elif task == "atari":
+        steps = int(10_000 * steps_scale)
+        yield from atari_runs(steps)
     else:
         raise ValueError(f"unknown task {task!r}")
+
+
+def atari_runs(steps: int):
+    """DQN (CnnPolicy) on Pong with SB3's AtariWrapper and VecFrameStack(4): SB3's buffer in its
+    memory-saving configuration (which needs timeouts off) against ours (timeouts on)."""
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+
+    def make(seed):
+        return VecFrameStack(make_atari_env("PongNoFrameskip-v4", n_envs=1, seed=seed), 4)
+
+    common = {"buffer_size": 100_000, "learning_rate": 1e-4, "batch_size": 32,
+              "learning_starts": 1_000, "target_update_interval": 1_000, "train_freq": 4,
+              "exploration_fraction": 0.1, "exploration_final_eps": 0.01,
+              "optimize_memory_usage": True}  # fmt: skip
+    for label, buffer, kwargs in (
+        ("DQN, SB3 ReplayBuffer (optimize_memory_usage, timeouts off)",
+         sb3_buffers.ReplayBuffer, {"handle_timeout_termination": False}),
+        ("DQN, pearll.sb3.ReplayBuffer (frame_stack=4, timeouts on)", sb3.ReplayBuffer,
+         {"frame_stack": 4, "channels_order": "first", "min_episode_length": 100}),
+    ):  # fmt: skip
+        yield ("PongNoFrameskip-v4", label, lambda seed, b=buffer, k=kwargs: DQN(
+            "CnnPolicy", make(seed), seed=seed, device="cpu", replay_buffer_class=b,
+            replay_buffer_kwargs=k, **common), steps, make, False)  # fmt: skip
 
 
 def main() -> None:
@@ -150,20 +185,24 @@ def main() -> None:
              f"--seeds {' '.join(map(str, args.seeds))}{' --quick' if args.quick else ''}`. "
              "One torch thread, a shared 2-core machine (wall times move with its load).", "",
              "| env | run | seed | env steps | episodes | mean return, all training episodes "
-             "| mean return, last 20 | greedy eval (return, or success for HER) | wall s |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| mean return, last 20 | greedy eval (return, or success for HER) | wall s "
+             "| RSS growth per env step (bytes) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for task in args.tasks:
         for env_name, label, build, steps, make_env, success in runs(task, scale):
             for seed in args.seeds:
                 start = time.perf_counter()
                 model, episodes = build(seed), Episodes()
+                rss = psutil.Process().memory_info().rss
                 model.learn(steps, callback=episodes)
-                evaluation = greedy(model, make_env(seed + 1000), 100 if success else 10, success)
+                rss_per_step = (psutil.Process().memory_info().rss - rss) / steps
+                count = 100 if success else 1 if env_name.startswith("Pong") else 10
+                evaluation = greedy(model, make_env(seed + 1000), count, success)
                 seconds = time.perf_counter() - start
                 returns = episodes.returns
                 line = (f"| {env_name} | {label} | {seed} | {steps:,} | {len(returns)} "
                         f"| {np.mean(returns):.1f} | {np.mean(returns[-20:]):.1f} "
-                        f"| {evaluation:.2f} | {seconds:.0f} |")  # fmt: skip
+                        f"| {evaluation:.2f} | {seconds:.0f} | {rss_per_step:,.0f} |")  # fmt: skip
                 print(line, flush=True)
                 lines.append(line)
                 args.out.write_text("\n".join(lines) + "\n")
