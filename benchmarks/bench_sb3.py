@@ -55,7 +55,7 @@ class Stream:
             self.obs = rng.standard_normal((steps + 1, n_envs, *shape)).astype(obs_space.dtype)
             self.next_obs = self.obs[1:]
         self.steps, self.n_envs, self.t = steps, n_envs, 0
-        self.action = np.ones((n_envs, 1), np.int64)
+        self.action = np.ones(n_envs, np.int64)  # what DQN passes for Discrete actions
         self.reward = np.ones(n_envs, np.float32)
         self.infos = [{} for _ in range(n_envs)]
         self.done = [np.zeros(n_envs, bool), np.ones(n_envs, bool)]
@@ -207,6 +207,7 @@ def table(case: Case, results: dict[str, float]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="run only the cases whose title has this")
     args = parser.parse_args()
     rounds, calls = (7, 100) if args.quick else (21, 300)
     versions = ", ".join(
@@ -218,12 +219,15 @@ def main() -> None:
            f"{platform.python_version()}; {versions}.", ""]  # fmt: skip
     for make in (cartpole_cases, prioritized_cases, her_cases, atari_cases):
         for case in make(args.quick):
+            if args.only not in case.title:
+                continue
             results = run(case, rounds, calls)
             out += table(case, results)
             print("\n".join(table(case, results)), flush=True)
     out += memory_table()
     print("\n".join(out[-9:]))
-    RESULTS.write_text("\n".join(out) + "\n")
+    if not args.only:
+        RESULTS.write_text("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

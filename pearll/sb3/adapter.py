@@ -141,12 +141,12 @@ class PearllAdapter:
         infos: list[dict[str, Any]],
     ) -> None:
         """Store one VecEnv step (see the module docstring for done, timeouts and restarts)."""
-        # Called once per env step: every line here is on SB3's hot path.
-        n_envs, layout = self.n_envs, self.layout
+        # Called once per env step: every line here is on SB3's hot path, so the checks are
+        # attribute and byte compares, and the usual case takes no numpy reduction.
+        n_envs, layout, lead = self.n_envs, self.layout, self._lead
         obs_in = layout.observations_in(obs, n_envs)
         next_in = layout.observations_in(next_obs, n_envs)
         action_in = layout.actions_in(action, n_envs)
-        lead = self._lead
         if not (reward.__class__ is np.ndarray and reward.shape == lead
                 and reward.dtype == np.float32):  # fmt: skip
             reward = np.asarray(reward, dtype=np.float32).reshape(n_envs)
@@ -156,18 +156,35 @@ class PearllAdapter:
             done = np.array(done, dtype=bool).reshape(n_envs)
         if len(infos) != n_envs:
             raise ValueError(f"infos: expected {n_envs} dicts (one per sub-env), got {len(infos)}")
-        done_bytes = done.tobytes()  # cheaper than a numpy reduction on a few flags
-        timeout = self._no_timeouts
-        if self.handle_timeout_termination and done_bytes != self._no_done_bytes:
+        done_bytes = done.tobytes()
+        terminated = timeout = done
+        if done_bytes == self._no_done_bytes:
+            timeout = self._no_timeouts
+        elif self.handle_timeout_termination:
             timeout = done & np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos])
-        restarted = self._restarted(obs_in) if self._any_running else None
+            terminated = done & ~timeout
+        else:
+            timeout = self._no_timeouts
+        restarted = None
+        if self._any_running and (
+            # SB3 marks the newest step done by writing dones[pos - 1] = True (second learn()).
+            self.dones[self.pos - 1].tobytes() != self._zero_row_bytes
+            or _as_bytes(obs_in) != self._last_next_bytes
+        ):
+            restarted = self._restarted(obs_in)
         if layout.frame_stack is not None:
             starting = self._episode_over if restarted is None else self._episode_over | restarted
             self._check_stacks(obs_in, next_in, starting)
         if restarted is not None and np.count_nonzero(restarted):
             self.end_episodes(np.flatnonzero(restarted))
-        terminated = done & ~timeout if timeout is not self._no_timeouts else done
-        self._add_step(obs_in, action_in, reward, next_in, terminated, timeout, infos)
+        if n_envs == 1:  # pearll's buffer is a single env: no env axis, scalar flags
+            if obs_in.__class__ is dict:
+                obs_in, next_in = _first(obs_in), _first(next_in)
+            else:
+                obs_in, next_in = obs_in[0], next_in[0]
+            self._add_step(obs_in, action_in[0], reward[0], next_in, terminated[0], timeout[0])
+        else:
+            self._add_step(obs_in, action_in, reward, next_in, terminated, timeout)
         self._last_next_bytes = _as_bytes(next_in)
         self._episode_over = done
         self._any_running = done_bytes != self._all_done_bytes
@@ -175,24 +192,14 @@ class PearllAdapter:
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
 
-    def _add_step(self, obs, action, reward, next_obs, terminated, truncated, infos) -> None:
-        if self.n_envs == 1:  # a single env for pearll: scalars, no env axis
-            obs, next_obs = _first(obs), _first(next_obs)
-            action, reward, terminated, truncated = (
-                action[0],
-                reward[0],
-                terminated[0],
-                truncated[0],
-            )
+    def _add_step(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Give the step to the pearll buffer (with the env axis only for several sub-envs)."""
         self.pearll_buffer.add_trajectory(obs, action, reward, next_obs, terminated, truncated)
 
     def _restarted(self, obs: Any) -> np.ndarray | None:
-        """``(n_envs,)`` running episodes that ``obs`` does not continue (None: none)."""
-        # SB3 marks the newest step done by writing dones[pos - 1] = True (second learn()).
+        """``(n_envs,)`` running episodes that ``obs`` does not continue, or that SB3 marked
+        done (once ``add`` has seen that some do)."""
         newest = self.dones[self.pos - 1]  # pos 0: the last row, as SB3's (pos - 1) % size
-        marked = newest.tobytes() != self._zero_row_bytes
-        if not marked and _as_bytes(obs) == self._last_next_bytes:
-            return None  # the common case: every sub-env continues
         last = _from_bytes(self._last_next_bytes, obs)
         restarted = ~self._episode_over & ((newest != 0) | rows_differ(obs, last))
         newest[...] = 0
