@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch as th
 import torch.nn.functional as F
@@ -16,19 +18,28 @@ class PrioritizedDQN(DQN):
 
     Everything else is DQN's (arguments, target network, exploration, n-step discounts from the
     buffer). ``replay_buffer_class`` defaults to :class:`pearll.sb3.PrioritizedReplayBuffer`;
-    set ``alpha``, ``beta``, ``beta_steps`` in ``replay_buffer_kwargs``. A buffer class without
+    set ``alpha``, ``beta``, ``beta_steps`` in ``replay_buffer_kwargs``; DQN's ``n_steps=``
+    gives it n-step returns. A buffer class without
     ``update_priorities`` is refused.
     """
 
     def _setup_model(self) -> None:
-        if self.replay_buffer_class is None:
+        default = self.replay_buffer_class is None
+        if default:
             self.replay_buffer_class = PrioritizedReplayBuffer
+            if self.n_steps > 1:  # DQN's n_steps=, as SB3 passes it to its own n-step buffer
+                self.replay_buffer_kwargs = {
+                    "n_steps": self.n_steps, "gamma": self.gamma, **self.replay_buffer_kwargs
+                }  # fmt: skip
         if not hasattr(self.replay_buffer_class, "update_priorities"):
             raise TypeError(
                 "PrioritizedDQN: replay_buffer_class must be a prioritized buffer (with "
                 f"update_priorities), got {self.replay_buffer_class.__name__}"
             )
-        super()._setup_model()
+        with warnings.catch_warnings():
+            if default:  # SB3 warns that n_steps is ignored for a custom class: not here
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
+            super()._setup_model()
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)

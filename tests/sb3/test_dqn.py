@@ -54,3 +54,14 @@ def test_a_buffer_without_priorities_is_refused():
     with pytest.raises(TypeError, match="prioritized"):
         model(replay_buffer_class=ReplayBuffer)
     assert issubclass(PrioritizedReplayBuffer, sb3_buffers.ReplayBuffer)
+
+
+def test_dqns_n_steps_reach_the_default_buffer():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agent = model(n_steps=3)
+    assert agent.replay_buffer.n_steps == 3
+    agent.learn(60)
+    assert agent.replay_buffer.sample(8).discounts.shape == (8, 1)
