@@ -66,6 +66,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_atari $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_compressed $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_her $(ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_sb3 $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_VENV)

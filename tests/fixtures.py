@@ -119,3 +119,118 @@ def stacked_env(num_envs, mode=MODES[0], padding="reset", **kwargs):
         return make()
     fns = [lambda i=i: make(i) for i in range(num_envs)]
     return SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def sb3_vec_env(num_envs: int, **kwargs):
+    """An SB3 DummyVecEnv of TaggedEnvs (tags 0..num_envs-1): SB3 sets ``terminal_observation``
+    and ``TimeLimit.truncated`` in infos, as the buffers under SB3 receive them."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    return DummyVecEnv([lambda i=i: TaggedEnv(tag=i, **kwargs) for i in range(num_envs)])
+
+
+def sb3_steps(venv, num_steps: int, seed: int = 0):
+    """``num_steps`` random steps of ``venv`` as SB3's ``_store_transition`` passes them to
+    ``replay_buffer.add``: ``(obs, next_obs, action, reward, done, infos)`` with the true final
+    observation in ``next_obs`` where an episode ended."""
+    import copy
+
+    rng = np.random.default_rng(seed)
+    obs = venv.reset()
+    for _ in range(num_steps):
+        action = np.array([venv.action_space.sample() for _ in range(venv.num_envs)])
+        action = (
+            rng.integers(0, venv.action_space.n, venv.num_envs)
+            if hasattr(venv.action_space, "n")
+            else action
+        )
+        new_obs, reward, done, infos = venv.step(action)
+        next_obs = copy.deepcopy(new_obs)
+        for i, ended in enumerate(done):
+            if ended and infos[i].get("terminal_observation") is not None:
+                if isinstance(next_obs, dict):
+                    for key in next_obs:
+                        next_obs[key][i] = infos[i]["terminal_observation"][key]
+                else:
+                    next_obs[i] = infos[i]["terminal_observation"]
+        yield obs, next_obs, action, reward, done, infos
+        obs = new_obs
+
+
+class GoalTaggedEnv(gym.Env):
+    """A goal env whose achieved goal is ``[episode, step]``: a relabelled goal says which step
+    of which episode it came from. The desired goal is ``[episode, -1]`` (never achieved);
+    ``compute_reward`` is 0 where the goals match, else -1. Episodes last 2..``max_len`` steps
+    and end by termination or truncation, from a seeded schedule."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, max_len: int = 6):
+        box = spaces.Box(-1e6, 1e6, (2,), np.float32)
+        self.observation_space = spaces.Dict(
+            {"observation": box, "achieved_goal": box, "desired_goal": box}
+        )
+        self.action_space = spaces.Discrete(2)
+        self.max_len, self.episode = max_len, -1
+        self.schedule = np.random.default_rng(0)
+
+    def _obs(self):
+        where = np.array([self.episode, self.t], np.float32)
+        goal = np.array([self.episode, -1], np.float32)
+        return {"observation": where, "achieved_goal": where.copy(), "desired_goal": goal}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        self.length = int(self.schedule.integers(2, self.max_len + 1))
+        self.terminates = bool(self.schedule.random() < 0.5)
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        ended = self.t >= self.length
+        return self._obs(), -1.0, ended and self.terminates, ended and not self.terminates, {}
+
+    def compute_reward(self, achieved_goal, desired_goal, info):
+        return (
+            -(np.asarray(achieved_goal) != np.asarray(desired_goal)).any(axis=-1).astype(np.float32)
+        )
+
+
+def sb3_goal_vec_env(num_envs: int = 1, **kwargs):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    return DummyVecEnv([lambda: GoalTaggedEnv(**kwargs) for _ in range(num_envs)])
+
+
+class ImageEnv(gym.Env):
+    """uint8 images of ``shape`` whose first pixels encode (episode, step) and the rest are
+    seeded noise; Discrete(2) actions; random episode ends, half of them truncations. For
+    SB3's ``VecFrameStack`` (channels last by default, ``channels_first`` for (C, H, W))."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, shape=(6, 5, 1), max_len: int = 7, channels_first: bool = False):
+        self.shape = (shape[2], shape[0], shape[1]) if channels_first else tuple(shape)
+        self.observation_space = spaces.Box(0, 255, self.shape, np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self.max_len, self.episode = max_len, -1
+        self.schedule = np.random.default_rng(1)
+
+    def _image(self):
+        image = self.schedule.integers(0, 256, self.shape, dtype=np.uint8)
+        flat = image.reshape(-1)
+        flat[:2] = (self.episode % 250 + 1, self.t + 1)
+        return image
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        self.length = int(self.schedule.integers(1, self.max_len + 1))
+        return self._image(), {}
+
+    def step(self, action):
+        self.t += 1
+        ended = self.t >= self.length
+        terminated = ended and self.t % 2 == 0
+        return self._image(), 1.0, terminated, ended and not terminated, {}

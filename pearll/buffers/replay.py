@@ -166,8 +166,9 @@ class ReplayBuffer(RingBuffer):
         return self._trajectories(rows, flatten_env, dtype)
 
     @locked
-    def end_episodes(self) -> np.ndarray:
-        """End every sub-env's running episode at its last stored step, as a truncation.
+    def end_episodes(self, envs: Any = None) -> np.ndarray:
+        """End the running episode of each sub-env in ``envs`` (default: all) at its last stored
+        step, as a truncation.
 
         For a stream that will not continue where the buffer stopped (a replay shard restored
         from a checkpoint, a run resumed with freshly reset envs): without it the next add's
@@ -177,9 +178,19 @@ class ReplayBuffer(RingBuffer):
         returns stop at it), exactly as if it had been added with ``truncated=True``; the next
         add starts a new episode. In NEXT_STEP mode the next step of each sub-env is then taken
         for a reset step and dropped, as after any episode end. Returns the sub-envs whose
-        episode was ended (those whose last stored step had not ended one).
+        episode was ended (those whose last stored step had not ended one; sub-envs that hold
+        nothing are left as they are). Raises ValueError for an index outside ``[0, E)``.
         """
-        return self._writer.end_episodes()
+        chosen = np.arange(self.num_envs) if envs is None else np.asarray(envs)
+        if (
+            chosen.ndim != 1
+            or chosen.dtype.kind not in "iu"
+            or ((chosen < 0) | (chosen >= self.num_envs)).any()
+        ):
+            raise ValueError(
+                f"envs: expected sub-env indices in [0, {self.num_envs}), got {envs!r}"
+            )
+        return self._writer.end_episodes(np.unique(chosen.astype(np.int64)))
 
     def _flat_trajectories(
         self, rows: np.ndarray, envs: np.ndarray, dtype: str | TrajectoryType

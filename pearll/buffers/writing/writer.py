@@ -131,16 +131,18 @@ class Writer:
             observer(written)
         self.unfinished = False
 
-    def end_episodes(self) -> np.ndarray:
-        """End every sub-env's running episode at its last stored step, as a truncation (see
-        ``ReplayBuffer.end_episodes``); returns the sub-envs whose episode it ended.
+    def end_episodes(self, chosen: np.ndarray) -> np.ndarray:
+        """End the running episodes of the sub-envs ``chosen`` (distinct, int64) at their last
+        stored step, as truncations (see ``ReplayBuffer.end_episodes``); returns the sub-envs
+        whose episode it ended.
 
         Spare-row layout only: the pending row keeps the final observation, and the ring
         moves one row on, so the next step starts a new episode.
         """
-        ring, envs = self.ring, np.arange(self.ring.num_envs)
+        ring = self.ring
+        last = (ring.pos[chosen] - 1) % ring.capacity
+        closing = chosen[~ring.prev_ended[chosen] & ring.valid[last, chosen]]
         last = (ring.pos - 1) % ring.capacity
-        closing = np.flatnonzero(~ring.prev_ended & ring.valid[last, envs])
         if len(closing) == 0:
             return closing
         self.recover_if_interrupted()
