@@ -327,18 +327,21 @@ class StepWriter:
         it, writing nothing): the final observations from ``info`` staged over the ended
         sub-envs' next observations, and the kernel run again. Returns its result, or
         ACTION_OUT_OF_RANGE (any negative: left to the general path) if ``info`` is unusual."""
-        ended = np.logical_or(done, trunc)
         if info.__class__ is not dict:
             return kernel.ACTION_OUT_OF_RANGE
         mask, final = info.get("_final_obs"), info.get("final_obs")
         if not (mask.__class__ is ndarray and mask.dtype == np.bool_
                 and mask.shape == self._lead and final is not None):  # fmt: skip
             return kernel.ACTION_OUT_OF_RANGE
-        if (ended & ~mask).any():
-            return kernel.ACTION_OUT_OF_RANGE  # the general path's error
+        # Python loops over E flags: cheaper than numpy's reductions for a few sub-envs.
+        ended = np.logical_or(done, trunc).tolist()
         staged_next, row_shape, dtypes = self._staged[1], self._obs_shape[1:], self._obs_dtypes
         try:
-            for i in np.flatnonzero(mask):
+            for i, has_final in enumerate(mask.tolist()):
+                if not has_final:
+                    if ended[i]:
+                        return kernel.ACTION_OUT_OF_RANGE  # the general path's error
+                    continue
                 row = final[i]
                 if not (row.__class__ is ndarray and row.shape == row_shape
                         and row.dtype in dtypes):  # fmt: skip
