@@ -86,16 +86,18 @@ class FrameEnv(gym.Env):
 
     metadata: ClassVar[dict] = {"render_modes": []}
 
-    def __init__(self, tag: int = 0, max_len: int = 7):
-        self.observation_space = spaces.Box(0, 255, (2, 3), np.uint8)
+    def __init__(self, tag: int = 0, max_len: int = 7, shape: tuple[int, int] = (2, 3)):
+        # (2, 3): frames of 6 bytes, copied byte by byte; (2, 4) and wider: in 8-byte words.
+        self.shape = shape
+        self.observation_space = spaces.Box(0, 255, shape, np.uint8)
         self.action_space = spaces.Discrete(2)
         self.tag, self.max_len, self.episode = tag, max_len, 0
         self.schedule = np.random.default_rng(tag)
 
     def _frame(self) -> np.ndarray:
-        frame = np.zeros((2, 3), np.uint8)
-        frame[0] = (self.tag + 1, self.episode % 250 + 1, self.t + 1)
-        frame[1] = self.schedule.integers(0, 255, 3)
+        frame = np.zeros(self.shape, np.uint8)
+        frame[0, :3] = (self.tag + 1, self.episode % 250 + 1, self.t + 1)
+        frame[1] = self.schedule.integers(0, 255, self.shape[1])
         return frame
 
     def reset(self, *, seed=None, options=None):

@@ -159,6 +159,12 @@ def write_step(control):
         frames = carray(_pointer(control[FRAMES_AT]), (num_envs, capacity, frame_bytes), np.uint8)
         episode_step = carray(_pointer(control[EPISODE_STEP_AT]), num_envs, np.int64)
         staged_frames = control[STAGED_FRAMES_AT]
+        # Whole 8-byte words where the layout allows (84x84 frames: 882 words), else bytes.
+        frame_words = frame_bytes // 8 if frame_bytes % 8 == 0 and staged_frames % 8 == 0 else 0
+        frames_as_words = carray(
+            _pointer(control[FRAMES_AT]), (num_envs, capacity, max(frame_words, 1)), np.uint64
+        )
+        staged_word = staged_frames // 8
     written = passed = 0
     for e in range(num_envs):
         if next_step and prev_ended[e]:
@@ -179,9 +185,14 @@ def write_step(control):
             packed[e, row, obs_at] = min(depth, stack - 1)
             packed[e, following, obs_at] = min(depth + 1, stack - 1)
             episode_step[e] = 0 if ended else depth + 1
-            for b in range(frame_bytes):
-                frames[e, row, b] = stage[e, staged_frames + b]
-                frames[e, following, b] = stage[e, staged_frames + frame_bytes + b]
+            if frame_words:
+                for w in range(frame_words):
+                    frames_as_words[e, row, w] = stage_words[e, staged_word + w]
+                    frames_as_words[e, following, w] = stage_words[e, staged_word + frame_words + w]
+            else:
+                for b in range(frame_bytes):
+                    frames[e, row, b] = stage[e, staged_frames + b]
+                    frames[e, following, b] = stage[e, staged_frames + frame_bytes + b]
             advance = 2 if ended else 1
         elif spare:
             following = _wrap(row + 1, capacity)

@@ -214,6 +214,7 @@ def test_the_ring_arrays_the_kernel_writes_by_address_are_never_rebound():
 @pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer])
 @pytest.mark.parametrize("num_envs", [None, 3])
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(2, 3), (2, 4)], ids=["bytes", "words"])
 @given(
     capacity=st.integers(K + 2, 14),
     steps=st.integers(1, 40),
@@ -222,11 +223,11 @@ def test_the_ring_arrays_the_kernel_writes_by_address_are_never_rebound():
 )
 @settings(max_examples=15, deadline=None)
 def test_hot_path_writes_the_same_frames_depths_and_bookkeeping(
-    buffer_class, num_envs, mode, capacity, steps, seed, max_len
+    buffer_class, num_envs, mode, shape, capacity, steps, seed, max_len
 ):
     if num_envs is None and mode is not MODES[0]:
         return  # a single env has no autoreset mode
-    make = lambda: stacked_env(num_envs, mode, max_len=max_len)  # noqa: E731
+    make = lambda: stacked_env(num_envs, mode, max_len=max_len, shape=shape)  # noqa: E731
     fast, general = run_both_paths(make, buffer_class, capacity, steps, seed)
     assert fast.frame_stack.size == K
     assert_same_state(fast, general)
