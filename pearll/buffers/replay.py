@@ -10,11 +10,13 @@ from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
-from pearll.buffers.reading.output import convert
+from pearll.buffers.reading.output import convert, shape_env_axis
+from pearll.buffers.reading.sequences import gather_windows
 from pearll.buffers.ring_buffer import RingBuffer
+from pearll.buffers.sampling.sequences import Windows, check_window_args, window_rows
 from pearll.buffers.sampling.uniform import draw_pairs, draw_rows
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
-from pearll.common.type_aliases import Trajectories
+from pearll.common.type_aliases import SequenceTrajectories, Trajectories
 
 PAIR_FIELDS = (*READ_FIELDS, "next_observations")
 
@@ -103,6 +105,72 @@ class ReplayBuffer(RingBuffer):
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
         rows = draw_rows(self.rng, self._ring, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
+
+    @locked
+    def sample_sequences(
+        self,
+        batch_size: int,
+        length: int,
+        *,
+        burn_in: int = 0,
+        boundary: str = "pad",
+        flatten_env: bool = False,
+        dtype: str | TrajectoryType = "numpy",
+    ) -> SequenceTrajectories:
+        """``batch_size`` windows of ``burn_in + length`` consecutive steps per sub-env.
+
+        Each window's anchor (its first learned step, at index ``burn_in``) is drawn uniformly
+        over the stored transitions of its sub-env, with replacement. The burn-in is the
+        ``burn_in`` steps before the anchor in its episode (fewer at an episode start: the
+        missing ones are padding); the learned part is the ``length`` steps from the anchor on.
+        ``boundary="pad"`` (R2D2): a window never leaves its episode, past its last step is
+        padding, and that step's ``next_observations`` is the episode's true final observation
+        (truncated episodes too). ``boundary="cross"`` (DreamerV3): the learned part runs on
+        into the sub-env's next stored episode (``is_first`` marks its start), up to the newest
+        stored step. Padding is zeros, ``mask`` 0. Windows never mix sub-envs and never read an
+        overwritten row. See :class:`~pearll.common.type_aliases.SequenceTrajectories` for
+        the shapes and docs/sequences.md for the rules. ``rewards`` are one-step rewards also
+        for buffers built with ``n_step``.
+
+        Raises TypeError / ValueError for bad arguments and RuntimeError if a sub-env holds no
+        transition, before anything is drawn (the buffer's random stream is left as it was).
+        """
+        windows, anchors = self._draw_windows(batch_size, length, burn_in, boundary, dtype)
+        return self._package_windows(windows, anchors, burn_in, flatten_env, dtype)
+
+    def _draw_windows(
+        self, batch_size: int, length: int, burn_in: int, boundary: str, dtype: Any
+    ) -> tuple[Windows, np.ndarray]:
+        """Check the arguments, draw the anchors uniformly, work out the windows."""
+        check_batch_size(batch_size)
+        check_window_args(length, burn_in, boundary)
+        parse_trajectory_type(dtype)
+        anchors = draw_rows(self.rng, self._ring, batch_size)
+        return self._windows_at(anchors, length, burn_in, boundary), anchors
+
+    def _windows_at(self, anchors: np.ndarray, length: int, burn_in: int, boundary: str) -> Windows:
+        ring, views = self._ring, self._storage
+        return window_rows(
+            ring.valid, views["dones"], views["truncateds"], ring.pos, ring.size, anchors,
+            int(burn_in), int(length), boundary == "cross",
+        )  # fmt: skip
+
+    def _package_windows(
+        self,
+        windows: Windows,
+        anchors: np.ndarray,
+        burn_in: int,
+        flatten_env: bool,
+        dtype: Any,
+        weights: np.ndarray | None = None,
+    ) -> SequenceTrajectories:
+        fields = gather_windows(
+            self._reader, windows.rows, windows.is_first, anchors, int(burn_in), self.num_envs
+        )
+        if weights is not None:
+            fields["weights"] = weights
+        shaped = shape_env_axis(fields, self.env_info.is_vector, flatten_env)
+        return SequenceTrajectories(**convert(shaped, dtype, self._device_spec))
 
     def _package_pairs(
         self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType
