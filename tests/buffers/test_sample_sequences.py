@@ -9,15 +9,21 @@ from hypothesis import strategies as st
 
 from pearll.buffers import ReplayBuffer
 from pearll.buffers.sampling.sequences import window_rows_spec
-from tests.fixtures import MODES, make_env
+from tests.fixtures import MODES, make_env, stacked_env
 from tests.reference import ReferenceBuffer, Runner, reference_window
 
 FIELDS = ("obs", "action", "reward", "next_obs", "done", "truncated")
 
 
-def filled(num_envs, mode, capacity, steps, max_len=6, p_terminate=0.5, seed=0, batch=False):
-    env = make_env(num_envs, mode, max_len=max_len, p_terminate=p_terminate)
-    buffer = ReplayBuffer(env, capacity, seed=seed)
+def filled(
+    num_envs, mode, capacity, steps, max_len=6, p_terminate=0.5, seed=0, batch=False,
+    frames=False, buffer_class=ReplayBuffer, **buffer_kwargs,
+):  # fmt: skip
+    if frames:
+        env = stacked_env(num_envs, mode, max_len=max_len)
+    else:
+        env = make_env(num_envs, mode, max_len=max_len, p_terminate=p_terminate)
+    buffer = buffer_class(env, capacity, seed=seed, **buffer_kwargs)
     reference = ReferenceBuffer(num_envs or 1, capacity, spare_rows=True)
     runner = Runner(env, buffer, reference, seed=seed)
     if batch:
@@ -31,9 +37,10 @@ def expected_windows(buffer, reference, env, anchors, burn_in, length, cross):
     """Reference windows of sub-env ``env`` for the anchor rows ``anchors``."""
     history = reference.transitions[env]
     retained = reference.retained(env)
-    start = len(history) - len(retained)
     order = {int(r): k for k, r in enumerate(buffer._ring.ordered_rows(env))}
-    assert len(order) == len(retained)
+    # With frame stacks the oldest few may have lost their stacks' frames: a suffix is stored.
+    assert len(order) == len(retained) or (buffer.frame_stack and len(order) <= len(retained))
+    start = len(history) - len(order)
     return [
         reference_window(history, start, start + order[int(a)], burn_in, length, cross)
         for a in anchors
@@ -50,7 +57,7 @@ def check_against_reference(buffer, reference, batch, burn_in, length, boundary)
     rew, done, trunc = field(out.rewards), field(out.dones), field(out.truncateds)
     mask, learn, first = field(out.mask), field(out.learn_mask), field(out.is_first)
     indices = field(out.indices)
-    assert obs.shape == (num_envs, batch, steps, 3) and mask.shape == (num_envs, batch, steps)
+    assert obs.shape[:3] == (num_envs, batch, steps) and mask.shape == (num_envs, batch, steps)
     assert mask.dtype == np.float32 and first.dtype == bool and indices.dtype == np.int64
     for e in range(num_envs):
         rows = (indices[e] - e) // num_envs if vector else indices[e]
@@ -129,6 +136,39 @@ def test_kernel_equals_its_specification_at_every_anchor(
         )
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    num_envs=st.sampled_from([None, 2]),
+    mode=st.sampled_from(MODES),
+    capacity=st.integers(6, 30),
+    steps=st.integers(1, 70),
+    burn_in=st.integers(0, 4),
+    length=st.integers(1, 8),
+    boundary=st.sampled_from(["pad", "cross"]),
+    compression=st.sampled_from([None, "lz4"]),
+)
+def test_frame_stacked_windows_equal_the_reference(
+    num_envs, mode, capacity, steps, burn_in, length, boundary, compression
+):
+    buffer, reference = filled(
+        num_envs, mode, capacity, steps, max_len=7, frames=True, frame_compression=compression
+    )
+    if not buffer.counts.all():
+        return
+    assert buffer.frame_stack is not None
+    check_against_reference(buffer, reference, 8, burn_in, length, boundary)
+
+
+@pytest.mark.parametrize("num_envs", [None, 2])
+@pytest.mark.parametrize("frames", [False, True])
+def test_memmap_windows_equal_the_reference(tmp_path, num_envs, frames):
+    for steps in (5, 23, 61):
+        buffer, reference = filled(num_envs, MODES[1], 17, steps, frames=frames,
+                                   storage="memmap", storage_dir=tmp_path / str(steps))  # fmt: skip
+        for boundary in ("pad", "cross"):
+            check_against_reference(buffer, reference, 10, 2, 5, boundary)
 
 
 def test_every_stored_transition_is_an_anchor_uniformly():
