@@ -15,6 +15,8 @@ from pearll.buffers.reading.sequences import gather_windows
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.sampling.sequences import Windows, check_window_args, window_rows
 from pearll.buffers.sampling.uniform import draw_pairs, draw_rows
+from pearll.buffers.sampling.window_memory import WindowMemory
+from pearll.buffers.writing.window_extras import write_window_extras
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import SequenceTrajectories, Trajectories
 
@@ -135,18 +137,82 @@ class ReplayBuffer(RingBuffer):
         Raises TypeError / ValueError for bad arguments and RuntimeError if a sub-env holds no
         transition, before anything is drawn (the buffer's random stream is left as it was).
         """
-        windows, anchors = self._draw_windows(batch_size, length, burn_in, boundary, dtype)
-        return self._package_windows(windows, anchors, burn_in, flatten_env, dtype)
-
-    def _draw_windows(
-        self, batch_size: int, length: int, burn_in: int, boundary: str, dtype: Any
-    ) -> tuple[Windows, np.ndarray]:
-        """Check the arguments, draw the anchors uniformly, work out the windows."""
         check_batch_size(batch_size)
         check_window_args(length, burn_in, boundary)
         parse_trajectory_type(dtype)
-        anchors = draw_rows(self.rng, self._ring, batch_size)
-        return self._windows_at(anchors, length, burn_in, boundary), anchors
+        anchors, weights = self._draw_anchors(batch_size)
+        windows = self._windows_at(anchors, length, burn_in, boundary)
+        if self._window_memory is None:  # made on first use: other buffers' adds pay nothing
+            self._window_memory = WindowMemory(self.buffer_size, self.num_envs)
+            self._observers.append(self._window_memory.written)
+        self._window_memory.remember(anchors, windows, burn_in, length, boundary == "cross")
+        return self._package_windows(windows, anchors, burn_in, flatten_env, dtype, weights)
+
+    _window_memory: WindowMemory | None = None
+
+    def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(E, B)`` anchor rows drawn uniformly over each sub-env's transitions; no weights."""
+        return draw_rows(self.rng, self._ring, batch_size), None
+
+    def _forget_windows(self) -> None:
+        """Drop the memory of sampled windows (the rows it describes are gone)."""
+        if self._window_memory is not None:
+            self._observers.remove(self._window_memory.written)
+            self._window_memory = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._forget_windows()
+            super().reset()
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._forget_windows()
+        super()._set_state(state)
+
+    @locked
+    def update_extras(self, indices: Any, name: str, values: Any) -> None:
+        """Write ``values`` into the declared extra field ``name`` at the steps of the windows
+        ``indices`` as they were sampled (DreamerV3-style stored state write-back).
+
+        ``indices``: a ``sample_sequences`` batch's ``indices``; ``values`` shaped like its
+        ``extras[name]`` (batch axes + ``(T,)`` + the field's shape; numpy, torch or sequences).
+        Only the window's real steps are written (padding is ignored), and only those that
+        still hold what was sampled: a window whose anchor was overwritten since is skipped
+        whole, and so is any burn-in step overwritten since. Raises KeyError for an undeclared
+        field, ValueError for indices that are no sampled window's or values of the wrong
+        shape, changing nothing.
+        """
+        memory = self._window_memory
+        if name not in self._extra_specs:
+            raise KeyError(f"extra field {name!r}: declared ones are {list(self._extra_specs)}")
+        rows, envs, indices = self._window_slots(indices)
+        values = _to_numpy(values)
+        spec = self._extra_specs[name]
+        steps = np.unique(memory.burn_in[rows, envs] + memory.length[rows, envs])
+        expected = (*indices.shape, int(steps[0]), *spec.shape)
+        if len(steps) != 1 or values.shape != expected:
+            raise ValueError(f"values: expected shape {expected} (that of extras[{name!r}] of "
+                             f"the windows sampled at indices), got {values.shape}")  # fmt: skip
+        values = values.reshape(len(rows), *expected[len(indices.shape) :])
+        write_window_extras(
+            self._storage["extras"][name], memory, rows, envs, values, self._windows_at
+        )
+        self._packed.sync_mirror()
+
+    def _window_slots(self, indices: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, envs, indices)`` of sampled windows' anchor slots, checked."""
+        indices = _to_numpy(indices)
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"indices: expected integers, got dtype {indices.dtype}")
+        flat = indices.reshape(-1).astype(np.int64)
+        slots = self.buffer_size * self.num_envs
+        memory = self._window_memory
+        if memory is None or ((flat < 0) | (flat >= slots)).any():
+            raise ValueError("indices: expected the indices of a sample_sequences batch")
+        rows, envs = np.divmod(flat, self.num_envs)
+        if not memory.known(rows, envs).all():
+            raise ValueError("indices: some are no window's anchor (from sample_sequences)")
+        return rows, envs, indices
 
     def _windows_at(self, anchors: np.ndarray, length: int, burn_in: int, boundary: str) -> Windows:
         ring, views = self._ring, self._storage
@@ -195,6 +261,13 @@ class ReplayBuffer(RingBuffer):
         gathered["rewards"] = returns.rewards
         gathered["discounts"] = returns.discounts
         return gathered
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """``value`` as a numpy array; torch tensors are detached and copied to the cpu."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
 def _check_n_step(n_step: Any, gamma: Any) -> tuple[int | None, float | None]:
