@@ -107,6 +107,9 @@ def _starts_episode(valid, dones, truncateds, pos, size, row, env):
 @njit(cache=True, nogil=True)
 def _window_rows(valid, dones, truncateds, pos, size, anchors, burn_in, length, cross,
                  rows, is_first, burn, learned):  # fmt: skip
+    # Rows step by one with a compare instead of a modulo (the walk is most of the cost); only
+    # a window's first real step and the steps a cross window enters an episode at can start
+    # an episode, so is_first is worked out there alone.
     capacity = valid.shape[0]
     for env in range(anchors.shape[0]):
         for b in range(anchors.shape[1]):
@@ -114,32 +117,40 @@ def _window_rows(valid, dones, truncateds, pos, size, anchors, burn_in, length, 
             rows[env, b, burn_in] = row
             n = 1
             while n < length:
+                following = row + 1 if row + 1 < capacity else 0
+                entered = False
                 if _ended(dones, truncateds, row, env):
-                    if not cross or (row + 1) % capacity == pos[env]:
+                    # The next episode starts after the final observation's row, unless that
+                    # row is the write position (defensive: an end costs a row, so the write
+                    # position is then one row later).
+                    if not cross or following == pos[env]:
                         break
-                    following = (row + 2) % capacity
-                else:
-                    following = (row + 1) % capacity
+                    following = following + 1 if following + 1 < capacity else 0
+                    entered = True
                 if not valid[following, env]:
                     break
                 row = following
                 rows[env, b, burn_in + n] = row
+                is_first[env, b, burn_in + n] = entered
                 n += 1
             learned[env, b] = n
             row = anchors[env, b]
             k = 0
             while k < burn_in:
-                previous = (row - 1) % capacity
+                previous = row - 1 if row > 0 else capacity - 1
+                # A stored row before a stored row is in the same episode (an end is followed
+                # by its final observation's row, never a transition); the flag check is
+                # defensive.
                 if not valid[previous, env] or _ended(dones, truncateds, previous, env):
                     break
                 row = previous
                 k += 1
                 rows[env, b, burn_in - k] = row
             burn[env, b] = k
-            for t in range(burn_in - k, burn_in + n):
-                is_first[env, b, t] = _starts_episode(
-                    valid, dones, truncateds, pos, size, rows[env, b, t], env
-                )
+            start = burn_in - k
+            is_first[env, b, start] = _starts_episode(
+                valid, dones, truncateds, pos, size, rows[env, b, start], env
+            )
 
 
 def window_rows_spec(
