@@ -74,7 +74,8 @@ def fill_pearll(steps: int, **kwargs) -> ReplayBuffer:
 def fill_torchrl(steps: int, slice_len: int, batch: int, cached: bool):
     import torch
     from tensordict import TensorDict
-    from torchrl.data import LazyTensorStorage, ReplayBuffer as TorchRLBuffer
+    from torchrl.data import LazyTensorStorage
+    from torchrl.data import ReplayBuffer as TorchRLBuffer
     from torchrl.data.replay_buffers.samplers import SliceSampler
 
     data = episodes(steps)
