@@ -18,6 +18,7 @@ Writes benchmarks/RESULTS_SEQUENCES.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import statistics
 import tempfile
@@ -133,7 +134,9 @@ def peers_table(steps: int, rounds: int, calls: int) -> list[str]:
     pearll = fill_pearll(steps)
     for batch, length, burn_in in CASES:
         span = burn_in + length
-        ops = {"pearll": lambda: pearll.sample_sequences(batch, length, burn_in=burn_in)}
+        ops = {
+            "pearll": lambda b=batch, n=length, k=burn_in: pearll.sample_sequences(b, n, burn_in=k)
+        }
         try:
             default = fill_torchrl(steps, span, batch, cached=False)
             cached = fill_torchrl(steps, span, batch, cached=True)
@@ -156,16 +159,14 @@ def growth_table(sizes: list[int], memmap_sizes: list[int], rounds: int, calls: 
         "### pearll's cost as the buffer grows\n",
         "| stored steps | storage | "
         + " | ".join(f"({b}, {n}, burn_in={k}) ms" for b, n, k in CASES)
-        + " |",  # fmt: skip
+        + " |",
         "| --- | --- |" + " --- |" * len(CASES),
     ]
     for steps, storage in [(s, "memory") for s in sizes] + [(s, "memmap") for s in memmap_sizes]:
         with tempfile.TemporaryDirectory() as directory:
             kwargs = {"storage": "memmap", "storage_dir": directory} if storage == "memmap" else {}
             buffer = fill_pearll(steps, **kwargs)
-            ops = {f"{b},{n},{k}": (lambda b=b, n=n, k=k: buffer.sample_sequences(b, n, burn_in=k))
-                   for b, n, k in CASES}  # fmt: skip
-            medians = interleaved(ops, rounds, calls)
+            medians = interleaved(sampling_ops(buffer), rounds, calls)
             del buffer
         cells = " | ".join(f"{v:.3f}" for v in medians.values())
         lines.append(f"| {steps:,} | {storage} | {cells} |")
@@ -173,13 +174,18 @@ def growth_table(sizes: list[int], memmap_sizes: list[int], rounds: int, calls: 
     return [*lines, ""]
 
 
+def sampling_ops(buffer: ReplayBuffer) -> dict[str, Callable[[], object]]:
+    def op(batch: int, length: int, burn_in: int) -> Callable[[], object]:
+        return lambda: buffer.sample_sequences(batch, length, burn_in=burn_in)
+
+    return {f"{b},{n},{k}": op(b, n, k) for b, n, k in CASES}
+
+
 def versions() -> str:
     found = []
     for name in ("numpy", "numba", "torch", "torchrl", "tensordict"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
     return ", ".join(found)
 
 
