@@ -244,3 +244,13 @@ def test_each_algo_runs_for_real_and_writes_its_files(capsys, tmp_path, algo, bu
     assert episodes and all(0 < e.env_steps <= 2048 for e in episodes)
     assert_drawn_png(out / f"{stem}.png")
     assert f"{algo} on " in printed.out
+
+
+def test_r2d2_runs_for_real_and_writes_its_files(capsys, tmp_path):
+    # The POMDP CartPole it defaults to (training itself: tests/agents/test_r2d2.py).
+    argv = ["--algo", "r2d2", "--buffer", "prioritized", "--steps", "300"]
+    out, printed = run_demo(capsys, tmp_path, argv)
+    stem = "r2d2-prioritized_pearll-CartPoleNoVelocity-v1_seed0"
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.csv", f"{stem}.png"]
+    assert read_csv(out / f"{stem}.csv")
+    assert "r2d2 on " in printed.out
