@@ -37,7 +37,7 @@ def fails_with_usage_error(capsys, argv) -> str:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--algo", "sac"], "invalid choice: 'sac' (choose from 'dqn', 'ppo', 'her')"),
+        (["--algo", "sac"], "invalid choice: 'sac' (choose from 'dqn', 'ppo', 'r2d2', 'her')"),
         (["--buffer", "lru"], "invalid choice: 'lru' (choose from 'replay', 'prioritized')"),
         (["--env", "CartPol-v1"], "close matches: CartPole-v1"),
         (["--env", "NoSuchThing"], "not a registered gymnasium env id"),
@@ -81,7 +81,7 @@ def test_python_dash_m_exits_2_on_an_unknown_algo():
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2
-    assert "choose from 'dqn', 'ppo', 'her'" in done.stderr
+    assert "choose from 'dqn', 'ppo', 'r2d2', 'her'" in done.stderr
 
 
 def test_console_script_points_at_main():
