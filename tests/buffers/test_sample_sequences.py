@@ -258,3 +258,23 @@ def test_an_empty_sub_env_is_refused_and_draws_nothing():
     with pytest.raises(RuntimeError, match="no transition"):
         buffer.sample_sequences(2, 3)
     assert buffer.rng.bit_generator.state == state
+
+
+def test_dict_observations_come_as_dicts_of_windows():
+    def build(dict_obs):
+        env = make_env(2, MODES[0], dict_obs=dict_obs)
+        buffer = ReplayBuffer(env, 30, seed=5)
+        Runner(env, buffer, ReferenceBuffer(2, 30, True), seed=0).add(40)
+        return buffer.sample_sequences(6, 4, burn_in=2, boundary="cross")
+
+    plain, nested = build(False), build(True)
+    assert set(nested.observations) == {"tag", "parity"}
+    assert nested.observations["tag"].shape == (2, 6, 6, 3)
+    np.testing.assert_array_equal(nested.observations["tag"], plain.observations)
+    np.testing.assert_array_equal(nested.next_observations["tag"], plain.next_observations)
+    np.testing.assert_array_equal(nested.mask, plain.mask)
+    parity = nested.observations["parity"][..., 0]  # Discrete leaves keep a trailing axis
+    assert np.all(parity[plain.mask == 0] == 0)
+    np.testing.assert_array_equal(
+        parity[plain.mask == 1], plain.observations[..., 2][plain.mask == 1] % 2
+    )
