@@ -15,12 +15,12 @@ import numpy as np
 from pearll.buffers import persistence
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.reading.output import resolve_device
 from pearll.buffers.storage.packed import PackedStorage, required_bytes
 from pearll.buffers.storage.placement import Placement
 from pearll.common.enumerations import TrajectoryType
+from pearll.common.tree import tree_map
 from pearll.common.type_aliases import Observation, Trajectories
 
 Buffer = TypeVar("Buffer", bound="BaseBuffer")

@@ -131,7 +131,9 @@ class HERBuffer(ReplayBuffer):
 
     def _episodes_written(self, written: Written) -> None:
         """The write observer: the episode index follows every write."""
-        if written.plan is not None:
+        if written.closed is not None:  # end_episodes: episodes ended without a new step
+            self._episodes.end(written.closed)
+        elif written.plan is not None:
             self._episodes.record(written.plan)
         else:
             self._episodes.record_step(written.rows, written.envs, written.ended)

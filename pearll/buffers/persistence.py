@@ -24,8 +24,10 @@ The protocol
   copy-on-write (writable; writes stay in memory).
 
 Before ``_set_state``, ``load`` compares the saved state with the fresh buffer's ``_state()``
-(:func:`check_like`: same keys, same array shapes and dtypes), so a foreign or hand-edited
-checkpoint fails with a clear error instead of making a buffer that fails later, and
+(:func:`check_like`: same keys, same array shapes and dtypes, same kinds of JSON values) and
+checks its values (:func:`~pearll.buffers.checkpoint.consistency.check_values`: what the
+configuration fixes, the bookkeeping's invariants), so a foreign or hand-edited checkpoint
+fails with a clear error instead of making a buffer that fails (or hangs) later, and
 ``_set_state`` need not check anything.
 
 While ``load`` runs the constructor, :func:`rebuilding` is true: BaseBuffer then skips its
@@ -37,9 +39,10 @@ The format
 ``path`` is a directory of snapshots with a ``CURRENT`` pointer (see
 :mod:`pearll.buffers.checkpoint.directory` for why that makes saves crash-safe). A snapshot holds
 ordinary ``.npy`` files and ``manifest.json``: the format name and version, the buffer class,
-the env's spaces and sub-env count (so ``load`` needs no env), ``config``, the ``state`` tree with
-each array leaf replaced by ``{"$npy": file}``, and for every file its shape, dtype, size in bytes
-and SHA-256 (``sha256sum`` checks them). Without pearll::
+the env's spaces, sub-env count and autoreset mode (so ``load`` needs no env), ``config``, the
+``state`` tree with each array leaf replaced by ``{"$npy": file}``, and for every file its
+shape, dtype, size in bytes and SHA-256 (``sha256sum`` checks them); ``manifest.sha256`` holds
+the manifest's own (format 2; see :mod:`pearll.buffers.checkpoint.manifest`). Without pearll::
 
     snapshot = path / (path / "CURRENT").read_text().strip()
     manifest = json.loads((snapshot / "manifest.json").read_text())
@@ -56,8 +59,9 @@ ReplayBuffer layout, row ``buffer_size`` mirrors row 0; frame-stacked observatio
 Checks on load
 --------------
 A missing, truncated, altered, foreign or newer-format checkpoint raises
-:class:`~pearll.buffers.errors.CheckpointError` naming the file and the problem. Sizes and
-``.npy`` headers are always checked. Checksums are checked for every array read into memory
+:class:`~pearll.buffers.errors.CheckpointError` naming the file and the problem, whatever the
+damage (no other exception escapes from reading a checkpoint). The manifest's checksum, sizes
+and ``.npy`` headers are always checked. Checksums are checked for every array read into memory
 (``mmap=False``, the default: they are computed while reading, at no extra pass). With
 ``mmap=True`` arrays of at least :data:`MMAP_MIN_BYTES` are mapped, not read, so their checksums
 are only checked when asked (``verify=True`` reads every file once, and
@@ -70,73 +74,88 @@ while other threads keep calling add and sample (they wait until the save is don
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from pearll import __version__
+from pearll.buffers.checkpoint.consistency import check_like, check_values
 from pearll.buffers.checkpoint.directory import current_snapshot, write_snapshot
-from pearll.buffers.checkpoint.npy_io import NpyInfo, open_npy, read_npy, verify_npy, write_npy
-from pearll.buffers.checkpoint.space_json import space_from_json, space_to_json
+from pearll.buffers.checkpoint.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SavedEnv,
+    check_env,
+    data_bytes,
+    env_to_json,
+    file_infos,
+    info_to_json,
+    read_manifest,
+    write_manifest,
+)
+from pearll.buffers.checkpoint.npy_io import open_npy, read_npy, verify_npy, write_npy
+from pearll.buffers.checkpoint.protocol import AnyLength, Checkpointable, _rebuilding, rebuilding
+from pearll.buffers.checkpoint.state_tree import check_json, join_state, split_state
+from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.storage.memory import check_memory
 
-if TYPE_CHECKING:
-    from pearll.buffers.base import BaseBuffer
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "MMAP_MIN_BYTES",
+    "AnyLength",
+    "Checkpointable",
+    "SavedEnv",
+    "check_like",
+    "load",
+    "rebuilding",
+    "save",
+    "verify_checkpoint",
+]
 
-    Buffer = TypeVar("Buffer", bound=BaseBuffer)
+Buffer = TypeVar("Buffer", bound=Checkpointable)
 
-FORMAT = "pearll-buffer-checkpoint"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 PROGRESS_MIN_BYTES = 100 * 10**6  # saves and loads at least this big show a progress bar
 MMAP_MIN_BYTES = 1 << 20  # smaller arrays are read (and checked) even with mmap=True
-_ARRAY = "$npy"
-_SCALAR = "$scalar"
-
-_rebuilding: ContextVar[bool] = ContextVar("pearll_rebuilding_from_checkpoint", default=False)
 
 
-def rebuilding() -> bool:
-    """True while ``load`` runs a buffer's constructor: its arrays will come from the checkpoint."""
-    return _rebuilding.get()
-
-
-def save(buffer: BaseBuffer, path: str | os.PathLike, progress: bool | None = None) -> Path:
+def save(buffer: Checkpointable, path: str | os.PathLike, progress: bool | None = None) -> Path:
     """Save ``buffer`` to the checkpoint directory ``path``, atomically; return ``path``.
 
-    ``progress``: show a tqdm bar (default: when the arrays total at least 100 MB).
+    ``progress``: show a tqdm bar (default: when the arrays total at least 100 MB). Raises
+    FileExistsError if ``path`` holds files that are not a checkpoint's, CheckpointError if
+    another save to ``path`` is in progress.
     """
     path = Path(path)
     with buffer._lock:
-        tree, arrays = _split_state(buffer._state(), type(buffer).__name__)
+        tree, arrays = split_state(buffer._state(), type(buffer).__name__)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "pearll_version": __version__,
             "buffer_class": _qualified_name(type(buffer)),
-            "env": _env_to_json(buffer),
+            "env": env_to_json(buffer.env_info),
             "config": buffer._config(),
             "state": tree,
         }
-        _check_json(manifest["config"], f"{type(buffer).__name__}._config()")
+        check_json(manifest["config"], f"{type(buffer).__name__}._config()")
 
         def fill(directory: Path) -> None:
             total = sum(a.nbytes for a in arrays.values())
             with _progress_bar(total, progress, f"saving {path.name}") as bar:
                 files = {
-                    name: _info_to_json(write_npy(directory / name, array, bar.update))
+                    name: info_to_json(write_npy(directory / name, array, bar.update))
                     for name, array in arrays.items()
                 }
-            _write_json(directory / MANIFEST, {**manifest, "files": files})
+            write_manifest(directory, {**manifest, "files": files})
 
         write_snapshot(path, fill)
     return path
@@ -156,7 +175,7 @@ def load(
     Args:
         cls: the class it was saved as, or a base class of it (any imported subclass loads).
         env: the env to serve; None rebuilds its spaces from the checkpoint. If given, its
-            spaces and sub-env count must match the saved ones.
+            spaces, sub-env count and autoreset mode must match the saved ones (ValueError).
         mmap: map large arrays from disk copy-on-write instead of reading them: opening takes
             milliseconds whatever the size, and pages are read when first touched. The files
             are never written to (the checkpoint stays valid whatever the buffer does).
@@ -167,22 +186,35 @@ def load(
             (HERBuffer's ``compute_reward``) or should change (``device``).
     """
     snapshot = current_snapshot(Path(path))
-    manifest = _read_manifest(snapshot)
-    buffer_class = _find_class(cls, manifest["buffer_class"], snapshot / MANIFEST)
+    file = snapshot / MANIFEST
+    manifest = read_manifest(snapshot)
+    buffer_class = _find_class(cls, manifest["buffer_class"], file)
+    if env is not None:
+        check_env(EnvInfo.of(env, overrides.get("autoreset_mode")), manifest["env"], file)
+    stand_in = env if env is not None else SavedEnv.read(manifest["env"], file)
     token = _rebuilding.set(True)
     try:
-        stand_in = env if env is not None else SavedEnv(manifest["env"])
         buffer = buffer_class(stand_in, **(manifest["config"] | overrides))
+    except Exception as error:  # a damaged config, or overrides that do not fit it
+        given = f" with the overrides {sorted(overrides)}" if overrides else ""
+        raise CheckpointError(
+            f"{file}: its config{given} does not build a {buffer_class.__name__}: {error}"[:400]
+        ) from error
     finally:
         _rebuilding.reset(token)
-    if env is not None:
-        _check_env(buffer, manifest["env"])
+    check_env(buffer.env_info, manifest["env"], file, CheckpointError)  # the sections agree
     arrays = _read_arrays(snapshot, manifest, mmap, bool(verify), progress)
-    state = _join_state(manifest["state"], arrays, snapshot / MANIFEST)
+    state = join_state(manifest["state"], arrays, "state")
     expected = buffer._state()
     expected["rng"] = state.get("rng")  # any bit generator's state: numpy checks it when set
     check_like(state, expected, "state")
-    buffer._set_state(state)
+    check_values(state, expected)
+    try:
+        buffer._set_state(state)
+    except CheckpointError:
+        raise
+    except Exception as error:  # e.g. numpy refusing a malformed bit generator state
+        raise CheckpointError(f"{file}: its state cannot be restored ({error!r})"[:300]) from None
     return buffer
 
 
@@ -190,11 +222,13 @@ def _read_arrays(
     snapshot: Path, manifest: dict[str, Any], mmap: bool, verify_mapped: bool, progress: Any
 ) -> dict[str, np.ndarray]:
     """Every file of the snapshot by name: read and checked, or (large ones, mmap) mapped."""
-    infos = _file_infos(manifest, snapshot / MANIFEST)
-    mapped = {name for name, info in infos.items() if mmap and _data_bytes(info) >= MMAP_MIN_BYTES}
-    in_memory = sum(_data_bytes(info) for name, info in infos.items() if name not in mapped)
+    infos = file_infos(manifest, snapshot / MANIFEST)
+    for name, info in infos.items():  # sizes first: a bad manifest must not claim memory
+        _check_size(snapshot / name, info.file_bytes)
+    mapped = {name for name, info in infos.items() if mmap and data_bytes(info) >= MMAP_MIN_BYTES}
+    in_memory = sum(data_bytes(info) for name, info in infos.items() if name not in mapped)
     check_memory(in_memory, f"loading {snapshot}")
-    to_read = in_memory + (sum(_data_bytes(infos[n]) for n in mapped) if verify_mapped else 0)
+    to_read = in_memory + (sum(data_bytes(infos[n]) for n in mapped) if verify_mapped else 0)
     with _progress_bar(to_read, progress, f"loading {snapshot.parent.name}") as bar:
         return {
             name: open_npy(snapshot / name, info, verify_mapped, bar.update)
@@ -204,164 +238,25 @@ def _read_arrays(
         }
 
 
+def _check_size(file: Path, expected: int) -> None:
+    try:
+        size = file.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing: the manifest lists this file") from None
+    if size != expected:
+        problem = "truncated" if size < expected else "longer than recorded"
+        raise CheckpointError(f"{file}: {problem}: {size} bytes, the manifest says {expected}")
+
+
 def verify_checkpoint(path: str | os.PathLike, progress: bool | None = None) -> None:
-    """Check the checkpoint at ``path`` file by file (sizes, headers, checksums); raise if bad."""
+    """Check the checkpoint at ``path`` file by file (manifest, sizes, headers, checksums);
+    raise CheckpointError if anything is wrong."""
     snapshot = current_snapshot(Path(path))
-    infos = _file_infos(_read_manifest(snapshot), snapshot / MANIFEST)
+    infos = file_infos(read_manifest(snapshot), snapshot / MANIFEST)
     total = sum(info.file_bytes for info in infos.values())
     with _progress_bar(total, progress, f"verifying {Path(path).name}") as bar:
         for name, info in infos.items():
             verify_npy(snapshot / name, info, bar.update)
-
-
-def check_like(got: Any, expected: Any, where: str) -> None:
-    """Raise CheckpointError unless ``got`` has the structure, shapes and dtypes of ``expected``.
-
-    Dicts compare by keys, arrays by shape and dtype (an :class:`AnyLength` array by dtype and
-    by every axis but its first); other leaves are not compared.
-    """
-    if isinstance(expected, dict):
-        if not isinstance(got, dict) or set(got) != set(expected):
-            keys = sorted(got) if isinstance(got, dict) else type(got).__name__
-            raise CheckpointError(f"{where}: expected keys {sorted(expected)}, got {keys}")
-        for key in expected:
-            check_like(got[key], expected[key], f"{where}.{key}")
-    elif isinstance(expected, np.ndarray):
-        skip = 1 if isinstance(expected, AnyLength) else 0  # the first axis may be any length
-        same = (
-            isinstance(got, np.ndarray)
-            and (got.dtype, got.ndim) == (expected.dtype, expected.ndim)
-            and got.shape[skip:] == expected.shape[skip:]
-        )
-        if not same:
-            found = f"{got.dtype} {got.shape}" if isinstance(got, np.ndarray) else repr(got)[:60]
-            shape = ("any", *expected.shape[1:]) if skip else expected.shape
-            raise CheckpointError(
-                f"{where}: expected a {expected.dtype} array of shape {shape}, got {found}"
-            )
-
-
-class AnyLength(np.ndarray):
-    """A ``_state()`` array whose first axis varies between buffers of one configuration (e.g.
-    compressed frames joined into one array): ``load`` checks its dtype and its other axes.
-
-    Make one with ``array.view(AnyLength)``; it is saved and loaded as a plain array.
-    """
-
-
-class SavedEnv:
-    """Stands in for the env a buffer was saved with: its spaces, sub-env count, autoreset mode."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.observation_space = space_from_json(data["observation_space"])
-        self.action_space = space_from_json(data["action_space"])
-        self.metadata = {"autoreset_mode": data["autoreset_mode"]}
-        if data["is_vector"]:
-            self.num_envs = int(data["num_envs"])
-            self.single_observation_space = self.observation_space
-            self.single_action_space = self.action_space
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(
-            f"{name}: this buffer was loaded without its env, which only knows the spaces; "
-            "pass env= to load"
-        )
-
-
-def _split_state(state: dict[str, Any], owner: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The manifest's state tree (arrays replaced by file names) and the arrays by file name."""
-    arrays: dict[str, np.ndarray] = {}
-
-    def visit(node: Any, keys: tuple[str, ...]) -> Any:
-        if isinstance(node, dict):
-            bad = [k for k in node if not isinstance(k, str) or k.startswith("$")]
-            if bad:
-                raise TypeError(f"{owner}._state(): {'.'.join(keys)}: keys {bad} are not allowed")
-            return {k: visit(v, (*keys, k)) for k, v in node.items()}
-        if isinstance(node, np.ndarray | np.generic):
-            name = f"{len(arrays):03d}-{_file_stem(keys)}.npy"
-            arrays[name] = np.asarray(node)
-            return {_ARRAY: name, _SCALAR: True} if isinstance(node, np.generic) else {_ARRAY: name}
-        _check_json(node, f"{owner}._state(): {'.'.join(keys)}")
-        return node
-
-    return visit(state, ()), arrays
-
-
-def _join_state(tree: Any, arrays: dict[str, np.ndarray], manifest: Path) -> Any:
-    if isinstance(tree, dict) and _ARRAY in tree:
-        name = tree[_ARRAY]
-        if name not in arrays:
-            raise CheckpointError(f"{manifest}: state names {name!r}, which is not in 'files'")
-        return arrays[name][()] if tree.get(_SCALAR) else arrays[name]
-    if isinstance(tree, dict):
-        return {k: _join_state(v, arrays, manifest) for k, v in tree.items()}
-    return tree
-
-
-def _file_stem(keys: tuple[str, ...]) -> str:
-    # Keys can be any string (dict observation keys); the file name only needs to be readable.
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", ".".join(keys).replace(".", "-"))[:80]
-
-
-def _check_json(value: Any, where: str) -> None:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{where}: not a numpy array or JSON value ({error})") from None
-
-
-def _read_manifest(snapshot: Path) -> dict[str, Any]:
-    file = snapshot / MANIFEST
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{file}: not valid JSON ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{file}: not a pearll buffer checkpoint (no format {FORMAT!r})")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{file}: format version {version!r}, written by pearll "
-            f"{manifest.get('pearll_version')}; this pearll ({__version__}) reads versions up to "
-            f"{FORMAT_VERSION}: upgrade pearll"
-        )
-    missing = {"buffer_class", "env", "config", "state", "files"} - set(manifest)
-    if missing:
-        raise CheckpointError(f"{file}: incomplete manifest, no {sorted(missing)}")
-    return manifest
-
-
-def _write_json(file: Path, data: dict[str, Any]) -> None:
-    with open(file, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _info_to_json(info: NpyInfo) -> dict[str, Any]:
-    return {
-        "shape": list(info.shape),
-        "dtype": info.dtype,
-        "bytes": info.file_bytes,
-        "sha256": info.sha256,
-    }
-
-
-def _file_infos(manifest: dict[str, Any], file: Path) -> dict[str, NpyInfo]:
-    try:
-        return {
-            name: NpyInfo(tuple(e["shape"]), np.dtype(e["dtype"]).str, int(e["bytes"]), e["sha256"])
-            for name, e in manifest["files"].items()
-        }
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{file}: malformed 'files' entry ({error!r})") from None
-
-
-def _data_bytes(info: NpyInfo) -> int:
-    return int(np.prod(info.shape, dtype=np.int64)) * np.dtype(info.dtype).itemsize
 
 
 def _qualified_name(cls: type) -> str:
@@ -377,33 +272,9 @@ def _find_class(cls: type, name: str, manifest: Path) -> type:
             return candidate
         pending.extend(candidate.__subclasses__())
     raise CheckpointError(
-        f"{manifest}: holds a {name}, which is not {_qualified_name(cls)} or an imported "
+        f"{manifest}: holds a {name[:100]}, which is not {_qualified_name(cls)} or an imported "
         "subclass of it; load it with its own class"
     )
-
-
-def _env_to_json(buffer: BaseBuffer) -> dict[str, Any]:
-    info = buffer.env_info
-    return {
-        "observation_space": space_to_json(info.observation_space),
-        "action_space": space_to_json(info.action_space),
-        "num_envs": info.num_envs,
-        "is_vector": info.is_vector,
-        "autoreset_mode": info.autoreset_mode.value,
-    }
-
-
-def _check_env(buffer: BaseBuffer, saved: dict[str, Any]) -> None:
-    info, env = buffer.env_info, SavedEnv(saved)
-    pairs = {
-        "observation space": (env.observation_space, info.observation_space),
-        "action space": (env.action_space, info.action_space),
-        "number of sub-envs": (saved["num_envs"] if saved["is_vector"] else None,
-                               info.num_envs if info.is_vector else None),
-    }  # fmt: skip
-    for what, (want, got) in pairs.items():
-        if want != got:
-            raise ValueError(f"env: the buffer was saved with {what} {want}, this env has {got}")
 
 
 class _NoBar:

@@ -206,7 +206,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
         ``priorities`` (numpy arrays, torch tensors or sequences; typically ``|TD error|``)
         has the shape of ``indices`` or that shape plus a trailing axis of 1; each must be
-        finite and >= 0. A transition's stored priority is ``(priority + eps) ** alpha``. For
+        finite and >= 0, and ``(priority + eps) ** alpha`` at most the largest float64 divided
+        by ``buffer_size`` (so the sum tree's total stays finite). A transition's stored
+        priority is ``(priority + eps) ** alpha``. For
         an index given twice the last value wins. A slot that holds no transition any more
         (overwritten since it was sampled) is skipped; one that holds a newer transition gets
         the priority, as in other PER implementations. Bad input raises (TypeError or
@@ -249,10 +251,23 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def _set_priorities(
         self, rows: np.ndarray, envs: np.ndarray, priorities: np.ndarray, keep: np.ndarray
     ) -> None:
+        """Store ``(priorities + eps) ** alpha`` at the slots where ``keep``; raises ValueError
+        (changing nothing) if one is too large for the sum tree's total to stay finite."""
+        with np.errstate(over="ignore"):
+            scaled = (priorities + self.eps) ** self.alpha
+        # Each stored value at most max_float / buffer_size: a sub-env's total stays finite.
+        limit = np.finfo(np.float64).max / self.buffer_size
+        too_large = ~(scaled <= limit)
+        if too_large.any():
+            raise ValueError(
+                f"priorities: {priorities[too_large][:5]} are too large: (priority + eps) ** "
+                f"alpha (alpha={self.alpha}) must stay at most {limit:.3g} (the largest float64 "
+                f"over buffer_size={self.buffer_size}), so that the sum of priorities is finite"
+            )
         values = priorities[keep] + self.eps
         if len(values):
             self._max_priority = max(self._max_priority, float(values.max()))
-        self._tree.update(envs[keep], rows[keep], values**self.alpha)
+        self._tree.update(envs[keep], rows[keep], scaled[keep])
 
     def _update_sequence_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """``update_priorities`` for sequence windows (see there)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -10,20 +10,21 @@ from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
-from pearll.buffers.reading.output import convert, shape_env_axis
-from pearll.buffers.reading.sequences import gather_windows
+from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
-from pearll.buffers.sampling.sequences import Windows, check_window_args, window_rows
 from pearll.buffers.sampling.uniform import draw_pairs, draw_rows
-from pearll.buffers.sampling.window_memory import WindowMemory
-from pearll.buffers.writing.window_extras import write_window_extras
+from pearll.buffers.sequence_sampling import SequenceSampling
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
-from pearll.common.type_aliases import SequenceTrajectories, Trajectories
+from pearll.common.type_aliases import Trajectories
+
+if TYPE_CHECKING:
+    from pearll.datasets.minari import MinariExport
 
 PAIR_FIELDS = (*READ_FIELDS, "next_observations")
+Replay = TypeVar("Replay", bound="ReplayBuffer")
 
 
-class ReplayBuffer(RingBuffer):
+class ReplayBuffer(SequenceSampling, RingBuffer):
     """Off-policy replay: ``sample`` draws uniformly, with replacement, per sub-env.
 
     Observations and next observations share one array (half the observation memory): the
@@ -91,6 +92,52 @@ class ReplayBuffer(RingBuffer):
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "n_step": self.n_step, "gamma": self.gamma}
 
+    @classmethod
+    def from_minari(
+        cls: type[Replay],
+        dataset: Any,
+        *,
+        env: Any = None,
+        buffer_size: int | None = None,
+        storage: str = "memory",
+        seed: int | np.random.Generator | None = None,
+        progress: bool | None = None,
+        **buffer_kwargs: Any,
+    ) -> Replay:
+        """A new buffer of this class holding every episode of a Minari dataset, exactly.
+
+        ``dataset``: a ``minari.MinariDataset`` or the id of a local one (never downloaded).
+        ``env`` (optional, single or vector) is checked against the dataset's spaces; the
+        buffer is a single-env buffer of the dataset's spaces either way. ``buffer_size``
+        defaults to what holds the whole dataset (steps + episodes + 1 rows: each episode end
+        keeps its final observation in a row of its own). ``storage="memmap"`` for datasets
+        larger than RAM; ``progress``: a tqdm bar (default: 100k steps or more). Other keyword
+        arguments go to the constructor (``n_step``, ``alpha``, ``compute_reward`` for
+        HERBuffer, ...). Rewards are stored as float32. Needs ``pip install 'pearll[minari]'``
+        (Python >= 3.11); see :mod:`pearll.datasets.minari` and docs/offline.md.
+        """
+        from pearll.datasets.minari import load_buffer
+
+        return load_buffer(
+            cls, dataset, env=env, buffer_size=buffer_size, storage=storage, seed=seed,
+            progress=progress, **buffer_kwargs,
+        )  # fmt: skip
+
+    def to_minari(
+        self, dataset_id: str, *, progress: bool | None = None, **dataset_metadata: Any
+    ) -> MinariExport:
+        """Write every complete episode held (of every sub-env) as the Minari dataset
+        ``dataset_id``, losslessly; returns ``(dataset, n_written, n_left_out)``.
+
+        Episodes still open at the write position or cut by overwriting are left out.
+        ``dataset_metadata`` goes to ``minari.create_dataset_from_buffers`` (``author=``,
+        ``algorithm_name=``, ``env=``, ``data_format=``, ...). The id is checked before
+        anything is created. See :mod:`pearll.datasets.minari_write` and docs/offline.md.
+        """
+        from pearll.datasets.minari_write import write_dataset
+
+        return write_dataset(self, dataset_id, progress, **dataset_metadata)
+
     @locked
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
@@ -109,134 +156,20 @@ class ReplayBuffer(RingBuffer):
         return self._trajectories(rows, flatten_env, dtype)
 
     @locked
-    def sample_sequences(
-        self,
-        batch_size: int,
-        length: int,
-        *,
-        burn_in: int = 0,
-        boundary: str = "pad",
-        flatten_env: bool = False,
-        dtype: str | TrajectoryType = "numpy",
-    ) -> SequenceTrajectories:
-        """``batch_size`` windows of ``burn_in + length`` consecutive steps per sub-env.
+    def end_episodes(self) -> np.ndarray:
+        """End every sub-env's running episode at its last stored step, as a truncation.
 
-        Each window's anchor (its first learned step, at index ``burn_in``) is drawn uniformly
-        over the stored transitions of its sub-env, with replacement. The burn-in is the
-        ``burn_in`` steps before the anchor in its episode (fewer at an episode start: the
-        missing ones are padding); the learned part is the ``length`` steps from the anchor on.
-        ``boundary="pad"`` (R2D2): a window never leaves its episode, past its last step is
-        padding, and that step's ``next_observations`` is the episode's true final observation
-        (truncated episodes too). ``boundary="cross"`` (DreamerV3): the learned part runs on
-        into the sub-env's next stored episode (``is_first`` marks its start), up to the newest
-        stored step. Padding is zeros, ``mask`` 0. Windows never mix sub-envs and never read an
-        overwritten row. See :class:`~pearll.common.type_aliases.SequenceTrajectories` for
-        the shapes and docs/sequences.md for the rules. ``rewards`` are one-step rewards also
-        for buffers built with ``n_step``.
-
-        Raises TypeError / ValueError for bad arguments and RuntimeError if a sub-env holds no
-        transition, before anything is drawn (the buffer's random stream is left as it was).
+        For a stream that will not continue where the buffer stopped (a replay shard restored
+        from a checkpoint, a run resumed with freshly reset envs): without it the next add's
+        first observation would become the next observation of the last stored step, a
+        transition the env never produced. The last stored step keeps its true next observation
+        and gets ``truncated=True`` (``dones`` unchanged: a learner bootstraps from it, n-step
+        returns stop at it), exactly as if it had been added with ``truncated=True``; the next
+        add starts a new episode. In NEXT_STEP mode the next step of each sub-env is then taken
+        for a reset step and dropped, as after any episode end. Returns the sub-envs whose
+        episode was ended (those whose last stored step had not ended one).
         """
-        check_batch_size(batch_size)
-        check_window_args(length, burn_in, boundary)
-        parse_trajectory_type(dtype)
-        anchors, weights = self._draw_anchors(batch_size)
-        windows = self._windows_at(anchors, length, burn_in, boundary)
-        if self._window_memory is None:  # made on first use: other buffers' adds pay nothing
-            self._window_memory = WindowMemory(self.buffer_size, self.num_envs)
-            self._observers.append(self._window_memory.written)
-        self._window_memory.remember(anchors, windows, burn_in, length, boundary == "cross")
-        return self._package_windows(windows, anchors, burn_in, flatten_env, dtype, weights)
-
-    _window_memory: WindowMemory | None = None
-
-    def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(E, B)`` anchor rows drawn uniformly over each sub-env's transitions; no weights."""
-        return draw_rows(self.rng, self._ring, batch_size), None
-
-    def _forget_windows(self) -> None:
-        """Drop the memory of sampled windows (the rows it describes are gone)."""
-        if self._window_memory is not None:
-            self._observers.remove(self._window_memory.written)
-            self._window_memory = None
-
-    def reset(self) -> None:
-        with self._lock:
-            self._forget_windows()
-            super().reset()
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self._forget_windows()
-        super()._set_state(state)
-
-    @locked
-    def update_extras(self, indices: Any, name: str, values: Any) -> None:
-        """Write ``values`` into the declared extra field ``name`` at the steps of the windows
-        ``indices`` as they were sampled (DreamerV3-style stored state write-back).
-
-        ``indices``: a ``sample_sequences`` batch's ``indices``; ``values`` shaped like its
-        ``extras[name]`` (batch axes + ``(T,)`` + the field's shape; numpy, torch or sequences).
-        Only the window's real steps are written (padding is ignored), and only those that
-        still hold what was sampled: a window whose anchor was overwritten since is skipped
-        whole, and so is any burn-in step overwritten since. Raises KeyError for an undeclared
-        field, ValueError for indices that are no sampled window's or values of the wrong
-        shape, changing nothing.
-        """
-        memory = self._window_memory
-        if name not in self._extra_specs:
-            raise KeyError(f"extra field {name!r}: declared ones are {list(self._extra_specs)}")
-        rows, envs, indices = self._window_slots(indices)
-        values = _to_numpy(values)
-        spec = self._extra_specs[name]
-        steps = np.unique(memory.burn_in[rows, envs] + memory.length[rows, envs])
-        expected = (*indices.shape, int(steps[0]), *spec.shape)
-        if len(steps) != 1 or values.shape != expected:
-            raise ValueError(f"values: expected shape {expected} (that of extras[{name!r}] of "
-                             f"the windows sampled at indices), got {values.shape}")  # fmt: skip
-        values = values.reshape(len(rows), *expected[len(indices.shape) :])
-        write_window_extras(
-            self._storage["extras"][name], memory, rows, envs, values, self._windows_at
-        )
-        self._packed.sync_mirror()
-
-    def _window_slots(self, indices: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(rows, envs, indices)`` of sampled windows' anchor slots, checked."""
-        indices = _to_numpy(indices)
-        if indices.dtype.kind not in "iu":
-            raise TypeError(f"indices: expected integers, got dtype {indices.dtype}")
-        flat = indices.reshape(-1).astype(np.int64)
-        slots = self.buffer_size * self.num_envs
-        memory = self._window_memory
-        if memory is None or ((flat < 0) | (flat >= slots)).any():
-            raise ValueError("indices: expected the indices of a sample_sequences batch")
-        rows, envs = np.divmod(flat, self.num_envs)
-        if not memory.known(rows, envs).all():
-            raise ValueError("indices: some are no window's anchor (from sample_sequences)")
-        return rows, envs, indices
-
-    def _windows_at(self, anchors: np.ndarray, length: int, burn_in: int, boundary: str) -> Windows:
-        ring, views = self._ring, self._storage
-        return window_rows(
-            ring.valid, views["dones"], views["truncateds"], ring.pos, ring.size, anchors,
-            int(burn_in), int(length), boundary == "cross",
-        )  # fmt: skip
-
-    def _package_windows(
-        self,
-        windows: Windows,
-        anchors: np.ndarray,
-        burn_in: int,
-        flatten_env: bool,
-        dtype: Any,
-        weights: np.ndarray | None = None,
-    ) -> SequenceTrajectories:
-        fields = gather_windows(
-            self._reader, windows.rows, windows.is_first, anchors, int(burn_in), self.num_envs
-        )
-        if weights is not None:
-            fields["weights"] = weights
-        shaped = shape_env_axis(fields, self.env_info.is_vector, flatten_env)
-        return SequenceTrajectories(**convert(shaped, dtype, self._device_spec))
+        return self._writer.end_episodes()
 
     def _package_pairs(
         self, pairs: np.ndarray, batch_size: int, flatten_env: bool, dtype: str | TrajectoryType
@@ -261,13 +194,6 @@ class ReplayBuffer(RingBuffer):
         gathered["rewards"] = returns.rewards
         gathered["discounts"] = returns.discounts
         return gathered
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    """``value`` as a numpy array; torch tensors are detached and copied to the cpu."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def _check_n_step(n_step: Any, gamma: Any) -> tuple[int | None, float | None]:

@@ -12,6 +12,7 @@ from dataclasses import fields
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 from pearll.buffers.base import BaseBuffer, locked
 from pearll.buffers.core.checks import check_batch_size
@@ -226,6 +227,8 @@ class RingBuffer(BaseBuffer):
         dones: np.ndarray,
         truncateds: np.ndarray | None = None,
         infos: Sequence[dict | None] | None = None,
+        *,
+        episode_ends: np.ndarray | None = None,
         **extras: Any,
     ) -> None:
         """Store T consecutive steps at once, written vectorised.
@@ -234,19 +237,43 @@ class RingBuffer(BaseBuffer):
         for a vector env; ``infos`` is a list of T vector-env info dicts (needed for SAME_STEP).
         The steps must follow one another as the env produced them. ``extras`` as in
         :meth:`add_trajectory`, with the same leading axes.
+
+        ``episode_ends`` (bool, shaped like ``dones``; default None) marks steps that end their
+        episode although neither terminated nor truncated, as a dataset's episode may (Minari
+        allows it): the buffer ends the episode there as a truncation would (its final
+        observation kept, the next step starting a new episode, never crossed by n-step
+        returns) while the stored ``dones`` and ``truncateds`` stay as given. Only for buffers
+        whose episodes the caller resets (a single env, or autoreset mode DISABLED): a vector
+        env that resets itself does so only on a flag. Not for RolloutBuffer, whose advantages
+        read episode ends from the stored flags.
         """
         if np.ndim(rewards) == 0:
             raise ValueError("rewards: expected a leading time axis (T, ...), got a scalar")
         num_steps = len(rewards)
         if truncateds is None:
             truncateds = np.zeros(np.shape(rewards), dtype=bool)
+        if episode_ends is not None:
+            self._check_episode_ends_allowed()
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observations, actions, rewards,
                 next_observations, dones, truncateds, infos, num_steps=num_steps,
-                extras=extras,
+                extras=extras, episode_ends=episode_ends,
             )
         )  # fmt: skip
+
+    def _check_episode_ends_allowed(self) -> None:
+        if not self.spare_rows:
+            raise ValueError(
+                f"episode_ends: not supported by {type(self).__name__} (its advantages read "
+                "episode ends from the stored terminated/truncated flags); set truncateds instead"
+            )
+        if self.env_info.autoreset_mode is not AutoresetMode.DISABLED:
+            raise ValueError(
+                "episode_ends: only for buffers whose episodes the caller resets (a single env "
+                "or autoreset mode DISABLED), got a vector env in autoreset mode "
+                f"{self.env_info.autoreset_mode.name}, which resets only on terminated/truncated"
+            )
 
     @locked
     def _add(self, steps: StepBatch) -> None:

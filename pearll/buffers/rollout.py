@@ -10,12 +10,12 @@ import numpy as np
 from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.spaces import FieldSpec
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.advantages import gae
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
+from pearll.common.tree import tree_map
 from pearll.common.type_aliases import RolloutBatch, Trajectories
 
 # Per-transition results of compute_advantages, read by minibatches.

@@ -3,7 +3,7 @@
 Layout of a shard's directory::
 
     shard-0003/
-        LATEST.json          {"checkpoint": "00000012", "inserts": 48000, "size": 9999}
+        LATEST.json          {"name": "00000012", "inserts": 48000, "size": 9999, "samples": ...}
         00000012/            buffer.save(...) of the 12th checkpoint
 
 A checkpoint is written to a new numbered directory by ``buffer.save`` (whatever the
@@ -12,7 +12,8 @@ temporary file, fsynced, renamed) to point at it, then older numbered directorie
 A crash at any point leaves ``LATEST.json`` naming a complete checkpoint (or no file at all
 before the first), so a restart never loads a half-written one. ``inserts`` is the number of
 steps the shard had been given when the checkpoint was taken: the service compares it with
-what it counted to report what a restart lost.
+what it counted to report what a restart lost; ``samples`` and ``samples_drawn`` are the front's
+sample counters as the shard last heard them, so a new service resumes its rate limiter.
 
 The buffer side is only ``buffer.save(path)`` and ``BufferClass.load(path, env=env)``.
 """
@@ -34,6 +35,8 @@ class CheckpointInfo:
     name: str  # the numbered directory
     inserts: int  # steps given to the shard before this checkpoint
     size: int  # transitions stored in it
+    samples: int = 0  # the front's sample counters when it was taken (0 in older checkpoints)
+    samples_drawn: int = 0
 
 
 def supports_checkpoints(buffer_cls: type) -> bool:
@@ -55,10 +58,14 @@ class ShardCheckpoints:
             return None
         return CheckpointInfo(**json.loads(path.read_text()))
 
-    def write(self, buffer: Any, inserts: int) -> CheckpointInfo:
+    def write(
+        self, buffer: Any, inserts: int, samples: int = 0, samples_drawn: int = 0
+    ) -> CheckpointInfo:
         previous = self.latest()
         number = int(previous.name) + 1 if previous else 0
-        info = CheckpointInfo(f"{number:08d}", int(inserts), len(buffer))
+        info = CheckpointInfo(
+            f"{number:08d}", int(inserts), len(buffer), int(samples), int(samples_drawn)
+        )
         target = self.directory / info.name
         if target.exists():  # left by a crash before LATEST moved to it
             shutil.rmtree(target)

@@ -128,6 +128,11 @@ class RateLimiter:
         self.inserts -= n
         await self._notify()
 
+    async def refund_sample(self, n: int) -> None:
+        """Uncount a sample of ``n`` that was allowed but failed (its shards' actors died)."""
+        self.samples -= n
+        await self._notify()
+
     async def set_size(self, size: int) -> None:
         self.size = size
         await self._notify()

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.prioritized import PrioritizedReplayBuffer
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.sampling.uniform import draw_rows_of
+from pearll.common.tree import tree_map
 from pearll.common.type_aliases import DictTrajectories, PrioritizedTrajectories, Trajectories
 
 # The record fields that hold per-sample arrays (``extras`` and ``discounts`` may be None).

@@ -5,17 +5,17 @@ Topology
 - **Shards** (:mod:`pearll.distributed.shard`): one Ray actor per shard, each holding a pearll
   buffer. Collectors add straight to their shard, so insert traffic never funnels through one
   process.
-- **The front** (:class:`Front`, one async actor): the rate limiter, the sampler and the ledger
-  of losses. The rate limiter lives here because its counts are global (Reverb's ratio is per
-  table, and the service is one table): every add asks the front for permission before it
-  writes (one small round trip per add, not per step), every sample goes through the front.
-  Each shard tells the front its mass (count, priority total, smallest priority) within
-  ``REPORT_DELAY`` (10 ms) of every add and priority update, one way (one message for all that
-  happened in the delay); a sample splits the batch between shards by those masses
-  (multinomial), has each shard draw its part (one round of parallel calls), merges, shuffles
-  and weighs globally (see :mod:`pearll.distributed.sampling` for why this is the distribution
-  of one global buffer). The split follows the masses as last reported: an add still in flight
-  is not in it.
+- **The front** (:class:`~pearll.distributed.front.Front`, one async actor): the rate
+  limiter, the sampler and the ledger of losses. The rate limiter lives here because its counts
+  are global (Reverb's ratio is per table, and the service is one table): every add is counted
+  by the front before it returns (one small round trip per add, not per step), every sample
+  goes through the front. Each shard tells the front its mass (count, priority total, smallest
+  priority) within ``REPORT_DELAY`` (10 ms) of every add and priority update, one way (one
+  message for all that happened in the delay); a sample splits the batch between shards by
+  those masses (multinomial), has each shard draw its part (one round of parallel calls),
+  merges, shuffles and weighs globally (see :mod:`pearll.distributed.sampling` for why this is
+  the distribution of one global buffer). The split follows the masses as last reported: an
+  add still in flight is not in it.
 - **The handle** (:class:`ReplayService`): a small picklable object holding the actor handles;
   pass it to collector actors and the learner.
 
@@ -26,139 +26,35 @@ on ``service.checkpoint()``) in pearll's persistence format (see
 :mod:`pearll.distributed.checkpoint`). Shard actors are created with ``max_restarts``: when one
 dies, Ray restarts it, the new actor loads its latest checkpoint and tells the front how many
 inserts that checkpoint holds; the front, which counted every insert it allowed, records the
-difference as a :class:`ShardLoss` (``service.losses()``) and warns. With a samples-per-insert
-ratio every insert is counted before it is written, so ``lost`` is exact; without one, inserts
-are counted from the shards' reports, and a shard that dies within ``REPORT_DELAY`` of an add
-takes that add's count with it (``lost`` is then short by those steps). Calls that were running on
-the shard when it died fail (Ray's ``ActorDiedError``/``ActorUnavailableError``, no automatic
-retry: a retried add could be written twice); calls made while it restarts wait for it. A
-collector that dies loses only the steps it had not sent. The front is not restarted: it is
-small and holds only counters, but losing it ends the service.
+difference as a :class:`ShardLoss` (``service.losses()``) and warns. Every add is counted by
+the front before it returns, so ``lost`` is exact; the restored shard ends its running episodes
+(a truncation), so no transition spans the gap. Calls that were running on the shard when it
+died fail (Ray's ``ActorDiedError``/``ActorUnavailableError``, no automatic retry: a retried add
+could be written twice); calls made while it restarts wait for it; samples go on from the live
+shards. A collector that dies loses only the steps it had not sent. The front is restarted too
+and rebuilds itself from the shards (see :mod:`pearll.distributed.front`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.output import convert
+from pearll.common.tree import tree_map
 from pearll.common.type_aliases import Trajectories
 from pearll.distributed.checkpoint import CheckpointInfo, supports_checkpoints
-from pearll.distributed.rate_limit import RateLimit, RateLimiter
-from pearll.distributed.sampling import PoolMass, merge, shard_counts, split_indices
+from pearll.distributed.front import Front, ShardLoss, shard_name
+from pearll.distributed.rate_limit import RateLimit
+from pearll.distributed.sampling import split_indices
 from pearll.distributed.shard import Shard, ShardInfo
 
-logger = logging.getLogger(__name__)
+__all__ = ["Front", "ReplayService", "ShardLoss"]
 
-
-@dataclass(frozen=True)
-class ShardLoss:
-    """A shard restarted from a checkpoint that lacked ``lost`` of the steps it had been given."""
-
-    shard: int
-    lost: int  # steps inserted after the checkpoint, gone with the dead actor
-    inserts_before: int  # steps the front had counted for this shard when it died
-    inserts_in_checkpoint: int
-    size_after: int  # transitions the shard holds after the reload
-    time: float  # time.time() of the report
-
-
-class Front:
-    """The front actor's body: rate limiter, sampler, loss ledger (see the module docstring)."""
-
-    def __init__(
-        self, num_shards: int, rate_limit: RateLimit, beta: float, beta_steps: int | None, seed
-    ) -> None:
-        self.limiter = RateLimiter(rate_limit)
-        self.num_shards = num_shards
-        self.shards: list[Any] = []
-        self.masses = [PoolMass(0, 0.0, np.inf)] * num_shards
-        self.inserts = np.zeros(num_shards, dtype=np.int64)
-        self.losses: list[ShardLoss] = []
-        self.started: set[int] = set()
-        self.rng = np.random.default_rng(seed)
-        self.beta_start, self.beta_steps, self.samples_drawn = beta, beta_steps, 0
-        self.prioritized = False
-
-    def attach(self, shards: list[Any], prioritized: bool) -> None:
-        self.shards, self.prioritized = list(shards), prioritized
-
-    async def acquire_insert(self, shard: int, steps: int, timeout: float | None) -> None:
-        await self.limiter.insert(steps, self._timeout(timeout))
-        self.inserts[shard] += steps
-
-    async def refund_insert(self, shard: int, steps: int) -> None:
-        self.inserts[shard] -= steps
-        await self.limiter.refund_insert(steps)
-
-    async def inserted(self, shard: int, steps: int, mass: PoolMass) -> None:
-        """Shard ``shard`` wrote ``steps`` steps not counted by ``acquire_insert``; its mass."""
-        self.inserts[shard] += steps
-        self.limiter.inserts += steps
-        self.masses[shard] = mass
-        await self.limiter.set_size(sum(m.count for m in self.masses))
-
-    async def shard_started(self, shard: int, inserts: int, mass: PoolMass) -> None:
-        """Shard ``shard`` (re)started holding ``inserts`` steps from its checkpoint (or 0).
-
-        The first start of a shard resumes the counts (a new service on old checkpoints); any
-        later one is a restart after a death, and what it lacks is recorded as lost.
-        """
-        if shard in self.started:
-            loss = ShardLoss(
-                shard, int(self.inserts[shard] - inserts), int(self.inserts[shard]), inserts,
-                mass.count, time.time(),
-            )  # fmt: skip
-            self.losses.append(loss)
-            logger.warning("replay shard %d restarted from its checkpoint: %s", shard, loss)
-        self.started.add(shard)
-        self.inserts[shard] = inserts
-        await self.inserted(shard, 0, mass)
-
-    async def sample(self, batch_size: int, timeout: float | None) -> Trajectories:
-        await self.limiter.sample(batch_size, self._timeout(timeout))
-        masses = list(self.masses)
-        counts = shard_counts(np.array([m.mass for m in masses]), batch_size, self.rng)
-        drawn = [s for s in range(self.num_shards) if counts[s]]
-        parts = await asyncio.gather(*(self.shards[s].draw.remote(int(counts[s])) for s in drawn))
-        beta = self._next_beta() if self.prioritized else None
-        smallest = min((m.min_mass for m in masses), default=np.inf)
-        draws = dict(zip(drawn, parts, strict=True))
-        return merge(draws, self.num_shards, self.rng, beta, smallest)
-
-    def _next_beta(self) -> float:
-        """Global beta: the schedule of PrioritizedReplayBuffer, counted in service samples."""
-        if self.beta_steps is None:
-            return self.beta_start
-        progress = min(1.0, self.samples_drawn / self.beta_steps)
-        self.samples_drawn += 1
-        return self.beta_start + (1.0 - self.beta_start) * progress
-
-    def _timeout(self, timeout: float | None) -> float | None:
-        return self.limiter.limit.timeout if timeout is None else timeout
-
-    def stats(self) -> dict[str, Any]:
-        limiter = self.limiter
-        return {
-            "sizes": [m.count for m in self.masses],
-            "inserts": self.inserts.tolist(),
-            "limiter": {
-                "inserts": limiter.inserts,
-                "samples": limiter.samples,
-                "size": limiter.size,
-            },
-            "losses": list(self.losses),
-        }
-
-    def get_losses(self) -> list[ShardLoss]:
-        return list(self.losses)
+FRONT_RESTART_SECONDS = 60.0  # how long stats/losses/sync wait for a restarting actor
 
 
 class ReplayService:
@@ -190,6 +86,7 @@ class ReplayService:
         checkpoint_dir: str | None = None,
         checkpoint_every: int | None = None,
         max_restarts: int = -1,
+        exact_loss_count: bool = True,
         seed: int | None = None,
         **buffer_kwargs: Any,
     ) -> ReplayService:
@@ -199,7 +96,13 @@ class ReplayService:
         :class:`~pearll.distributed.shard.EnvSpaces` (``EnvSpaces.of(env)``), or a function of
         no arguments that returns an env (called inside each actor). ``buffer_size`` is per
         shard. ``seed`` seeds the front and, through ``[seed, shard]``, each shard's buffer.
-        ``max_restarts`` is Ray's for the shard actors (-1: always restart). Needs Ray running
+        ``max_restarts`` is Ray's for the shard actors (-1: always restart).
+        ``exact_loss_count`` (default True): every add returns only once the front has counted
+        it, so ``losses()`` is exact; that costs each add a round trip to the front (with a
+        samples-per-insert ratio it is paid anyway). False lets adds without a ratio return at
+        once, counted by the shards' reports within ``REPORT_DELAY``: faster for collectors
+        with few adds in flight, but a shard that dies within that delay of an add takes the
+        add's count with it (``lost`` is then short). Needs Ray running
         (``ray.init()``) or starts a local one.
         """
         ray = _ray()
@@ -211,18 +114,22 @@ class ReplayService:
             raise ValueError(f"num_shards: expected an int >= 1, got {num_shards!r}")
         rate_limit = rate_limit or RateLimit()
         beta, beta_steps = float(buffer_kwargs.get("beta", 0.4)), buffer_kwargs.get("beta_steps")
-        front_name = f"pearll-replay-front-{uuid.uuid4().hex}"
+        service = uuid.uuid4().hex
+        front_name = f"pearll-replay-front-{service}"
         front = (
             ray.remote(Front)
-            .options(num_cpus=0, max_concurrency=1000, name=front_name)
-            .remote(num_shards, rate_limit, beta, beta_steps, seed)
-        )
-        shard_actor = ray.remote(Shard).options(
-            num_cpus=0, max_restarts=max_restarts, max_task_retries=0, max_concurrency=1000
-        )
+            .options(
+                num_cpus=0, max_concurrency=1000, name=front_name, max_restarts=-1,
+                max_task_retries=0,
+            )
+            .remote(service, num_shards, rate_limit, beta, beta_steps, seed)
+        )  # fmt: skip
+        shard_options = {"num_cpus": 0, "max_restarts": max_restarts, "max_task_retries": 0,
+                         "max_concurrency": 1000}  # fmt: skip
+        shard_actor = ray.remote(Shard)
         directory = None if checkpoint_dir is None else str(checkpoint_dir)
         shards = [
-            shard_actor.remote(
+            shard_actor.options(**shard_options, name=shard_name(service, index)).remote(
                 index,
                 buffer_cls,
                 env,
@@ -232,6 +139,7 @@ class ReplayService:
                 checkpoint_every,
                 rate_limit.timeout,
                 rate_limit.samples_per_insert is not None,
+                exact_loss_count,
             )
             for index in range(num_shards)
         ]
@@ -264,7 +172,17 @@ class ReplayService:
         self, batch_size: int, timeout: float | None = None, dtype: str = "numpy", device="cpu"
     ) -> Trajectories:
         """``batch_size`` transitions, ``(B, ...)``, drawn across shards as from one buffer."""
-        batch = _ray().get(self.sample_async(batch_size, timeout))
+        from ray.exceptions import RayActorError
+
+        try:
+            batch = _ray().get(self.sample_async(batch_size, timeout))
+        except RayActorError as error:
+            if "front" not in str(error) and self.front._actor_id.hex() not in str(error):
+                raise
+            raise RuntimeError(
+                "the replay service's front actor died during this sample; it restarts and "
+                "rebuilds itself from the shards: retry the sample"
+            ) from error
         return _convert(batch, dtype, device)
 
     def sample_async(self, batch_size: int, timeout: float | None = None) -> Any:
@@ -311,12 +229,11 @@ class ReplayService:
         it returns is still exact). After ``sync()``, samples and ``stats`` see every add and
         priority update that had returned before it.
         """
-        ray = _ray()
-        ray.get([shard.report.remote() for shard in self.shards])
+        _retry_while_restarting(lambda: [shard.report.remote() for shard in self.shards])
 
     def losses(self) -> list[ShardLoss]:
         """Every shard restart so far and the steps it lost (empty if none)."""
-        return _ray().get(self.front.get_losses.remote())
+        return _retry_while_restarting(self.front.get_losses.remote)
 
     def stats(self) -> dict[str, Any]:
         """Sizes, insert counts, limiter counters and losses, as the front sees them.
@@ -324,7 +241,7 @@ class ReplayService:
         Shards report after each write with a one-way message, so a count may lag an add that
         has just returned; :meth:`sync` first for exact figures.
         """
-        return _ray().get(self.front.stats.remote())
+        return _retry_while_restarting(self.front.stats.remote)
 
     def shard_stats(self) -> list[dict[str, Any]]:
         return _ray().get([shard.stats.remote() for shard in self.shards])
@@ -351,6 +268,21 @@ def _ray() -> Any:
             "pearll.distributed needs Ray: pip install 'pearll[ray]' (or pip install ray)"
         ) from error
     return ray
+
+
+def _retry_while_restarting(call: Any, seconds: float = FRONT_RESTART_SECONDS) -> Any:
+    """``ray.get(call())``, called again while an actor it needs restarts (calls that only read
+    or report, so repeating them is harmless)."""
+    from ray.exceptions import ActorUnavailableError
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _ray().get(call())
+        except ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _numpy(value: Any) -> np.ndarray:

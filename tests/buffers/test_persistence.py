@@ -101,6 +101,23 @@ def test_load_with_the_env_uses_it_and_checks_it(tmp_path):
         ReplayBuffer.load(tmp_path / "ckpt", env=make_env(3, dict_obs=True))
 
 
+@pytest.mark.parametrize("saved", MODES)
+@pytest.mark.parametrize("given", MODES)
+def test_load_with_an_env_that_resets_differently_is_refused(tmp_path, saved, given):
+    """A NEXT_STEP checkpoint fed by a SAME_STEP env stored transitions the env never made."""
+    original, _ = filled(ReplayBuffer, 2, 13, mode=saved)
+    original.save(tmp_path / "ckpt")
+    if saved == given:
+        assert_same_state(ReplayBuffer.load(tmp_path / "ckpt", env=make_env(2, given)), original)
+        return
+    expected = f"autoreset mode {saved.name}, this env has {given.name}"
+    with pytest.raises(ValueError, match=expected):
+        ReplayBuffer.load(tmp_path / "ckpt", env=make_env(2, given))
+    # Saying how the env resets (as the constructor's autoreset_mode= does) is taken at its word.
+    loaded = ReplayBuffer.load(tmp_path / "ckpt", env=make_env(2, given), autoreset_mode=saved)
+    assert_same_state(loaded, original)
+
+
 def test_base_class_load_finds_the_saved_class_and_others_refuse(tmp_path):
     original, _ = filled(RolloutBuffer, None, 12)
     original.save(tmp_path / "ckpt")

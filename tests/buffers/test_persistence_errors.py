@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -35,10 +36,17 @@ def array_file(path: Path, stem: str = "storage-packed") -> Path:
 
 
 def rewrite_manifest(path: Path, change) -> None:
+    """Edit the manifest and record its new checksum, as a deliberate edit would."""
     manifest_file = snapshot_of(path) / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
     change(manifest)
     manifest_file.write_text(json.dumps(manifest))
+    reseal(snapshot_of(path))
+
+
+def reseal(snapshot: Path) -> None:
+    digest = hashlib.sha256((snapshot / "manifest.json").read_bytes()).hexdigest()
+    (snapshot / "manifest.sha256").write_text(f"{digest}  manifest.json\n")
 
 
 def test_flipped_byte_in_the_data_is_a_checksum_mismatch(checkpoint):
@@ -79,16 +87,19 @@ def test_truncated_array_file(checkpoint):
 
 def test_manifest_from_the_future(checkpoint):
     rewrite_manifest(checkpoint, lambda m: m.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(CheckpointError, match=r"manifest\.json: format version 2.*upgrade pearll"):
+    expected = rf"manifest\.json: format version {FORMAT_VERSION + 1}.*upgrade pearll"
+    with pytest.raises(CheckpointError, match=expected):
         ReplayBuffer.load(checkpoint)
 
 
 def test_manifest_that_is_not_json_or_not_ours(checkpoint):
     manifest = snapshot_of(checkpoint) / "manifest.json"
     manifest.write_text('{"format": "something else"}')
+    reseal(manifest.parent)
     with pytest.raises(CheckpointError, match="not a pearll buffer checkpoint"):
         ReplayBuffer.load(checkpoint)
     manifest.write_text('{"format": "pearll-buffer-che')
+    reseal(manifest.parent)
     with pytest.raises(CheckpointError, match=r"manifest\.json: not valid JSON"):
         ReplayBuffer.load(checkpoint)
 

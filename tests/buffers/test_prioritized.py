@@ -11,6 +11,7 @@ from pearll.common.type_aliases import PrioritizedTrajectories
 from tests.compare import env_slice, row, same_transition
 from tests.fixtures import MODES, make_env
 from tests.reference import ReferenceBuffer, Runner
+from tests.state import assert_same_state
 
 
 def filled(num_envs=None, capacity=50, steps=80, seed=0, **kwargs):
@@ -151,6 +152,35 @@ def test_bad_priority_updates_raise_and_change_nothing(indices, priorities, erro
         buffer.update_priorities(np.array(indices), np.array(priorities))
     np.testing.assert_array_equal(leaf_values(buffer), before)
     assert buffer._max_priority == max_before
+
+
+@pytest.mark.parametrize(
+    ("alpha", "priorities"),
+    [(2.0, [1e200]), (1.0, [1.7e308, 1.7e308]), (1.0, [np.finfo(np.float64).max / 5])],
+)
+def test_priorities_whose_power_or_sum_overflows_are_refused(alpha, priorities):
+    """They used to be accepted: weights became NaN, and every later add raised OverflowError
+    after writing (len 5 -> 6)."""
+    buffer, twin = (filled(None, capacity=10, steps=5, alpha=alpha) for _ in range(2))
+    with pytest.raises(ValueError, match="too large"):
+        buffer.update_priorities(np.arange(len(priorities)), np.array(priorities))
+    assert_same_state(buffer, twin)  # nothing changed
+    runner = Runner(make_env(None, MODES[0]), buffer, ReferenceBuffer(1, 10, True), seed=1)
+    runner.add(3)
+    assert len(buffer) == 8
+    batch = buffer.sample(16)
+    assert np.isfinite(batch.weights).all()
+
+
+def test_the_largest_accepted_priorities_keep_sums_and_weights_finite():
+    buffer = filled(None, capacity=10, steps=30, alpha=1.0, eps=0.0)
+    limit = np.finfo(np.float64).max / buffer.buffer_size
+    indices = buffer.sample(10).indices
+    buffer.update_priorities(indices, np.full(indices.shape, limit))
+    assert np.isfinite(buffer._tree.total()).all()
+    Runner(make_env(None, MODES[0]), buffer, ReferenceBuffer(1, 10, True), seed=1).add(3)
+    batch = buffer.sample(32)
+    assert np.isfinite(batch.weights).all() and (batch.weights > 0).all()
 
 
 def test_beta_setter_and_linear_schedule():

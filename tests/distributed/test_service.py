@@ -1,7 +1,7 @@
 """The replay service on a local Ray instance (skipped when Ray is not installed).
 
-One Ray instance for the module (``ray.init(num_cpus=2)``); every test builds its own service
-and shuts it down.
+One Ray instance for the session (tests/distributed/conftest.py); every test builds its own
+service and shuts it down (the ``services`` fixture).
 """
 
 from __future__ import annotations
@@ -26,19 +26,7 @@ from tests.reference import ReferenceBuffer, Runner  # noqa: E402
 SINGLE = EnvSpaces.of(TaggedEnv())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture
-def services():
-    started = []
-    yield started.append
-    for service in started:
-        service.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 class ShardWriter:

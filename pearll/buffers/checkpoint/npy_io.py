@@ -148,8 +148,8 @@ def _check_header(path: Path, file: io.BufferedReader, info: NpyInfo) -> bytes:
         if version not in _HEADER_READERS:
             raise ValueError(f"unsupported .npy version {version}")
         shape, fortran, dtype = _HEADER_READERS[version](file)
-    except ValueError as error:
-        raise CheckpointError(f"{path}: not a readable .npy file ({error})") from error
+    except Exception as error:  # numpy parses the header with ast: SyntaxError, TokenError...
+        raise CheckpointError(f"{path}: not a readable .npy file ({error!r})"[:300]) from None
     if tuple(shape) != info.shape or dtype.str != info.dtype or fortran:
         raise CheckpointError(
             f"{path}: holds a {'Fortran-order ' if fortran else ''}{dtype.str} array of shape "

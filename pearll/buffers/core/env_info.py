@@ -39,8 +39,20 @@ class EnvInfo:
         ``single_observation_space``/``single_action_space`` when it has them, else
         ``observation_space``/``action_space``. ``autoreset_mode`` overrides the env's metadata.
         """
+        if not all(
+            hasattr(env, kind) or hasattr(env, f"single_{kind}")
+            for kind in ("observation_space", "action_space")
+        ):
+            raise TypeError(
+                "env: expected a gymnasium Env or VectorEnv (anything with observation_space and "
+                f"action_space), got {type(env).__name__}"
+            )
         num_envs = getattr(env, "num_envs", None)
         is_vector = num_envs is not None
+        if is_vector and (
+            isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1
+        ):
+            raise ValueError(f"env.num_envs: expected an int >= 1, got {num_envs!r}")
         if is_vector:
             obs_space = _first_attribute(env, "single_observation_space", "observation_space")
             act_space = _first_attribute(env, "single_action_space", "action_space")
@@ -50,7 +62,7 @@ class EnvInfo:
             metadata = getattr(env, "metadata", None) or {}
             autoreset_mode = metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         mode = _parse_mode(autoreset_mode) if is_vector else AutoresetMode.DISABLED
-        return cls(obs_space, act_space, int(num_envs or 1), is_vector, mode)
+        return cls(obs_space, act_space, int(num_envs) if is_vector else 1, is_vector, mode)
 
 
 def _first_attribute(env: Any, *names: str) -> Any:
@@ -79,7 +91,7 @@ def reset_steps(ended: np.ndarray, prev_ended: np.ndarray, mode: AutoresetMode) 
     step before the batch (per sub-env). In NEXT_STEP mode a step directly after an end is a
     reset step; no step is one in the other modes.
     """
-    if mode is not AutoresetMode.NEXT_STEP:
+    if mode is not AutoresetMode.NEXT_STEP or len(ended) == 0:  # (T = 0: nothing to drop)
         return np.zeros(ended.shape, dtype=bool)
     before = np.empty_like(ended)
     before[0] = prev_ended
@@ -97,14 +109,27 @@ def substitute_final_observations(
     """
     if mode is not AutoresetMode.SAME_STEP or not ended.any():
         return next_observation
+    if info is not None and not isinstance(info, dict):
+        raise TypeError(f"info: expected the vector env's info dict, got {type(info).__name__}")
     mask = np.asarray((info or {}).get("_final_obs", np.zeros_like(ended)), dtype=bool)
+    if mask.shape != ended.shape:
+        raise ValueError(
+            f"info['_final_obs']: expected a bool array of shape {ended.shape} (one flag per "
+            f"sub-env), got shape {mask.shape}"
+        )
     missing = ended & ~mask
     if missing.any():
         raise ValueError(
             f"autoreset mode SAME_STEP: sub-envs {np.flatnonzero(missing).tolist()} ended but "
             "info has no 'final_obs' for them; pass the info dict the vector env returned"
         )
-    final = info["final_obs"]
+    final = info.get("final_obs")
+    if final is None or not hasattr(final, "__getitem__") or len(final) != len(ended):
+        raise ValueError(
+            f"info['final_obs']: expected one final observation per sub-env ({len(ended)}), got "
+            f"{type(final).__name__}"
+            + (f" of length {len(final)}" if hasattr(final, "__len__") else "")
+        )
     if isinstance(next_observation, dict):
         return {
             key: _replace_rows(value, mask, [final[i][key] for i in np.flatnonzero(mask)])
@@ -115,5 +140,11 @@ def substitute_final_observations(
 
 def _replace_rows(array: Any, mask: np.ndarray, rows: list[Any]) -> np.ndarray:
     out = np.array(array, copy=True)
+    for row, env in zip(rows, np.flatnonzero(mask).tolist(), strict=True):
+        if np.shape(row) != out.shape[1:] or np.asarray(row).dtype == object:
+            raise ValueError(
+                f"info['final_obs'][{env}]: expected an observation of shape {out.shape[1:]}, "
+                f"got {type(row).__name__} of shape {np.shape(row)}"
+            )
     out[mask] = np.stack([np.asarray(r) for r in rows]).reshape(out[mask].shape)
     return out

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from pearll.buffers.core.tree import tree_map
+from pearll.common.tree import tree_map
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ def nbytes_per_item(spec: FieldSpec | dict[str, Any]) -> int:
 RESERVED_FIELD_NAMES = frozenset(
     {"self", "observation", "action", "reward", "next_observation", "done", "truncated", "info"}
     | {"observations", "actions", "rewards", "next_observations", "dones", "truncateds", "infos"}
+    | {"episode_ends"}
 )
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.core.env_info import EnvInfo, substitute_final_observations
-from pearll.buffers.core.spaces import SCALAR_BOOL, SCALAR_FLOAT, coerce
-from pearll.buffers.core.tree import tree_map
+from pearll.buffers.core.rewards import coerce_rewards
+from pearll.buffers.core.spaces import SCALAR_BOOL, coerce
+from pearll.common.tree import tree_map
 
 
 @dataclass
@@ -29,6 +30,8 @@ class StepBatch:
     dones: np.ndarray
     truncateds: np.ndarray
     extras: dict[str, np.ndarray]
+    # Steps that end their episode without a flag (add_batch_trajectories' episode_ends).
+    episode_ends: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -40,12 +43,14 @@ class StepBatch:
             for name in ("observations", "actions", "rewards", "next_observations", "dones",
                          "truncateds", "extras")
         }  # fmt: skip
-        return StepBatch(**part)
+        ends = None if self.episode_ends is None else self.episode_ends[start:stop]
+        return StepBatch(**part, episode_ends=ends)
 
     @property
     def ended(self) -> np.ndarray:
-        """``(T, E)``: the step terminated or truncated its episode."""
-        return (self.dones | self.truncateds)[..., 0]
+        """``(T, E)``: the step terminated or truncated its episode (or was declared its end)."""
+        ended = (self.dones | self.truncateds)[..., 0]
+        return ended if self.episode_ends is None else ended | self.episode_ends[..., 0]
 
 
 def steps_from_args(
@@ -60,18 +65,20 @@ def steps_from_args(
     infos: Sequence[dict | None] | None,
     num_steps: int | None,
     extras: dict[str, Any] | None = None,
+    episode_ends: Any = None,
 ) -> StepBatch:
     """Validate and reshape one step (``num_steps=None``) or a batch of ``num_steps`` steps.
 
     ``extras`` holds the values of the buffer's declared extra fields (``specs["extras"]``):
-    every declared field must be given, and nothing else.
+    every declared field must be given, and nothing else. ``episode_ends`` (bool, shaped like
+    ``done``, or None) marks steps that end their episode with neither flag set.
     """
     env_lead = (info.num_envs,) if info.is_vector else ()
     lead = env_lead if num_steps is None else (num_steps, *env_lead)
     fields = {
         "observations": coerce(observation, specs["observations"], lead, "observation"),
         "actions": coerce(action, specs["actions"], lead, "action", check_range=True),
-        "rewards": coerce(reward, SCALAR_FLOAT, lead, "reward"),
+        "rewards": coerce_rewards(reward, lead),
         "dones": coerce(done, SCALAR_BOOL, lead, "done").astype(bool),
         "truncateds": coerce(truncated, SCALAR_BOOL, lead, "truncated").astype(bool),
     }
@@ -81,6 +88,9 @@ def steps_from_args(
         next_observation, specs["observations"], lead, "next_observation"
     )
     fields["extras"] = _extras(specs.get("extras", {}), extras or {}, lead)
+    if episode_ends is not None:
+        fields["episode_ends"] = coerce(episode_ends, SCALAR_BOOL, lead, "episode_ends")
+        fields["episode_ends"] = fields["episode_ends"].astype(bool)
     to_batch = _batch_axes(info.is_vector, num_steps is None)
     return StepBatch(**{name: tree_map(to_batch, tree) for name, tree in fields.items()})
 

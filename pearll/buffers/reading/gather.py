@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.storage.packed import PackedStorage
+from pearll.common.tree import tree_map
 
 # The stored fields a transition is read from (next observations aside).
 READ_FIELDS = ("observations", "actions", "rewards", "dones", "extras")

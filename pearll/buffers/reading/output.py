@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers.core.tree import tree_map
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
+from pearll.common.tree import tree_map
 
 
 def import_torch() -> Any:

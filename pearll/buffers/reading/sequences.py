@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.reading.gather import Reader, env_column
+from pearll.common.tree import tree_map
 
 
 def gather_windows(

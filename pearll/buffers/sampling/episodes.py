@@ -71,6 +71,14 @@ class EpisodeIndex:
         episode. Same result as :meth:`record` of that step's plan (tested)."""
         _record_step(self.written, self.current, self.episode_of, self.final_row, rows, envs, ended)
 
+    def end(self, envs: np.ndarray) -> None:
+        """End the running episodes of ``envs`` at their pending observation (which becomes the
+        final one) without a new step: ``ReplayBuffer.end_episodes`` (the ring moves one row)."""
+        ids = self.current[envs]
+        self.final_row[ids % self.capacity, envs] = self.written[envs]
+        self.current[envs] += 1
+        self.written[envs] += 1
+
     def extents(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Absolute rows around the transitions in ring rows ``rows`` ``(E, B)``.
 

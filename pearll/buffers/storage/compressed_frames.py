@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from pearll.buffers.checkpoint.protocol import AnyLength
 from pearll.buffers.errors import CheckpointError
-from pearll.buffers.persistence import AnyLength
 from pearll.buffers.storage.frames import FrameStackSpec, FrameStore
 
 CODECS = ("lz4", "zstd")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.core.spaces import FieldSpec
-from pearll.buffers.core.tree import tree_map
+from pearll.common.tree import tree_map
 
 MAX_ALIGN = 8
 

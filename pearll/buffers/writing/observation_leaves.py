@@ -101,9 +101,12 @@ def with_final_observations(next_obs: Any, info: Any, ended: np.ndarray) -> Any:
     if (ended & ~mask).any() or final is None:
         return None
     out = _copy(next_obs)
-    for i in np.flatnonzero(mask):
-        if not _put_row(out, final[i], i):
-            return None
+    try:
+        for i in np.flatnonzero(mask):
+            if not _put_row(out, final[i], i):
+                return None
+    except (TypeError, IndexError, KeyError, ValueError):  # malformed: the general path says so
+        return None
     return out
 
 

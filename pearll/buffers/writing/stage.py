@@ -8,6 +8,7 @@ the typed views of it that staging assigns through, and ``control`` (see step_ke
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,38 @@ EXACT_INTEGER = 2**53
 # Where the kernel takes the addresses of Ring.pos, size, valid, count and prev_ended.
 RING_ADDRESSES = (kernel.POS_AT, kernel.SIZE_AT, kernel.VALID_AT, kernel.COUNT_AT,
                   kernel.PREV_ENDED_AT)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    """Where a staged row holds what: a packed row first, then (spare rows) the next
+    observation's bytes, then (frame stacks) the step's newest frame and its next observation's.
+
+    With frame stacks a packed row holds no observation, only how deep its stack reaches
+    (``frame_depth``): the kernel works the depths out and writes them there, and copies the
+    two staged frames into the frame store.
+    """
+
+    obs_slots: Any  # the Slot tree the observation fills in a packed row (frame_depth: frames)
+    obs_slot: Slot  # one byte span covering it, the bytes the kernel copies as next observation
+    next_slot: Slot  # where the staged next observation sits (spare rows)
+    frame_slots: tuple[Slot, Slot] | None  # the two staged frames
+    stage_bytes: int  # bytes of a staged row: whole 8-byte words
+
+    @classmethod
+    def of(cls, packed: PackedStorage, spare: bool, frames: Any) -> StageLayout:
+        slots, row_bytes = packed.slots, packed.row_bytes
+        obs_slots = slots["observations" if frames is None else "frame_depth"]
+        obs_slot = observation_span(obs_slots)
+        stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
+        frame_slots = None
+        if frames is not None:  # (frame stacks come with spare rows)
+            frame_bytes = int(np.prod(frames.frame_shape, dtype=np.int64)) * frames.dtype.itemsize
+            frame_slots = tuple(Slot(stage_bytes + i * frame_bytes, frames.dtype,
+                                     frames.frame_shape, frame_bytes) for i in (0, 1))  # fmt: skip
+            stage_bytes += -(-2 * frame_bytes // 8) * 8
+        next_slot = Slot(row_bytes, obs_slot.dtype, obs_slot.shape, obs_slot.nbytes)
+        return cls(obs_slots, obs_slot, next_slot, frame_slots, stage_bytes)
 
 
 def observation_span(slots: Any) -> Slot:
@@ -116,6 +149,7 @@ def make_control(
     control[kernel.OBS_BYTES] = obs_slot.nbytes
     control[kernel.MIRROR] = packed.mirror
     control[kernel.DONES_OFFSET] = slots["dones"].offset
+    control[kernel.REWARDS_OFFSET] = slots["rewards"].offset
     control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
     control[kernel.ACTION_SIZE] = low.size
     control[kernel.NUM_ENVS], control[kernel.STAGE_BYTES] = stage.shape

@@ -58,13 +58,15 @@ EPISODE_STEP_AT = 25  # FrameStore.episode_step (E,) int64: kept steps since epi
 STACK_SIZE = 26  # frames per stack
 STAGED_FRAMES_AT = 27  # where a staged row holds the two frames (observation's, next's)
 PASSED_PER_ENV = 28  # report slots per sub-env for rows passed over (and stacks broken)
-HEADER = 29
+REWARDS_OFFSET = 29  # where the float32 reward sits in a packed row
+HEADER = 30
 # Then, as float64: the low bounds (k), the high bounds (k), each sub-env's action (E * k);
 # then the report, int64: the rows written (E), their envs (E), the rows passed over
 # (PASSED_PER_ENV * E), their envs (as many); see report_start.
 
 ACTION_OUT_OF_RANGE = -1
 NEEDS_FINAL_OBS = -2
+NON_FINITE_REWARD = -3  # NaN, infinite, or too large for float32 (staged as infinite)
 # The result packs two counts (slots written, slots passed over) into one int: returning a
 # tuple would cost a boxing per call.
 COUNT_BITS = 32
@@ -112,7 +114,8 @@ def write_step(control):
     """Write one staged step of each sub-env; or write nothing and return a negative code.
 
     Returns ``written + (passed << COUNT_BITS)``, the numbers of slots written and passed over
-    (listed in the report), or ACTION_OUT_OF_RANGE (a NaN is out of range) or NEEDS_FINAL_OBS.
+    (listed in the report), or ACTION_OUT_OF_RANGE (a NaN is out of range), NEEDS_FINAL_OBS
+    or NON_FINITE_REWARD.
     """
     num_envs, capacity = control[NUM_ENVS], control[CAPACITY]
     rows, row_bytes, stage_bytes = control[PACKED_ROWS], control[ROW_BYTES], control[STAGE_BYTES]
@@ -128,6 +131,11 @@ def write_step(control):
     prev_ended = carray(_pointer(control[PREV_ENDED_AT]), num_envs, np.bool_)
     if not _actions_in_range(control, num_envs):
         return ACTION_OUT_OF_RANGE
+    rewards_at = control[REWARDS_OFFSET]
+    for e in range(num_envs):
+        # A little-endian float32 is NaN or infinite iff its 8 exponent bits are all set.
+        if (stage[e, rewards_at + 3] & 0x7F) == 0x7F and (stage[e, rewards_at + 2] & 0x80) != 0:
+            return NON_FINITE_REWARD
     done_at, trunc_at = control[DONES_OFFSET], control[TRUNCATEDS_OFFSET]
     if control[SAME_STEP] != 0:
         for e in range(num_envs):

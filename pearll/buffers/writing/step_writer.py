@@ -41,23 +41,22 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from pearll.buffers.core.tree import tree_leaves
-from pearll.buffers.storage.packed import Slot
 from pearll.buffers.writing import step_kernel as kernel
 from pearll.buffers.writing.observation_leaves import ObservationLeaves, with_final_observations
 from pearll.buffers.writing.stage import (
     NUMERIC,
+    StageLayout,
     castable_dtypes,
     env_view,
     exact_bounds,
     given_action_shape,
     make_control,
-    observation_span,
     ring_arrays,
     shifted,
     step_view,
 )
 from pearll.buffers.writing.writer import Writer, Written
+from pearll.common.tree import tree_leaves
 
 ndarray = np.ndarray
 SCALAR_NUMBERS = (float, int, np.floating, np.integer)
@@ -65,6 +64,7 @@ INTEGERS = (int, np.integer)
 FLAGS = (bool, np.bool_)
 BOOL = frozenset([np.dtype(np.bool_)])
 _COUNT_MASK = (1 << kernel.COUNT_BITS) - 1
+NEEDS_FINAL_OBS = kernel.NEEDS_FINAL_OBS
 
 
 class StepWriter:
@@ -78,26 +78,15 @@ class StepWriter:
         self._vector, num_envs = info.is_vector, packed.num_envs
         self._capacity = ring.capacity
         slots, row_bytes = packed.slots, packed.row_bytes
-        # With frame stacks a packed row holds no observation, only how deep its stack reaches
-        # (frame_depth): the kernel works the depths out and writes them there, and copies
-        # the two staged frames into the frame store.
         self._frames = writer.frames
         self._observations = writer.views["observations"]
-        obs_slots = slots["observations" if self._frames is None else "frame_depth"]
-        obs_slot = observation_span(obs_slots)
-        spare = ring.spare_rows
-        stage_bytes = row_bytes + (-(-obs_slot.nbytes // 8) * 8 if spare else 0)
-        frame_slots = None
-        if self._frames is not None:  # then the two frames (frame stacks come with spare rows)
-            frames = self._frames
-            frame_bytes = int(np.prod(frames.frame_shape, dtype=np.int64)) * frames.dtype.itemsize
-            frame_slots = tuple(Slot(stage_bytes + i * frame_bytes, frames.dtype,
-                                     frames.frame_shape, frame_bytes) for i in (0, 1))  # fmt: skip
-            stage_bytes += -(-2 * frame_bytes // 8) * 8
+        layout = StageLayout.of(packed, ring.spare_rows, self._frames)
+        obs_slots, obs_slot, frame_slots = layout.obs_slots, layout.obs_slot, layout.frame_slots
+        spare, stage_bytes = ring.spare_rows, layout.stage_bytes
         self._stage = stage = np.zeros((num_envs, stage_bytes), np.uint8)  # whole 8-byte words
         vector = self._vector
         self._lead = lead = (num_envs,) if vector else ()
-        next_slot = Slot(row_bytes, obs_slot.dtype, obs_slot.shape, obs_slot.nbytes)
+        next_slot = layout.next_slot
         # Dict observations are staged leaf by leaf (observation_leaves.py), arrays directly.
         self._leaves = None
         if isinstance(obs_slots, dict):
@@ -148,6 +137,8 @@ class StepWriter:
         self._report_at = kernel.report_start(num_envs, action_size)
         self._passed_room = int(self._control[kernel.PASSED_PER_ENV]) * num_envs
         self._write_step = kernel.compiled_write_step()
+        self._stages_arrays = self._leaves is None and self._frames is None
+        self._reporting = False  # control[REPORT] is set at the first add with observers
         if self._leaves is not None:
             self.try_add = self._try_vector_dict if vector else self._try_single_dict
         else:
@@ -277,7 +268,7 @@ class StepWriter:
         if leaves is not None and not leaves.stage(obs, next_obs):
             return False
         try:
-            if staged_obs is not None and self._frames is None:
+            if self._stages_arrays:
                 staged_obs[...] = obs
                 staged_next[...] = next_obs
             staged_action[...] = action
@@ -290,11 +281,6 @@ class StepWriter:
             return False
         staged_done[...] = done
         staged_trunc[...] = trunc
-        observers, writer = self._observers, self._writer
-        self._control[kernel.REPORT] = 1 if observers else 0
-        if writer.unfinished:
-            writer.recover_if_interrupted()
-        writer.unfinished = True
         if self._frames is not None:  # the newest frame of each stack
             staged_frame, staged_next_frame = self._staged_frames
             if self._vector:
@@ -303,17 +289,26 @@ class StepWriter:
             else:
                 staged_frame[0] = obs[-1]
                 staged_next_frame[0] = next_obs[-1]
+        observers, writer = self._observers, self._writer
+        if writer.unfinished:
+            writer.recover_if_interrupted()
+        if observers:
+            # Set before the compiled call: an interrupt between it and the observers leaves
+            # the add unfinished, and the next one repairs what the observers keep.
+            writer.unfinished = True
+            if not self._reporting:
+                self._control[kernel.REPORT] = 1
+                self._reporting = True
         result = self._write_step(self._control)
-        if result == kernel.NEEDS_FINAL_OBS:
-            writer.unfinished = False  # nothing was written: it is staged again
-            return self._write_final_observations(obs, action, reward, next_obs, done, trunc,
-                                                  extras, info)  # fmt: skip
-        if result < 0:
-            writer.unfinished = False  # nothing was written
+        if result < 0:  # nothing was written
+            writer.unfinished = False
+            if result == NEEDS_FINAL_OBS:  # staged again, with the final observations
+                return self._write_final_observations(obs, action, reward, next_obs, done,
+                                                      trunc, extras, info)  # fmt: skip
             return False  # out of range: the general path raises
         if observers:
             self._report_written(result, done, trunc)
-        writer.unfinished = False
+            writer.unfinished = False
         return True
 
     def _write_final_observations(

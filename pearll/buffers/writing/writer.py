@@ -18,6 +18,7 @@ slots without a transition back to priority 0, transitions left without one give
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -26,8 +27,8 @@ import numpy as np
 from pearll.buffers.core.env_info import EnvInfo, reset_steps
 from pearll.buffers.core.ring import Ring, WritePlan
 from pearll.buffers.core.steps import StepBatch
-from pearll.buffers.core.tree import tree_map
 from pearll.buffers.storage.packed import PackedStorage
+from pearll.common.tree import tree_map
 
 STEP_FIELDS = ("actions", "rewards", "dones", "truncateds")
 
@@ -48,6 +49,7 @@ class Written(NamedTuple):
     passed_envs: np.ndarray
     plan: WritePlan | None = None
     ended: np.ndarray | None = None
+    closed: np.ndarray | None = None  # end_episodes: sub-envs whose episode it ended
 
 
 # A part that keeps state about stored rows (priorities, episodes) in step with the writes:
@@ -129,6 +131,38 @@ class Writer:
             observer(written)
         self.unfinished = False
 
+    def end_episodes(self) -> np.ndarray:
+        """End every sub-env's running episode at its last stored step, as a truncation (see
+        ``ReplayBuffer.end_episodes``); returns the sub-envs whose episode it ended.
+
+        Spare-row layout only: the pending row keeps the final observation, and the ring
+        moves one row on, so the next step starts a new episode.
+        """
+        ring, envs = self.ring, np.arange(self.ring.num_envs)
+        last = (ring.pos - 1) % ring.capacity
+        closing = np.flatnonzero(~ring.prev_ended & ring.valid[last, envs])
+        if len(closing) == 0:
+            return closing
+        self.recover_if_interrupted()
+        self.unfinished = True
+        advance = np.zeros(ring.num_envs, dtype=np.int64)
+        advance[closing] = 1
+        ended_last = ring.prev_ended.copy()
+        ended_last[closing] = True
+        none, no_steps = np.zeros(0, dtype=np.int64), np.zeros((0, ring.num_envs), dtype=bool)
+        plan = WritePlan(*(none,) * 6, advance, ended_last, no_steps, no_steps)
+        passed_rows, passed_envs = ring.rows_passed_over(advance)
+        ring.invalidate_slots(passed_rows, passed_envs)
+        self.views["truncateds"][last[closing], closing] = True
+        self.packed.sync_mirror()
+        if self.frames is not None:
+            self.frames.episode_step[closing] = 0  # the next step starts an episode's stack
+        ring.commit(plan)
+        for observer in self.observers:
+            observer(Written(none, none, passed_rows, passed_envs, closed=closing))
+        self.unfinished = False
+        return closing
+
     def _stacks_to_break(self, plan: WritePlan) -> tuple[np.ndarray, np.ndarray]:
         """The transitions whose frame stacks reach rows this write will overwrite.
 
@@ -141,27 +175,57 @@ class Writer:
 
     def _write(self, plan: WritePlan, steps: StepBatch) -> None:
         views = self.views
-        at_steps = (plan.step_t, plan.step_env)
-        rows = (plan.step_row, plan.step_env)
-        for name in STEP_FIELDS:
-            views[name][rows] = getattr(steps, name)[at_steps]
+        fancy = ((plan.step_t, plan.step_env), (plan.step_row, plan.step_env))
+        # Runs of consecutive rows (whole episodes of a batch) copy faster as slices.
+        parts = (_slice_runs(plan) if self.frames is None else None) or [fancy]
         observations, next_observations = steps.observations, steps.next_observations
         spare = self.ring.spare_rows
         if self.frames is not None:
             observations, next_observations = observations[:, :, -1], next_observations[:, :, -1]
             depth, next_depth = self.frames.depths(plan.keep, plan.ended)
-            views["frame_depth"][rows] = depth[at_steps]
+            views["frame_depth"][fancy[1]] = depth[fancy[0]]
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             views["frame_depth"][target] = next_depth[source]
-        scatter(views["observations"], rows, observations, at_steps)
-        scatter(views["extras"], rows, steps.extras, at_steps)
+        for at_steps, rows in parts:
+            for name in STEP_FIELDS:
+                views[name][rows] = getattr(steps, name)[at_steps]
+            scatter(views["observations"], rows, observations, at_steps)
+            scatter(views["extras"], rows, steps.extras, at_steps)
+            if not spare:
+                scatter(views["next_observations"], rows, next_observations, at_steps)
         if spare:
             target, source = (plan.next_row, plan.next_env), (plan.next_t, plan.next_env)
             scatter(views["observations"], target, next_observations, source)
             if not (plan.step_row.all() and plan.next_row.all()):
                 self.packed.sync_mirror()
-        else:
-            scatter(views["next_observations"], rows, steps.next_observations, at_steps)
+
+
+# Below this many steps per run on average, one fancy-index scatter beats a slice copy per run.
+MIN_RUN_STEPS = 32
+
+
+def _slice_runs(plan: WritePlan) -> list[tuple[tuple, tuple]] | None:
+    """The plan's writes as ``(at_steps, rows)`` slice pairs, one per run of consecutive steps
+    going to consecutive rows of one sub-env (each whole episode of a single-env batch is
+    one), or None when the runs are too short for slices to pay.
+
+    Basic-index copies of long runs cost a fraction of the fancy-index scatter, which was most
+    of the time of adding whole episodes (benchmarks/bench_minari.py).
+    """
+    rows, steps, envs = plan.step_row, plan.step_t, plan.step_env
+    n = len(rows)
+    if n < MIN_RUN_STEPS:
+        return None
+    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(steps) != 1) | (np.diff(envs) != 0))
+    if (len(breaks) + 1) * MIN_RUN_STEPS > n:
+        return None
+    bounds = [0, *(breaks + 1).tolist(), n]
+    runs = []
+    for start, stop in itertools.pairwise(bounds):
+        env, row, step = int(envs[start]), int(rows[start]), int(steps[start])
+        length = stop - start
+        runs.append(((slice(step, step + length), env), (slice(row, row + length), env)))
+    return runs
 
 
 def scatter(storage: Any, rows: tuple, values: Any, at: tuple) -> None:

@@ -10,7 +10,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers import ReplayBuffer, RolloutBuffer
-from pearll.buffers.core.tree import tree_map
+from pearll.common.tree import tree_map
 from tests.fixtures import make_env
 from tests.reference import Runner
 
