@@ -21,7 +21,7 @@ from pearll.envs.cartpole_pomdp import cartpole_no_velocity
 STEPS = 150_000
 
 
-def run(algo: str, seed: int) -> str:
+def run(algo: str, seed: int, learning_rate: float | None = None) -> str:
     env = cartpole_no_velocity()
     buffer = ReplayBuffer(env, 100_000, seed=seed)
     returns: list[float] = []
@@ -35,9 +35,10 @@ def run(algo: str, seed: int) -> str:
 
     start = time.perf_counter()
     if algo == "r2d2":
-        from pearll.agents.r2d2 import train_r2d2
+        from pearll.agents.r2d2 import R2D2Config, train_r2d2
 
-        result = train_r2d2(env, buffer, STEPS, seed=seed, callback=episode_ended)
+        config = R2D2Config() if learning_rate is None else R2D2Config(learning_rate=learning_rate)
+        result = train_r2d2(env, buffer, STEPS, config, seed=seed, callback=episode_ended)
     else:
         from pearll.agents.dqn import train_dqn
 
@@ -54,9 +55,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--algo", choices=["r2d2", "dqn"], default="r2d2")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--learning-rate", type=float, help="r2d2 only (default: the config's)")
     args = parser.parse_args()
     for seed in args.seeds:
-        print(run(args.algo, seed), flush=True)
+        print(run(args.algo, seed, args.learning_rate), flush=True)
 
 
 if __name__ == "__main__":
