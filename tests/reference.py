@@ -122,3 +122,37 @@ class Runner:
                 Transition(index_obs(obs, e), action[e], reward[e], true_next, term[e], trunc[e]),
             )
         self.needs_reset = term | trunc
+
+
+def reference_window(
+    history: list[Transition], start: int, i: int, burn_in: int, length: int, cross: bool
+) -> tuple[list[Transition | None], list[bool]]:
+    """The window a sequence sample anchored at ``history[i]`` must return, worked out on
+    whole episodes: ``start`` is the index of the oldest retained transition. Returns the
+    ``burn_in + length`` steps (None for padding) and each step's ``is_first``.
+
+    A step starts an episode if the one before it ended one (or it is the first ever), and
+    the buffer can tell only if that one is still retained (or nothing was ever dropped).
+    """
+
+    def ended(j: int) -> bool:
+        return bool(history[j].done or history[j].truncated)
+
+    def first(j: int) -> bool:
+        return (j == 0) or (j - 1 >= start and ended(j - 1))
+
+    burn = []
+    j = i
+    while len(burn) < burn_in and j - 1 >= start and not ended(j - 1):
+        j -= 1
+        burn.insert(0, j)
+    learned = [i]
+    while len(learned) < length and learned[-1] + 1 < len(history):
+        if ended(learned[-1]) and not cross:
+            break
+        learned.append(learned[-1] + 1)
+    steps = [None] * (burn_in - len(burn)) + burn + learned + [None] * (length - len(learned))
+    return (
+        [None if j is None else history[j] for j in steps],
+        [False if j is None else first(j) for j in steps],
+    )

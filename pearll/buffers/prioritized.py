@@ -16,6 +16,7 @@ from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.sampling.sum_tree import SumTree
+from pearll.buffers.sampling.window_memory import sequence_priorities
 from pearll.buffers.writing.writer import Written
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
@@ -32,7 +33,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         eps: added to every priority given to ``update_priorities``, >= 0, so that a transition
             with zero TD error can still be drawn.
         beta_steps: if given, ``beta`` grows linearly from its initial value to 1 over this
-            many ``sample`` calls and then stays at 1 (annealing as in the paper).
+            many ``sample`` (and ``sample_sequences``) calls and then stays at 1 (annealing as
+            in the paper).
+        eta: how a sequence's priority mixes the largest and the mean ``|TD error|`` of its
+            learned steps, in [0, 1] (R2D2's 0.9 by default); see ``update_priorities``.
 
     New transitions get the largest priority given so far (1 before any update), so each is
     likely to be replayed at least once. ``sample`` returns :class:`PrioritizedTrajectories`
@@ -61,8 +65,12 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         device: Any = "auto",
         *,
         beta_steps: int | None = None,
+        eta: float = 0.9,
         **kwargs: Any,
     ) -> None:
+        self.eta = _check_non_negative(eta, "eta")
+        if self.eta > 1:
+            raise ValueError(f"eta: expected a float in [0, 1], got {eta!r}")
         self.alpha = _check_non_negative(alpha, "alpha")
         self.eps = _check_non_negative(eps, "eps")
         self._beta_start = _check_non_negative(beta, "beta")
@@ -81,6 +89,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def _config(self) -> dict[str, Any]:
         settings = {"alpha": self.alpha, "beta": self._beta_start, "eps": self.eps}
+        settings["eta"] = self.eta
         return {**super()._config(), **settings, "beta_steps": self.beta_steps}
 
     def _state(self) -> dict[str, Any]:
@@ -152,9 +161,19 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
-        self._writer.recover_if_interrupted()
         if flatten_env and self.env_info.is_vector:
+            self._writer.recover_if_interrupted()
             return self._sample_flat(batch_size, dtype)
+        rows, weights = self._draw_anchors(batch_size)
+        gathered = self._gather(rows)
+        gathered["indices"] = rows * self.num_envs + np.arange(self.num_envs)[:, None]
+        gathered["weights"] = weights
+        return self._package(gathered, flatten_env, dtype)
+
+    def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(E, B)`` rows drawn by priority (stratified) and their ``(E, B, 1)`` weights;
+        the draws of ``sample`` and the anchors of ``sample_sequences``."""
+        self._writer.recover_if_interrupted()
         self._ring.require_transitions()
         totals = self._tree.total()
         if (totals <= 0).any():
@@ -164,12 +183,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             )
         strata = (np.arange(batch_size) + self.rng.random((self.num_envs, batch_size))) / batch_size
         rows = self._tree.find(strata * totals[:, None])
-        envs = np.arange(self.num_envs)[:, None]
-        gathered = self._gather(rows)
-        gathered["indices"] = rows * self.num_envs + envs
-        gathered["weights"] = self._weights(rows, envs, totals)
+        weights = self._weights(rows, np.arange(self.num_envs)[:, None], totals)
         self._samples_drawn += 1
-        return self._package(gathered, flatten_env, dtype)
+        return rows, weights
 
     def _sample_flat(self, batch_size: int, dtype: str | TrajectoryType) -> PrioritizedTrajectories:
         """``batch_size`` transitions drawn by priority over the whole buffer, as one tree.
@@ -241,12 +257,23 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         (overwritten since it was sampled) is skipped; one that holds a newer transition gets
         the priority, as in other PER implementations. Bad input raises (TypeError or
         ValueError) and changes nothing.
+
+        Sequences (R2D2): with the ``indices`` of a ``sample_sequences`` batch of ``length``
+        > 1, ``priorities`` may be the signed TD errors of its learned steps, shaped like
+        ``indices`` plus ``(length,)``; each window's priority is then ``eta * max + (1 - eta)
+        * mean`` of ``|td|`` over its learned steps that were real when sampled, and a window
+        whose anchor was overwritten since it was sampled is skipped. (With ``length`` 1, give
+        ``|td|`` shaped like ``indices``: the same priority.)
         """
         indices, priorities = _as_array(indices, "indices"), _as_array(priorities, "priorities")
         if indices.dtype.kind not in "iu":
             raise TypeError(f"indices: expected integers, got dtype {indices.dtype}")
         if priorities.dtype.kind not in "iuf":
             raise TypeError(f"priorities: expected real numbers, got dtype {priorities.dtype}")
+        sequence = priorities.ndim == indices.ndim + 1 and priorities.shape[:-1] == indices.shape
+        if sequence and priorities.shape[-1] > 1:
+            self._update_sequence_priorities(indices, priorities.astype(np.float64))
+            return
         if priorities.shape not in (indices.shape, (*indices.shape, 1)):
             raise ValueError(
                 f"priorities: expected shape {indices.shape} (that of indices) or "
@@ -262,6 +289,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         bad = ~np.isfinite(priorities) | (priorities < 0)
         if bad.any():
             raise ValueError(f"priorities: expected finite values >= 0, got {priorities[bad][:5]}")
+        rows, envs = np.divmod(indices.astype(np.int64), self.num_envs)
+        self._set_priorities(rows, envs, priorities, self._ring.valid[rows, envs])
+
+    def _set_priorities(
+        self, rows: np.ndarray, envs: np.ndarray, priorities: np.ndarray, keep: np.ndarray
+    ) -> None:
+        """Store ``(priorities + eps) ** alpha`` at the slots where ``keep``; raises ValueError
+        (changing nothing) if one is too large for the sum tree's total to stay finite."""
         with np.errstate(over="ignore"):
             scaled = (priorities + self.eps) ** self.alpha
         # Each stored value at most max_float / buffer_size: a sub-env's total stays finite.
@@ -273,12 +308,27 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                 f"alpha (alpha={self.alpha}) must stay at most {limit:.3g} (the largest float64 "
                 f"over buffer_size={self.buffer_size}), so that the sum of priorities is finite"
             )
-        rows, envs = np.divmod(indices.astype(np.int64), self.num_envs)
-        stored = self._ring.valid[rows, envs]
-        values = priorities[stored] + self.eps
+        values = priorities[keep] + self.eps
         if len(values):
             self._max_priority = max(self._max_priority, float(values.max()))
-        self._tree.update(envs[stored], rows[stored], scaled[stored])
+        self._tree.update(envs[keep], rows[keep], scaled[keep])
+
+    def _update_sequence_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """``update_priorities`` for sequence windows (see there)."""
+        rows, envs, _ = self._window_slots(indices)
+        memory, length = self._window_memory, td_errors.shape[-1]
+        sampled = memory.length[rows, envs]
+        if (sampled != length).any():
+            raise ValueError(
+                f"priorities: expected shape {(*indices.shape, int(sampled[0]))} (indices plus "
+                f"the windows' length), got {td_errors.shape}"
+            )
+        td_errors = td_errors.reshape(-1, length)
+        if not np.isfinite(td_errors).all():
+            raise ValueError("priorities: expected finite TD errors, got inf or nan")
+        priorities = sequence_priorities(td_errors, memory.learned[rows, envs], self.eta)
+        keep = memory.intact(rows, envs, memory.sampled_at[rows, envs])
+        self._set_priorities(rows, envs, priorities, keep)
 
     def _record(self, fields: dict[str, Any]) -> Trajectories:
         # last() and all() read in order, not by priority: plain records, without weights.

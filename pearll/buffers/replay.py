@@ -13,6 +13,7 @@ from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs, draw_rows
+from pearll.buffers.sequence_sampling import SequenceSampling
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -23,7 +24,7 @@ PAIR_FIELDS = (*READ_FIELDS, "next_observations")
 Replay = TypeVar("Replay", bound="ReplayBuffer")
 
 
-class ReplayBuffer(RingBuffer):
+class ReplayBuffer(SequenceSampling, RingBuffer):
     """Off-policy replay: ``sample`` draws uniformly, with replacement, per sub-env.
 
     Observations and next observations share one array (half the observation memory): the

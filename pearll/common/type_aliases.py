@@ -90,3 +90,37 @@ class RolloutBatch:
                 "extra_fields={'log_prob': ((), np.float32)} and pass log_prob= when adding"
             )
         return self.extras["log_prob"]
+
+
+@dataclass(kw_only=True)
+class SequenceTrajectories:
+    """A batch of windows of consecutive steps, from ``sample_sequences`` (recurrent agents).
+
+    Every array has the batch axes, then time: ``(B, T, ...)`` from a single env,
+    ``(E, B, T, ...)`` from E sub-envs (window ``[e, b]`` from sub-env e), or ``(E * B, T, ...)``
+    with ``flatten_env=True``, where ``T = burn_in + length``. Step ``burn_in`` of each window is
+    its anchor (its first learned step); steps before it are burn-in.
+
+    ``observations``, ``next_observations`` (dicts of arrays for Dict spaces), ``actions``,
+    ``rewards`` and ``dones`` (float32, trailing axis of 1; ``dones`` is 1 for a termination),
+    ``truncateds`` (bool, trailing axis of 1), ``extras`` (name -> array) are the stored steps;
+    padding is zeros. ``mask`` (float32, batch axes + ``(T,)``): 1 where step t is a stored
+    transition of the window, 0 for padding; ``learn_mask``: ``mask`` with the burn-in zeroed;
+    ``is_first`` (bool, batch axes + ``(T,)``): step t starts an episode. ``indices`` (int64,
+    batch axes): the slot of each window's anchor (``row * num_envs + env``; the row for a
+    single env), for ``update_priorities`` and ``update_extras``. ``weights`` (float32, batch
+    axes + ``(1,)``): importance weights from prioritized replay, else None.
+    """
+
+    observations: Any
+    actions: Any
+    rewards: Any
+    next_observations: Any
+    dones: Any
+    truncateds: Any
+    extras: dict[str, Any]
+    mask: Any
+    learn_mask: Any
+    is_first: Any
+    indices: Any
+    weights: Any = None

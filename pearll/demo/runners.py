@@ -24,6 +24,14 @@ if BIT_FLIPPING_ID not in gym.registry:
     # A string entry point: the env module is imported only when the env is made.
     gym.register(BIT_FLIPPING_ID, entry_point="pearll.envs.bit_flipping:BitFlippingEnv")
 
+CARTPOLE_NO_VELOCITY_ID = "pearll/CartPoleNoVelocity-v1"
+if CARTPOLE_NO_VELOCITY_ID not in gym.registry:
+    gym.register(
+        CARTPOLE_NO_VELOCITY_ID,
+        entry_point="pearll.envs.cartpole_pomdp:cartpole_no_velocity",
+        reward_threshold=475.0,
+    )
+
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 N_STEP_GAMMA = 0.99  # discount of n-step returns in the buffer; must equal the DQN trainer's
 PPO_NUM_ENVS = 4
@@ -111,6 +119,23 @@ def train_ppo_agent(
     return result.env_steps, result.buffer
 
 
+def train_r2d2_agent(
+    env: gym.Env, buffer: BaseBuffer, config: RunConfig, on_episode: EpisodeCallback
+) -> int:
+    """Recurrent double DQN (:mod:`pearll.agents.r2d2`) on ``env``; returns the env steps."""
+    from pearll.agents.r2d2 import train_r2d2
+
+    returns: list[float] = []
+
+    def episode_ended(record) -> bool:
+        on_episode(record.env_steps, record.episode_return, record.success)
+        returns.append(record.episode_return)
+        return solved(returns, config.stop_at)
+
+    result = train_r2d2(env, buffer, config.steps, seed=config.seed, callback=episode_ended)
+    return result.env_steps
+
+
 # --- Buffers. -------------------------------------------------------------------------------
 
 
@@ -183,6 +208,16 @@ def _run_dqn_on(
     try:
         buffer = make_buffer(env, config)
         env_steps = train_dqn_agent(env, buffer, config, reporter.episode)
+    finally:
+        env.close()
+    return RunResult(list(reporter.episodes), env_steps, buffer)
+
+
+def run_r2d2(config: RunConfig, reporter: ProgressReporter) -> RunResult:
+    env = StepProgress(gym.make(config.env_id), reporter)
+    try:
+        buffer = make_replay_buffer(env, config)
+        env_steps = train_r2d2_agent(env, buffer, config, reporter.episode)
     finally:
         env.close()
     return RunResult(list(reporter.episodes), env_steps, buffer)
@@ -273,6 +308,18 @@ ALGOS: dict[str, Algo] = {
         default_steps=200_000,
         default_buffer_size=None,
         space_problem=ppo_space_problem,
+    ),
+    "r2d2": Algo(
+        run_r2d2,
+        "recurrent double DQN (LSTM, burn-in) on ReplayBuffer.sample_sequences",
+        default_env=CARTPOLE_NO_VELOCITY_ID,
+        default_steps=150_000,
+        default_buffer_size=100_000,
+        space_problem=lambda obs, act: (
+            _discrete_actions("r2d2", act)
+            or (None if isinstance(obs, spaces.Box) else f"r2d2 needs a Box observation, got {obs}")
+        ),
+        buffers=BUFFERS,
     ),
     "her": Algo(
         run_her,

@@ -37,7 +37,7 @@ def fails_with_usage_error(capsys, argv) -> str:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--algo", "sac"], "invalid choice: 'sac' (choose from 'dqn', 'ppo', 'her')"),
+        (["--algo", "sac"], "invalid choice: 'sac' (choose from 'dqn', 'ppo', 'r2d2', 'her')"),
         (["--buffer", "lru"], "invalid choice: 'lru' (choose from 'replay', 'prioritized')"),
         (["--env", "CartPol-v1"], "close matches: CartPole-v1"),
         (["--env", "NoSuchThing"], "not a registered gymnasium env id"),
@@ -81,7 +81,7 @@ def test_python_dash_m_exits_2_on_an_unknown_algo():
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2
-    assert "choose from 'dqn', 'ppo', 'her'" in done.stderr
+    assert "choose from 'dqn', 'ppo', 'r2d2', 'her'" in done.stderr
 
 
 def test_console_script_points_at_main():
@@ -271,3 +271,13 @@ def test_a_missing_demo_dependency_is_named(capsys, tmp_path, monkeypatch):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "no_such_module_here (testing)" in err and "pearll[demo]" in err
+
+
+def test_r2d2_runs_for_real_and_writes_its_files(capsys, tmp_path):
+    # The POMDP CartPole it defaults to (training itself: tests/agents/test_r2d2.py).
+    argv = ["--algo", "r2d2", "--buffer", "prioritized", "--steps", "300"]
+    out, printed = run_demo(capsys, tmp_path, argv)
+    stem = "r2d2-prioritized_pearll-CartPoleNoVelocity-v1_seed0"
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.csv", f"{stem}.png"]
+    assert read_csv(out / f"{stem}.csv")
+    assert "r2d2 on " in printed.out

@@ -1,0 +1,167 @@
+"""Sequence sampling for the replay buffers: ``sample_sequences`` and ``update_extras``.
+
+A mixin of :class:`~pearll.buffers.replay.ReplayBuffer` (so of PrioritizedReplayBuffer too)
+that wires the parts: anchors from ``_draw_anchors`` (uniform here, by priority in
+PrioritizedReplayBuffer), windows from :mod:`pearll.buffers.sampling.sequences`, their memory
+in :mod:`pearll.buffers.sampling.window_memory`, the read in
+:mod:`pearll.buffers.reading.sequences`, write-back in
+:mod:`pearll.buffers.writing.window_extras`. The rules: docs/sequences.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pearll.buffers.base import locked
+from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.reading.output import convert, shape_env_axis
+from pearll.buffers.reading.sequences import gather_windows
+from pearll.buffers.sampling.sequences import Windows, check_window_args, window_rows
+from pearll.buffers.sampling.uniform import draw_rows
+from pearll.buffers.sampling.window_memory import WindowMemory
+from pearll.buffers.writing.window_extras import write_window_extras
+from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
+from pearll.common.type_aliases import SequenceTrajectories
+
+
+class SequenceSampling:
+    """``sample_sequences`` and ``update_extras`` for a RingBuffer in the ReplayBuffer layout."""
+
+    @locked
+    def sample_sequences(
+        self,
+        batch_size: int,
+        length: int,
+        *,
+        burn_in: int = 0,
+        boundary: str = "pad",
+        flatten_env: bool = False,
+        dtype: str | TrajectoryType = "numpy",
+    ) -> SequenceTrajectories:
+        """``batch_size`` windows of ``burn_in + length`` consecutive steps per sub-env.
+
+        Each window's anchor (its first learned step, at index ``burn_in``) is drawn uniformly
+        over the stored transitions of its sub-env, with replacement. The burn-in is the
+        ``burn_in`` steps before the anchor in its episode (fewer at an episode start: the
+        missing ones are padding); the learned part is the ``length`` steps from the anchor on.
+        ``boundary="pad"`` (R2D2): a window never leaves its episode, past its last step is
+        padding, and that step's ``next_observations`` is the episode's true final observation
+        (truncated episodes too). ``boundary="cross"`` (DreamerV3): the learned part runs on
+        into the sub-env's next stored episode (``is_first`` marks its start), up to the newest
+        stored step. Padding is zeros, ``mask`` 0. Windows never mix sub-envs and never read an
+        overwritten row. See :class:`~pearll.common.type_aliases.SequenceTrajectories` for
+        the shapes and docs/sequences.md for the rules. ``rewards`` are one-step rewards also
+        for buffers built with ``n_step``.
+
+        Raises TypeError / ValueError for bad arguments and RuntimeError if a sub-env holds no
+        transition, before anything is drawn (the buffer's random stream is left as it was).
+        """
+        check_batch_size(batch_size)
+        check_window_args(length, burn_in, boundary)
+        parse_trajectory_type(dtype)
+        anchors, weights = self._draw_anchors(batch_size)
+        windows = self._windows_at(anchors, length, burn_in, boundary)
+        if self._window_memory is None:  # made on first use: other buffers' adds pay nothing
+            self._window_memory = WindowMemory(self.buffer_size, self.num_envs)
+            self._observers.append(self._window_memory.written)
+        self._window_memory.remember(anchors, windows, burn_in, length, boundary == "cross")
+        return self._package_windows(windows, anchors, burn_in, flatten_env, dtype, weights)
+
+    _window_memory: WindowMemory | None = None
+
+    def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(E, B)`` anchor rows drawn uniformly over each sub-env's transitions; no weights."""
+        return draw_rows(self.rng, self._ring, batch_size), None
+
+    def _forget_windows(self) -> None:
+        """Drop the memory of sampled windows (the rows it describes are gone)."""
+        if self._window_memory is not None:
+            self._observers.remove(self._window_memory.written)
+            self._window_memory = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._forget_windows()
+            super().reset()
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._forget_windows()
+        super()._set_state(state)
+
+    @locked
+    def update_extras(self, indices: Any, name: str, values: Any) -> None:
+        """Write ``values`` into the declared extra field ``name`` at the steps of the windows
+        ``indices`` as they were sampled (DreamerV3-style stored state write-back).
+
+        ``indices``: a ``sample_sequences`` batch's ``indices``; ``values`` shaped like its
+        ``extras[name]`` (batch axes + ``(T,)`` + the field's shape; numpy, torch or sequences).
+        Only the window's real steps are written (padding is ignored), and only those that
+        still hold what was sampled: a window whose anchor was overwritten since is skipped
+        whole, and so is any burn-in step overwritten since. Raises KeyError for an undeclared
+        field, ValueError for indices that are no sampled window's or values of the wrong
+        shape, changing nothing.
+        """
+        memory = self._window_memory
+        if name not in self._extra_specs:
+            raise KeyError(f"extra field {name!r}: declared ones are {list(self._extra_specs)}")
+        rows, envs, indices = self._window_slots(indices)
+        values = _to_numpy(values)
+        spec = self._extra_specs[name]
+        steps = np.unique(memory.burn_in[rows, envs] + memory.length[rows, envs])
+        expected = (*indices.shape, int(steps[0]), *spec.shape)
+        if len(steps) != 1 or values.shape != expected:
+            raise ValueError(f"values: expected shape {expected} (that of extras[{name!r}] of "
+                             f"the windows sampled at indices), got {values.shape}")  # fmt: skip
+        values = values.reshape(len(rows), *expected[len(indices.shape) :])
+        write_window_extras(
+            self._storage["extras"][name], memory, rows, envs, values, self._windows_at
+        )
+        self._packed.sync_mirror()
+
+    def _window_slots(self, indices: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, envs, indices)`` of sampled windows' anchor slots, checked."""
+        indices = _to_numpy(indices)
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"indices: expected integers, got dtype {indices.dtype}")
+        flat = indices.reshape(-1).astype(np.int64)
+        slots = self.buffer_size * self.num_envs
+        memory = self._window_memory
+        if memory is None or ((flat < 0) | (flat >= slots)).any():
+            raise ValueError("indices: expected the indices of a sample_sequences batch")
+        rows, envs = np.divmod(flat, self.num_envs)
+        if not memory.known(rows, envs).all():
+            raise ValueError("indices: some are no window's anchor (from sample_sequences)")
+        return rows, envs, indices
+
+    def _windows_at(self, anchors: np.ndarray, length: int, burn_in: int, boundary: str) -> Windows:
+        ring, views = self._ring, self._storage
+        return window_rows(
+            ring.valid, views["dones"], views["truncateds"], ring.pos, ring.size, anchors,
+            int(burn_in), int(length), boundary == "cross",
+        )  # fmt: skip
+
+    def _package_windows(
+        self,
+        windows: Windows,
+        anchors: np.ndarray,
+        burn_in: int,
+        flatten_env: bool,
+        dtype: Any,
+        weights: np.ndarray | None = None,
+    ) -> SequenceTrajectories:
+        fields = gather_windows(
+            self._reader, windows.rows, windows.is_first, anchors, int(burn_in), self.num_envs
+        )
+        if weights is not None:
+            fields["weights"] = weights
+        shaped = shape_env_axis(fields, self.env_info.is_vector, flatten_env)
+        return SequenceTrajectories(**convert(shaped, dtype, self._device_spec))
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """``value`` as a numpy array; torch tensors are detached and copied to the cpu."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
