@@ -21,17 +21,9 @@ from pearll.agents.dqn import (  # noqa: E402
 from pearll.buffers import HERBuffer, ReplayBuffer  # noqa: E402
 from pearll.common.type_aliases import Trajectories  # noqa: E402
 from pearll.envs import BitFlippingEnv  # noqa: E402
+from tests.torch_threads import one_torch_thread  # noqa: E402, F401
 
 FAST = DQNConfig(learning_starts=50, batch_size=16, hidden_sizes=(16,))
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks train fastest on one thread (and CI has two cores for everything)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_cartpole_with_replay_buffer_logs_episodes():

@@ -10,16 +10,9 @@ torch = pytest.importorskip("torch")
 from pearll.agents.r2d2 import R2D2Config, RecurrentQNetwork, train_r2d2  # noqa: E402
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer  # noqa: E402
 from pearll.envs.cartpole_pomdp import cartpole_no_velocity  # noqa: E402
+from tests.torch_threads import one_torch_thread  # noqa: E402, F401
 
 FAST = R2D2Config(learning_starts=100, batch_size=8, length=5, burn_in=3, hidden_size=16)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_env_hides_the_velocities():
