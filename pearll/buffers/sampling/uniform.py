@@ -127,15 +127,26 @@ def _copy_drawn_pairs(seed, valid, size, words, row_words, env_stride, out, batc
             block = min(PREFETCHED_ROWS, batch - start)
             for i in range(block):
                 state, row = _valid_row(state, valid, size[env], env)
-                source = (env * env_stride + row) * row_words
-                sources[i] = source
-                for w in range(0, pair_words, CACHE_LINE_WORDS):
-                    prefetch(words, source + w)
-                prefetch(words, source + pair_words - 1)
-            for i in range(block):
-                source, target = sources[i], (env * batch + start + i) * pair_words
-                for w in range(pair_words):
-                    out[target + w] = words[source + w]
+                sources[i] = _prefetched(words, (env * env_stride + row) * row_words, pair_words)
+            _copy_block(words, sources, block, pair_words, out, (env * batch + start) * pair_words)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetched(words, source, pair_words):
+    """Ask memory for the row pair at word ``source`` (every cache line of it); ``source``."""
+    for w in range(0, pair_words, CACHE_LINE_WORDS):
+        prefetch(words, source + w)
+    prefetch(words, source + pair_words - 1)
+    return source
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_block(words, sources, block, pair_words, out, target):
+    """Copy the ``block`` prefetched row pairs at ``sources`` to ``out`` from word ``target``."""
+    for i in range(block):
+        source = sources[i]
+        for w in range(pair_words):
+            out[target + i * pair_words + w] = words[source + w]
 
 
 @njit(cache=True, nogil=True)
@@ -159,15 +170,8 @@ def _copy_flat_drawn_pairs(seed, valid, size, cumulative, words, row_words, env_
         block = min(PREFETCHED_ROWS, batch - start)
         for i in range(block):
             state, row, env = _flat_draw(state, valid, size, cumulative)
-            source = (env * env_stride + row) * row_words
-            sources[i] = source
-            for w in range(0, pair_words, CACHE_LINE_WORDS):
-                prefetch(words, source + w)
-            prefetch(words, source + pair_words - 1)
-        for i in range(block):
-            source, target = sources[i], (start + i) * pair_words
-            for w in range(pair_words):
-                out[target + w] = words[source + w]
+            sources[i] = _prefetched(words, (env * env_stride + row) * row_words, pair_words)
+        _copy_block(words, sources, block, pair_words, out, start * pair_words)
 
 
 @njit(cache=True, nogil=True)
