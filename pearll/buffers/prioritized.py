@@ -8,6 +8,8 @@ are set to zero in the same call that writes the ring, so they can never be draw
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -297,12 +299,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     ) -> None:
         """Store ``(priorities + eps) ** alpha`` at the slots where ``keep``; raises ValueError
         (changing nothing) if one is too large for the sum tree's total to stay finite."""
-        with np.errstate(over="ignore"):
-            scaled = (priorities + self.eps) ** self.alpha
         # Each stored value at most max_float / buffer_size: a sub-env's total stays finite.
-        limit = np.finfo(np.float64).max / self.buffer_size
-        too_large = ~(scaled <= limit)
-        if too_large.any():
+        limit = _FLOAT64_MAX / self.buffer_size
+        shifted = priorities + self.eps
+        if len(shifted) and shifted.max() <= self._safe_priority:
+            scaled = shifted**self.alpha  # far from overflow: no errstate, no second check
+            too_large = None
+        else:
+            with np.errstate(over="ignore"):
+                scaled = shifted**self.alpha
+            too_large = ~(scaled <= limit)
+        if too_large is not None and too_large.any():
             raise ValueError(
                 f"priorities: {priorities[too_large][:5]} are too large: (priority + eps) ** "
                 f"alpha (alpha={self.alpha}) must stay at most {limit:.3g} (the largest float64 "
@@ -312,6 +319,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if len(values):
             self._max_priority = max(self._max_priority, float(values.max()))
         self._tree.update(envs[keep], rows[keep], scaled[keep])
+
+    @functools.cached_property
+    def _safe_priority(self) -> float:
+        """A priority + eps whose ``** alpha`` is surely at most the largest float64 over
+        ``buffer_size`` (with a margin for rounding), so the common case skips the exact
+        overflow check. (alpha and buffer_size never change.)"""
+        if self.alpha <= 0:
+            return np.inf
+        limit = math.log(_FLOAT64_MAX / self.buffer_size)
+        return 0.5 * math.exp(min(limit / self.alpha, 709.0))  # (709: exp's range)
 
     def _update_sequence_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """``update_priorities`` for sequence windows (see there)."""
@@ -335,6 +352,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if "indices" not in fields:
             return super()._record(fields)
         return PrioritizedTrajectories(**fields)
+
+
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:
