@@ -15,7 +15,7 @@ consecutive ids are ever needed at once. Everything is O(1) per step and per sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numba import njit
@@ -43,9 +43,25 @@ class EpisodeIndex:
     def bytes_for(capacity: int, num_envs: int) -> int:
         return 2 * capacity * num_envs * np.dtype(np.int64).itemsize
 
+    # --- the part protocol (core/part.py) ---------------------------------------------------
+
     @property
     def nbytes(self) -> int:
         return self.episode_of.nbytes + self.final_row.nbytes
+
+    def reset(self) -> None:
+        """No episode, no row written: as :meth:`empty`, in place."""
+        for array in (self.written, self.current, self.episode_of, self.final_row):
+            array[...] = 0
+
+    def state(self) -> dict:
+        """``episodes``: every field (counters, episode ids of rows, final rows of episodes)."""
+        return {"episodes": {f.name: getattr(self, f.name) for f in fields(self)}}
+
+    def set_state(self, state: dict) -> None:
+        saved = state["episodes"]
+        for name in ("written", "current", "episode_of", "final_row"):
+            getattr(self, name)[...] = saved[name]
 
     def record(self, plan: WritePlan) -> None:
         """Update for a ``(T, E)`` batch about to be committed with ``plan``.
