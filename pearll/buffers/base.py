@@ -1,4 +1,4 @@
-"""BaseBuffer: the abstract API of every buffer, and what every buffer has: env, RNG, lock, parts."""
+"""BaseBuffer: the abstract API of every buffer, and what each holds: env, RNG, lock, parts."""
 
 from __future__ import annotations
 
