@@ -105,6 +105,7 @@ class HERBuffer(ReplayBuffer):
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
         self._parts.add("episodes", self._episodes)
         self._observers.append(self._episodes_written)
+        self._repairs.append(self._rebuild_episodes)
 
     sized_parts = (EpisodeIndex,)
 
@@ -126,6 +127,11 @@ class HERBuffer(ReplayBuffer):
         else:
             self._episodes.record_step(written.rows, written.envs, written.ended)
 
+    def _rebuild_episodes(self) -> None:
+        """The repair after an add interrupted before the index followed it (writer.py)."""
+        ring = self._ring
+        self._episodes.rebuild(ring.valid, ring.pos, ring.size)
+
     @locked
     def sample(
         self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
@@ -139,6 +145,7 @@ class HERBuffer(ReplayBuffer):
         """
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
+        self._writer.recover_if_interrupted()  # the episode index, if an add never reached it
         n_relabelled = int(batch_size * self.n_sampled_goal // (self.n_sampled_goal + 1))
         if flatten_env and self.env_info.is_vector:
             # B in all, uniformly over every stored transition, as one batch (1, B).
