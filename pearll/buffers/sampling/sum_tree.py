@@ -203,8 +203,8 @@ def update_leaves(sums, mins, offsets, trees, leaves, values, k):  # pragma: no 
             sums[t2, top + l2], mins[t2, top + l2] = s2, m2
             sums[t3, top + l3], mins[t3, top + l3] = s3, m3
             j += 4
-        for j in range(j, count):
-            tree, local = keys[j] // stride, keys[j] % stride
+        for rest in range(j, count):
+            tree, local = keys[rest] // stride, keys[rest] % stride
             first = offsets[level + 1] + local * k
             total, smallest = 0.0, np.inf
             for child in range(first, first + k):
