@@ -88,13 +88,17 @@ def stored_slots(buffer: Any, envs: Any, rows: Any) -> tuple[np.ndarray, np.ndar
     if not inside.all():
         raise ValueError(
             f"envs, rows: expected slots in [0, {buffer.num_envs}) x [0, {buffer.buffer_size}), "
-            f"got {list(zip(envs[~inside][:5].tolist(), rows[~inside][:5].tolist()))}"
+            f"got (env, row) {_pairs(envs, rows, ~inside)}"
         )
     stored = buffer._ring.valid[rows, envs]
     if not stored.all():
         raise ValueError(
             "envs, rows: expected slots that hold a stored transition; (env, row) "
-            f"{list(zip(envs[~stored][:5].tolist(), rows[~stored][:5].tolist()))} hold none "
-            "(overwritten since they were drawn?)"
+            f"{_pairs(envs, rows, ~stored)} hold none (overwritten since they were drawn?)"
         )
     return envs, rows
+
+
+def _pairs(envs: np.ndarray, rows: np.ndarray, where: np.ndarray) -> list[tuple[int, int]]:
+    """The first five ``(env, row)`` pairs where ``where``, for error messages."""
+    return list(zip(envs[where][:5].tolist(), rows[where][:5].tolist(), strict=True))
