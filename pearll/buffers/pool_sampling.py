@@ -83,12 +83,14 @@ def stored_slots(buffer: Any, envs: Any, rows: Any) -> tuple[np.ndarray, np.ndar
             f"envs, rows: expected two 1-D arrays of one length, got shapes {envs.shape} and "
             f"{rows.shape}"
         )
-    envs, rows = envs.astype(np.int64), rows.astype(np.int64)
-    inside = (envs >= 0) & (envs < buffer.num_envs) & (rows >= 0) & (rows < buffer.buffer_size)
-    if not inside.all():
+    envs, rows = envs.astype(np.int64, copy=False), rows.astype(np.int64, copy=False)
+    # As unsigned, a negative index is huge: one compare per array checks both bounds.
+    unsigned_envs, unsigned_rows = envs.view(np.uint64), rows.view(np.uint64)
+    outside = (unsigned_envs >= buffer.num_envs) | (unsigned_rows >= buffer.buffer_size)
+    if outside.any():
         raise ValueError(
             f"envs, rows: expected slots in [0, {buffer.num_envs}) x [0, {buffer.buffer_size}), "
-            f"got (env, row) {_pairs(envs, rows, ~inside)}"
+            f"got (env, row) {_pairs(envs, rows, outside)}"
         )
     stored = buffer._ring.valid[rows, envs]
     if not stored.all():
