@@ -328,3 +328,6 @@ def test_uniform_window_anchors_are_uniform_over_every_shard(services):
     df = len(observed) - 1
     assert chi2 < df * (1 - 2 / (9 * df) + 3.72 * np.sqrt(2 / (9 * df))) ** 3, chi2
     assert service.stats()["limiter"]["samples"] == 13 * 400 * 3  # learned steps counted
+    torch_batch = service.sample_sequences(8, 3, dtype="torch")
+    assert tuple(torch_batch.mask.shape) == (8, 3)
+    assert str(torch_batch.is_first.dtype) == "torch.bool"
