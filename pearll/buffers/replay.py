@@ -96,9 +96,7 @@ class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
             env, buffer_size, device, frame_stack=frame_stack,
             frame_compression=frame_compression, **kwargs,
         )  # fmt: skip
-
-    def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "n_step": self.n_step, "gamma": self.gamma}
+        self._record_settings_from(n_step="n_step", gamma="gamma")
 
     @classmethod
     def from_minari(
@@ -160,13 +158,13 @@ class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         if flatten_env and self.env_info.is_vector:
-            if self.n_step is None and self._frames is None:
-                pairs = draw_flat_pairs(self.rng, self._ring, self._packed, batch_size)
+            if self.n_step is None and self._store.frames is None:
+                pairs = draw_flat_pairs(self.rng, self._ring, self._store.packed, batch_size)
                 return self._package_pairs(pairs, batch_size, True, dtype)
             rows, envs = draw_flat_rows(self.rng, self._ring, batch_size)
             return self._flat_trajectories(rows, envs, dtype)
-        if self.n_step is None and self._frames is None:
-            pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)
+        if self.n_step is None and self._store.frames is None:
+            pairs = draw_pairs(self.rng, self._ring, self._store.packed, batch_size)
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
         rows = draw_rows(self.rng, self._ring, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
@@ -211,7 +209,7 @@ class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
         """Trajectories of ``draw_pairs``' records, already in the batch shape asked for."""
         if self.env_info.is_vector and not flatten_env:
             pairs = pairs.reshape(self.num_envs, batch_size)
-        readers = self._packed.pair_readers
+        readers = self._store.packed.pair_readers
         fields = {name: readers[name](pairs) for name in PAIR_FIELDS}
         return self._record(convert(fields, dtype, self._device_spec))
 
@@ -221,7 +219,7 @@ class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
         if self.n_step is None:
             return super()._gather(rows, envs, last_rows)
         returns = nstep_returns(
-            self._storage, self._ring.valid, rows, env_column(self.num_envs, envs),
+            self._store.fields, self._ring.valid, rows, env_column(self.num_envs, envs),
             self.n_step, self.gamma,
         )  # fmt: skip
         gathered = super()._gather(rows, envs, returns.last_rows)

@@ -44,6 +44,26 @@ class SumTree:
     def nbytes(self) -> int:
         return self._sums.nbytes + self._mins.nbytes
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """``(levels + 1,)`` int64: where each level starts in a tree's node array."""
+        return self._offsets
+
+    @property
+    def sums(self) -> np.ndarray:
+        """``(num_trees, nodes)`` float64: each node's sum, levels top to bottom (for saving)."""
+        return self._sums
+
+    @property
+    def mins(self) -> np.ndarray:
+        """``(num_trees, nodes)`` float64: each node's smallest positive leaf below it."""
+        return self._mins
+
+    def clear(self) -> None:
+        """Every leaf back to zero, in place."""
+        self._sums[...] = 0.0
+        self._mins[...] = np.inf
+
     @staticmethod
     def required_bytes(num_trees: int, capacity: int) -> int:
         """What ``SumTree(num_trees, capacity)`` allocates: two float64 values per node."""
@@ -67,7 +87,7 @@ class SumTree:
         Arguments are 1-D arrays of one length (int64, int64, float64, values >= 0); the caller
         checks them. Costs ``O(len(leaves) * BRANCHING * log_BRANCHING(capacity))``.
         """
-        _update(
+        update_leaves(
             self._sums, self._mins, self._offsets,
             np.ascontiguousarray(trees, dtype=np.int64),
             np.ascontiguousarray(leaves, dtype=np.int64),
@@ -124,7 +144,8 @@ def _level_sizes(capacity: int) -> list[int]:
 
 
 @njit(cache=True, nogil=True)
-def _update(sums, mins, offsets, trees, leaves, values, k):  # pragma: no cover - compiled
+def update_leaves(sums, mins, offsets, trees, leaves, values, k):  # pragma: no cover - compiled
+    """SumTree.update's loop (also called from other compiled code: priorities.py)."""
     depth = len(offsets) - 2
     stride = k**depth  # >= leaves per tree: key = tree * stride + local orders nodes by tree
     keys = np.empty(len(leaves), dtype=np.int64)
