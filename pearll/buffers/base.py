@@ -9,17 +9,20 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from pearll.buffers import persistence
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.part import Parts
-from pearll.buffers.core.spaces import extra_field_specs
+from pearll.buffers.core.spaces import buffer_field_specs, extra_field_specs
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.reading.output import resolve_device
+from pearll.buffers.storage.frame_options import FrameOptions
 from pearll.buffers.storage.placement import Placement
+from pearll.buffers.storage.transitions import TransitionStore
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.tree import tree_map
 from pearll.common.type_aliases import Observation, Trajectories
@@ -65,6 +68,8 @@ class BaseBuffer(ABC):
         storage: ``"memory"``, or ``"memmap"`` to keep the transitions in memory-mapped files
             (a buffer larger than RAM); ``storage_dir``: where (default: the temp directory).
             See :mod:`pearll.buffers.storage.placement`.
+        frame_options: how observations are frame-stacked (RingBuffer passes its own; default:
+            stored whole).
 
     Arrays (numpy views of the store, allocated lazily by the OS, checked against available
     memory first):
@@ -81,6 +86,16 @@ class BaseBuffer(ABC):
     samples.
     """
 
+    # How a class keeps next observations: None (not at all: BaseBuffer's arrays are the
+    # tutorial's), True (in the next row of ``observations``: ReplayBuffer), False (in an array
+    # of their own: RolloutBuffer).
+    spare_rows: ClassVar[bool | None] = None
+    # Per-step fields a class stores beside the transition (RolloutBuffer: its estimates).
+    own_fields: ClassVar[dict[str, Any]] = {}
+    # The parts a class adds beside its store, whose bytes the memory check counts before
+    # anything is allocated: classes with ``bytes_for(capacity, num_envs)``.
+    sized_parts: ClassVar[tuple[Any, ...]] = ()
+
     def __init__(
         self,
         env: Any,
@@ -92,11 +107,9 @@ class BaseBuffer(ABC):
         extra_fields: dict[str, Any] | None = None,
         storage: str = "memory",
         storage_dir: Any = None,
+        frame_options: FrameOptions | None = None,
     ) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int | np.integer):
-            raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
-        if buffer_size <= 0:
-            raise ValueError(f"buffer_size: expected a positive int, got {buffer_size}")
+        check_int(buffer_size, "buffer_size", 1)
         self._lock = threading.RLock()
         self.env_info = EnvInfo.of(env, autoreset_mode)
         self.buffer_size = int(buffer_size)
@@ -105,6 +118,24 @@ class BaseBuffer(ABC):
         self._extra_specs = extra_field_specs(extra_fields)
         self._placement = Placement(storage, storage_dir)
         self._parts = Parts()
+        frames = frame_options or FrameOptions(None, None)
+        self._frame_options = frames
+        info, owner = self.env_info, type(self).__name__
+        self._specs = buffer_field_specs(
+            info, self._extra_specs, self.spare_rows is False, self.own_fields
+        )
+        self._store = TransitionStore(
+            self._specs, frames, info.observation_space, self.buffer_size, self.num_envs,
+            self.spare_rows is True, self._placement,
+        )  # fmt: skip
+        if not persistence.rebuilding():  # load checks memory for what it reads itself
+            beside = sum(p.bytes_for(self.buffer_size, self.num_envs) for p in self.sized_parts)
+            required, bulk = self._store.required_bytes + beside, self._store.bulk_bytes
+            self._placement.check(required, bulk, owner)
+        # Zeroed pages are only claimed when written: a buffer being loaded, whose arrays the
+        # saved ones replace, never claims them.
+        self._store.allocate()
+        self._parts.add("store", self._store)
         extra_json = {name: [list(s.shape), s.dtype.str] for name, s in self._extra_specs.items()}
         self._record_settings(
             buffer_size=self.buffer_size, device=str(device),

@@ -15,6 +15,7 @@ from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.sampling.episodes import EpisodeIndex
 from pearll.buffers.sampling.uniform import draw_flat_rows, draw_rows
 from pearll.buffers.writing.writer import Written
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import (
     GoalSelectionStrategy,
     TrajectoryType,
@@ -86,11 +87,7 @@ class HERBuffer(ReplayBuffer):
         storage_dir: Any = None,
     ) -> None:
         self.goal_selection_strategy = parse_goal_selection_strategy(goal_selection_strategy)
-        if isinstance(n_sampled_goal, bool) or not isinstance(n_sampled_goal, int | np.integer):
-            raise TypeError(f"n_sampled_goal: expected an int, got {type(n_sampled_goal).__name__}")
-        if n_sampled_goal < 0:
-            raise ValueError(f"n_sampled_goal: expected an int >= 0, got {n_sampled_goal}")
-        self.n_sampled_goal = int(n_sampled_goal)
+        self.n_sampled_goal = check_int(n_sampled_goal, "n_sampled_goal", 0)
         if compute_reward is not None and not callable(compute_reward):
             raise TypeError(f"compute_reward: expected a callable, got {compute_reward!r}")
         info = EnvInfo.of(env, autoreset_mode)
@@ -109,7 +106,7 @@ class HERBuffer(ReplayBuffer):
         self._observers.append(self._episodes_written)
         self._repairs.append(self._rebuild_episodes)
 
-    sized_parts = (EpisodeIndex,)
+    sized_parts = (*ReplayBuffer.sized_parts, EpisodeIndex)
 
     @property
     def _goal_strategy_name(self) -> str:

@@ -19,6 +19,7 @@ from pearll.buffers.sampling.priorities import Priorities
 from pearll.buffers.sampling.sum_tree import SumTree
 from pearll.buffers.sampling.window_memory import sequence_priorities
 from pearll.buffers.writing.writer import Written
+from pearll.common.arguments import check_int
 from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 
 
@@ -75,11 +76,8 @@ class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
         self.alpha = _check_non_negative(alpha, "alpha")
         self.eps = _check_non_negative(eps, "eps")
         self._beta_start = _check_non_negative(beta, "beta")
-        if beta_steps is not None and (
-            isinstance(beta_steps, bool) or not isinstance(beta_steps, int | np.integer)
-            or beta_steps < 1
-        ):  # fmt: skip
-            raise ValueError(f"beta_steps: expected an int >= 1 or None, got {beta_steps!r}")
+        if beta_steps is not None:
+            beta_steps = check_int(beta_steps, "beta_steps", 1, "an int >= 1 or None", ValueError)
         self.beta_steps = beta_steps
         super().__init__(env, buffer_size, device, **kwargs)
         names = ("alpha", "eps", "eta", "beta_steps")
@@ -89,7 +87,7 @@ class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
         self._observers.append(self._priorities_written)
         self._repairs.append(self._repair_priorities)
 
-    sized_parts = (Priorities,)
+    sized_parts = (*ReplayBuffer.sized_parts, Priorities)
 
     # The priorities part's state, under the names the sampling code reads.
     @property

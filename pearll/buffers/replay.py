@@ -15,6 +15,7 @@ from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs, draw_rows
 from pearll.buffers.sequence_sampling import SequenceSampling
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -237,8 +238,7 @@ def _check_n_step(n_step: Any, gamma: Any) -> tuple[int | None, float | None]:
             f"n_step and gamma go together: got n_step={n_step!r}, gamma={gamma!r}; give both "
             "for n-step returns or neither"
         )
-    if isinstance(n_step, bool) or not isinstance(n_step, int | np.integer) or n_step < 1:
-        raise ValueError(f"n_step: expected an int >= 1, got {n_step!r}")
+    n_step = check_int(n_step, "n_step", 1, "an int >= 1", ValueError)
     if isinstance(gamma, bool) or not isinstance(gamma, int | float | np.floating | np.integer):
         raise TypeError(f"gamma: expected a float in [0, 1], got {type(gamma).__name__}")
     if not 0.0 <= float(gamma) <= 1.0:

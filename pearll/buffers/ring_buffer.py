@@ -12,17 +12,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pearll.buffers import persistence
 from pearll.buffers.base import BaseBuffer, locked
 from pearll.buffers.core.checks import check_batch_size, check_episode_ends_allowed
+from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.ring import Ring
-from pearll.buffers.core.spaces import buffer_field_specs
 from pearll.buffers.core.steps import StepBatch, steps_from_args
 from pearll.buffers.reading.gather import Reader, concatenate_batches
 from pearll.buffers.reading.output import convert, shape_env_axis
 from pearll.buffers.storage.frame_options import FrameOptions
 from pearll.buffers.storage.frames import FrameStackSpec
-from pearll.buffers.storage.transitions import TransitionStore
 from pearll.buffers.writing.step_writer import StepWriter
 from pearll.buffers.writing.writer import WriteObserver, Writer
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
@@ -45,12 +43,8 @@ class RingBuffer(BaseBuffer):
     sampling methods with :func:`~pearll.buffers.base.locked`.
     """
 
-    spare_rows: bool
-    # Per-step fields a class stores beside the transition (RolloutBuffer: its estimates).
-    own_fields: ClassVar[dict[str, Any]] = {}
-    # The parts a class adds beside the store and the ring, whose bytes the memory check counts
-    # before anything is allocated: classes with ``bytes_for(capacity, num_envs)``.
-    sized_parts: ClassVar[tuple[Any, ...]] = ()
+    spare_rows: ClassVar[bool]
+    sized_parts = (Ring,)
 
     def __init__(
         self,
@@ -62,31 +56,16 @@ class RingBuffer(BaseBuffer):
         frame_compression: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(env, buffer_size, device, **kwargs)
-        info, owner = self.env_info, type(self).__name__
+        space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
         options = FrameOptions.of(
-            env, frame_stack, frame_compression, info.observation_space, self.spare_rows, owner
+            env, frame_stack, frame_compression, space, self.spare_rows, type(self).__name__
         )
-        self._frame_options = options
+        super().__init__(env, buffer_size, device, frame_options=options, **kwargs)
         self._record_settings(
             frame_stack=None if options.spec is None else options.spec.to_json(),
             frame_compression=None if options.codec is None else options.codec.name,
         )
-        self._specs = buffer_field_specs(info, self._extra_specs, self.spare_rows, self.own_fields)
-        self._store = TransitionStore(
-            self._specs, options, info.observation_space, self.buffer_size, self.num_envs,
-            self.spare_rows, self._placement,
-        )  # fmt: skip
-        if not persistence.rebuilding():  # load checks memory for what it reads itself
-            parts = (Ring, *self.sized_parts)
-            beside = sum(part.bytes_for(self.buffer_size, self.num_envs) for part in parts)
-            required, bulk = self._store.required_bytes + beside, self._store.bulk_bytes
-            self._placement.check(required, bulk, owner)
-        # Zeroed pages are only claimed when written: a buffer being loaded, whose arrays the
-        # saved ones replace, never claims them.
-        self._store.allocate()
         self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
-        self._parts.add("store", self._store)
         self._parts.add("ring", self._ring)
         # Parts that keep state about stored rows (PER's priorities, HER's episodes) add
         # themselves here; both write paths tell them of every write.

@@ -14,6 +14,7 @@ from pearll.buffers.reading.advantages import gae
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.writing.writer import Written
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.tree import tree_map
 from pearll.common.type_aliases import RolloutBatch, Trajectories
@@ -179,8 +180,7 @@ class RolloutBuffer(RingBuffer):
         or, with ``dtype="torch"``, tensors on the buffer's device.
         """
         check_batch_size(batch_size)
-        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
-            raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+        check_int(epochs, "epochs", 1, wrong_type=ValueError)
         parse_trajectory_type(dtype)
         if not self._estimate.current:
             raise RuntimeError(

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.sampling.sequences import check_window_args
+from pearll.common.arguments import check_int
 from pearll.common.type_aliases import SequenceTrajectories, Trajectories
 from pearll.distributed.calls import as_numpy, converted, get_sample
 from pearll.distributed.calls import ray_module as _ray
@@ -274,5 +275,5 @@ class ReplayService:
 
 
 def _check_batch_size(batch_size: Any) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    # ValueError for a non-int too, as the service has always said.
+    check_int(batch_size, "batch_size", 1, "a positive int", ValueError)

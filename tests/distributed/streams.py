@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import SyncVectorEnv
 
 from tests.fixtures import TaggedEnv
 from tests.reference import reference_window
@@ -25,6 +26,22 @@ def episodes(tag: int, min_steps: int, seed: int = 0) -> tuple[np.ndarray, ...]:
                 break
             obs, _ = env.reset()
     return tuple(np.array(column) for column in zip(*steps, strict=True))
+
+
+class ShardWriter:
+    """What tests.reference.Runner feeds, sent to one shard of a replay service."""
+
+    def __init__(self, service: Any, shard: int) -> None:
+        self.service, self.shard = service, shard
+
+    def add_batch_trajectories(self, *args: Any, **kwargs: Any) -> None:
+        self.service.add_batch_trajectories(self.shard, *args, **kwargs)
+
+
+def tagged(first_tag: int, num_envs: int, mode: Any) -> SyncVectorEnv:
+    """A vector env of TaggedEnvs tagged ``first_tag``, ``first_tag + 1``, ..."""
+    fns = [(lambda t=first_tag + i: TaggedEnv(tag=t)) for i in range(num_envs)]
+    return SyncVectorEnv(fns, autoreset_mode=mode)
 
 
 def key(observation: Any) -> tuple[int, ...]:

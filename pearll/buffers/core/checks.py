@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from gymnasium.vector import AutoresetMode
+
+from pearll.common.arguments import check_int
 
 
 def check_batch_size(batch_size: Any) -> None:
     """Raise TypeError unless ``batch_size`` is an int (not a bool), ValueError unless > 0."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size: expected a positive int, got {type(batch_size).__name__}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
+    check_int(batch_size, "batch_size", 1)
 
 
 def check_episode_ends_allowed(spare_rows: bool, autoreset_mode: AutoresetMode, owner: str) -> None:

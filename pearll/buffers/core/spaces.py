@@ -214,11 +214,14 @@ def _extra_spec(name: str, declared: Any) -> FieldSpec:
 
 
 def buffer_field_specs(
-    info: Any, extra_specs: dict[str, FieldSpec], spare_rows: bool, own_fields: dict[str, Any]
+    info: Any,
+    extra_specs: dict[str, FieldSpec],
+    next_observations: bool,
+    own_fields: dict[str, Any],
 ) -> dict[str, Any]:
     """Name -> FieldSpec tree of every per-step field of a buffer of ``info``'s env (an
-    EnvInfo): the transition's fields, ``next_observations`` unless next observations live in
-    the next row (``spare_rows``), the declared ``extras``, and the class's ``own_fields``."""
+    EnvInfo): the transition's fields, the declared ``extras``, a ``next_observations`` array
+    if ``next_observations`` (next observations apart), and the class's ``own_fields``."""
     observations = spec_from_space(info.observation_space)
     specs: dict[str, Any] = {
         "observations": observations,
@@ -228,6 +231,6 @@ def buffer_field_specs(
         "truncateds": SCALAR_BOOL,
         "extras": dict(extra_specs),
     }
-    if not spare_rows:
+    if next_observations:
         specs["next_observations"] = observations
     return specs | own_fields

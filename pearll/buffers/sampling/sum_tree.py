@@ -167,8 +167,44 @@ def update_leaves(sums, mins, offsets, trees, leaves, values, k):  # pragma: no 
                 keys[distinct] = parent
                 distinct += 1
         count = distinct
-        for j in range(count):
-            tree, local = keys[j] // stride, keys[j] % stride
+        # Four parents at a time: four independent chains of additions keep the CPU busy while
+        # each sum is still added child by child, in order (so every sum is bit-for-bit the
+        # same as one parent at a time).
+        j = 0
+        while j + 4 <= count:
+            t0, t1, t2, t3 = (
+                keys[j] // stride,
+                keys[j + 1] // stride,
+                keys[j + 2] // stride,
+                keys[j + 3] // stride,
+            )
+            l0, l1, l2, l3 = (
+                keys[j] % stride,
+                keys[j + 1] % stride,
+                keys[j + 2] % stride,
+                keys[j + 3] % stride,
+            )
+            base = offsets[level + 1]
+            f0, f1, f2, f3 = base + l0 * k, base + l1 * k, base + l2 * k, base + l3 * k
+            s0 = s1 = s2 = s3 = 0.0
+            m0 = m1 = m2 = m3 = np.inf
+            for c in range(k):
+                s0 += sums[t0, f0 + c]
+                s1 += sums[t1, f1 + c]
+                s2 += sums[t2, f2 + c]
+                s3 += sums[t3, f3 + c]
+                m0 = min(m0, mins[t0, f0 + c])
+                m1 = min(m1, mins[t1, f1 + c])
+                m2 = min(m2, mins[t2, f2 + c])
+                m3 = min(m3, mins[t3, f3 + c])
+            top = offsets[level]
+            sums[t0, top + l0], mins[t0, top + l0] = s0, m0
+            sums[t1, top + l1], mins[t1, top + l1] = s1, m1
+            sums[t2, top + l2], mins[t2, top + l2] = s2, m2
+            sums[t3, top + l3], mins[t3, top + l3] = s3, m3
+            j += 4
+        for rest in range(j, count):
+            tree, local = keys[rest] // stride, keys[rest] % stride
             first = offsets[level + 1] + local * k
             total, smallest = 0.0, np.inf
             for child in range(first, first + k):
