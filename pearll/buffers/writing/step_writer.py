@@ -16,10 +16,6 @@ SAME_STEP final observations) in three stages:
    against the space's bounds, then copies each sub-env's staged row into its ring, and updates
    the ring's bookkeeping as ``Ring.plan``/``Ring.commit`` do.
 
-On CartPole this costs about half of SB3's add for one env, and as much as SB3's per
-transition for an 8-env vector step (``python -m benchmarks.bench_buffers``), with every check
-on: no ``validate=False`` is needed.
-
 With frame stacks (Atari) the packed row holds the stack's depth instead of the observation:
 the writer stages the step's newest frame and its next observation's, and the same compiled
 call works out the depths, stores both frames and drops the stacks the write broke, as the
@@ -62,7 +58,8 @@ from pearll.buffers.writing.stage import (
 )
 from pearll.buffers.writing.step_checks import StepChecks
 from pearll.buffers.writing.step_invalidate import compiled_invalidate_step
-from pearll.buffers.writing.writer import Writer, Written
+from pearll.buffers.writing.step_report import report_written
+from pearll.buffers.writing.writer import Writer
 
 ndarray = np.ndarray
 _COUNT_MASK = (1 << kernel.COUNT_BITS) - 1
@@ -131,19 +128,17 @@ class StepWriter(StepChecks):
             packed, stage, ring, obs_slot, info.autoreset_mode, space, self._frames, frame_slots
         )
         action_size = int(self._control[kernel.ACTION_SIZE])
-        # A compressed frame store (one whose frames have a codec) is given its frames here.
+        # A compressed frame store (its frames have a codec) is given its frames by the writer.
         compressed = self._frames is not None and self._frames.codec is not None
-        self._compressed = None
-        if compressed:
-            rows_at = kernel.report_start(num_envs, action_size)
-            self._compressed = CompressedStepFrames(self._frames, self._control, rows_at, vector)
+        self._compressed = (CompressedStepFrames(self._frames, self._control,
+                                                 kernel.report_start(num_envs, action_size), vector)
+                            if compressed else None)  # fmt: skip
         floats = self._control.view(np.float64)
         start = kernel.HEADER + 2 * action_size
         self._staged_action = floats[start : start + num_envs * action_size].reshape(
             self._action_shape
         )
         self._report_at = kernel.report_start(num_envs, action_size)
-        self._passed_room = int(self._control[kernel.PASSED_PER_ENV]) * num_envs
         # Compiled (or loaded from numba's disk cache) at the first add, not here: a buffer
         # only loaded and sampled never pays for it.
         self._write_step = self._compile_write_step
@@ -255,7 +250,8 @@ class StepWriter(StepChecks):
                                                       trunc, extras, info)  # fmt: skip
             return False  # out of range: the general path raises
         if observers:
-            self._report_written(result, done, trunc)
+            ended = np.logical_or(done, trunc) if self._vector else np.array([done or trunc])
+            report_written(observers, self._control, self._report_at, result, ended)
             writer.unfinished = False
         return True
 
@@ -301,21 +297,3 @@ class StepWriter(StepChecks):
             return self._write(obs, action, reward, true_next, done, trunc, extras, None)
         finally:
             control[kernel.SAME_STEP] = 1
-
-    def _report_written(self, result: int, done: Any, trunc: Any) -> None:
-        """Tell the observers which slots the kernel wrote and passed over (the frame stacks
-        it broke among them). The arrays are views of the report, valid during the call."""
-        written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
-        e, room, report = len(self._stage), self._passed_room, self._control[self._report_at :]
-        passed_rows = report[2 * e : 2 * e + passed]
-        passed_envs = report[2 * e + room : 2 * e + room + passed]
-        if self._vector:
-            ended = np.logical_or(done, trunc)
-            if ended.shape != (e,):
-                ended = np.broadcast_to(ended, (e,))
-        else:
-            ended = np.array([done or trunc])
-        event = Written(report[:written], report[e : e + written], passed_rows, passed_envs,
-                        ended=ended)  # fmt: skip
-        for observer in self._observers:
-            observer(event)
