@@ -319,6 +319,28 @@ def test_compressed_frames_agree_on_inconsistent_streams_dtypes_and_other_writes
     assert_same_state(*buffers)
 
 
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_a_compressed_step_compresses_one_frame_when_obs_is_the_last_next_obs(codec):
+    # The observation's newest frame is already stored (the last step's next frame): only an
+    # episode's first step compresses two frames.
+    env = stacked_env(None)
+    buffer = ReplayBuffer(env, 12, seed=0, frame_stack=K, frame_compression=codec)
+    frames = buffer._fast_writer._compressed
+    compress, calls = frames._compress, []
+    frames._compress = lambda raw: calls.append(1) or compress(raw)
+    obs, _ = env.reset(seed=0)
+    episodes, steps = 1, 30
+    for t in range(steps):
+        next_obs, _, terminated, truncated, _ = env.step(t % 2)
+        buffer.add_trajectory(obs, t % 2, 1.0, next_obs, terminated, truncated)
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+            episodes += t < steps - 1
+    assert len(calls) == steps + episodes
+    np.testing.assert_array_equal(buffer.all().next_observations[-1], next_obs)
+
+
 EXTRA_FIELDS = {
     "log_prob": ((), np.float32),
     "value": ((2,), np.float64),
@@ -390,6 +412,9 @@ def test_hot_path_is_used_only_where_it_applies():
     assert ReplayBuffer(make_env(2), 10)._fast_writer is not None
     assert ReplayBuffer(make_env(None, dict_obs=True), 10)._fast_writer is not None
     assert HERBuffer(goal_env(2, MODES[1]), 10)._fast_writer is not None
+    for codec in ("lz4", "zstd"):
+        compressed = ReplayBuffer(stacked_env(2), 10, frame_stack=K, frame_compression=codec)
+        assert compressed._fast_writer is not None
     assert (
         RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._fast_writer is not None
     )
