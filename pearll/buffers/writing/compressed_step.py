@@ -37,31 +37,26 @@ class CompressedStepFrames:
     def put(self, written: int, obs: np.ndarray, next_obs: np.ndarray) -> None:
         """Store the newest frames of ``obs`` and ``next_obs`` (``(E, k, *frame)``, or
         ``(k, *frame)`` for a single env) of the ``written`` slots listed."""
-        store, control, last = self._store, self._control, self._last
-        capacity, compress, dtype = self._capacity, self._compress, self._dtype
-        rows = control[self._rows_at : self._rows_at + written].tolist()
-        envs = control[self._envs_at : self._envs_at + written].tolist()
+        store, control, last, dtype = self._store, self._control, self._last, self._dtype
+        if obs.dtype is not dtype and obs.dtype != dtype:  # an exact cast, as the general path's
+            obs = obs.astype(dtype)
+        if next_obs.dtype is not dtype and next_obs.dtype != dtype:
+            next_obs = next_obs.astype(dtype)
+        capacity, compress, vector = self._capacity, self._compress, self._vector
+        frames = store.frames  # (read at each add: a load gives the store a new list)
         change = 0
-        for row, env in zip(rows, envs, strict=True):
-            if self._vector:
-                frame, next_frame = obs[env, -1], next_obs[env, -1]
-            else:
-                frame, next_frame = obs[-1], next_obs[-1]
-            if frame.dtype != dtype:  # the same cast as the general path's (an exact one)
-                frame = frame.astype(dtype)
-            if next_frame.dtype != dtype:
-                next_frame = next_frame.astype(dtype)
-            frames = store.frames  # (a load gives the store a new list)
+        for i in range(written):
+            row, env = control.item(self._rows_at + i), control.item(self._envs_at + i)
             at = env * capacity + row
-            raw, kept = frame.tobytes(), last[env]
+            raw, kept = (obs[env, -1] if vector else obs[-1]).tobytes(), last[env]
             if kept is None or frames[at] is not kept[0] or raw != kept[1]:
                 blob = compress(raw)
                 change += len(blob) - len(frames[at])
                 frames[at] = blob
             next_at = at + 1 if row + 1 < capacity else env * capacity
-            next_raw = next_frame.tobytes()
-            blob = compress(next_raw)
+            raw = (next_obs[env, -1] if vector else next_obs[-1]).tobytes()
+            blob = compress(raw)
             change += len(blob) - len(frames[next_at])
             frames[next_at] = blob
-            last[env] = (blob, next_raw)
+            last[env] = (blob, raw)
         store.payload_bytes += change  # what buffer.nbytes reports, as CompressedFrameStore.put
