@@ -26,8 +26,48 @@ from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import SequenceTrajectories
 
 
+class SampledWindows:
+    """A part: the :class:`WindowMemory` of a buffer, made on the first ``sample_sequences``
+    (a buffer that never samples sequences pays nothing on its adds), forgotten by ``reset``
+    and ``load`` (the rows it describes are gone), and not saved (docs/sequences.md)."""
+
+    def __init__(self, capacity: int, num_envs: int, observers: list[Any]) -> None:
+        self._shape, self._observers = (capacity, num_envs), observers
+        self.made: WindowMemory | None = None
+
+    def memory(self) -> WindowMemory:
+        """The memory, made now if it was not yet (it then observes every write)."""
+        if self.made is None:
+            self.made = WindowMemory(*self._shape)
+            self._observers.append(self.made.written)
+        return self.made
+
+    @property
+    def nbytes(self) -> int:
+        if self.made is None:
+            return 0
+        return sum(v.nbytes for v in vars(self.made).values() if isinstance(v, np.ndarray))
+
+    def reset(self) -> None:
+        if self.made is not None:
+            self._observers.remove(self.made.written)
+            self.made = None
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.reset()
+
+
 class SequenceSampling:
-    """``sample_sequences`` and ``update_extras`` for a RingBuffer in the ReplayBuffer layout."""
+    """``sample_sequences`` and ``update_extras`` for a RingBuffer in the ReplayBuffer layout
+    (a mixin before RingBuffer: it adds the part that remembers the windows handed out)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sampled_windows = SampledWindows(self.buffer_size, self.num_envs, self._observers)
+        self._parts.add("windows", self._sampled_windows)
 
     @locked
     def sample_sequences(
@@ -63,32 +103,18 @@ class SequenceSampling:
         parse_trajectory_type(dtype)
         anchors, weights = self._draw_anchors(batch_size)
         windows = self._windows_at(anchors, length, burn_in, boundary)
-        if self._window_memory is None:  # made on first use: other buffers' adds pay nothing
-            self._window_memory = WindowMemory(self.buffer_size, self.num_envs)
-            self._observers.append(self._window_memory.written)
-        self._window_memory.remember(anchors, windows, burn_in, length, boundary == "cross")
+        memory = self._sampled_windows.memory()
+        memory.remember(anchors, windows, burn_in, length, boundary == "cross")
         return self._package_windows(windows, anchors, burn_in, flatten_env, dtype, weights)
 
-    _window_memory: WindowMemory | None = None
+    @property
+    def _window_memory(self) -> WindowMemory | None:
+        """The memory of the windows handed out, None before the first ``sample_sequences``."""
+        return self._sampled_windows.made
 
     def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``(E, B)`` anchor rows drawn uniformly over each sub-env's transitions; no weights."""
         return draw_rows(self.rng, self._ring, batch_size), None
-
-    def _forget_windows(self) -> None:
-        """Drop the memory of sampled windows (the rows it describes are gone)."""
-        if self._window_memory is not None:
-            self._observers.remove(self._window_memory.written)
-            self._window_memory = None
-
-    def reset(self) -> None:
-        with self._lock:
-            self._forget_windows()
-            super().reset()
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self._forget_windows()
-        super()._set_state(state)
 
     @locked
     def update_extras(self, indices: Any, name: str, values: Any) -> None:
@@ -116,9 +142,9 @@ class SequenceSampling:
                              f"the windows sampled at indices), got {values.shape}")  # fmt: skip
         values = values.reshape(len(rows), *expected[len(indices.shape) :])
         write_window_extras(
-            self._storage["extras"][name], memory, rows, envs, values, self._windows_at
+            self._store.fields["extras"][name], memory, rows, envs, values, self._windows_at
         )
-        self._packed.sync_mirror()
+        self._store.packed.sync_mirror()
 
     def _window_slots(self, indices: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rows, envs, indices)`` of sampled windows' anchor slots, checked."""
@@ -136,7 +162,7 @@ class SequenceSampling:
         return rows, envs, indices
 
     def _windows_at(self, anchors: np.ndarray, length: int, burn_in: int, boundary: str) -> Windows:
-        ring, views = self._ring, self._storage
+        ring, views = self._ring, self._store.fields
         return window_rows(
             ring.valid, views["dones"], views["truncateds"], ring.pos, ring.size, anchors,
             int(burn_in), int(length), boundary == "cross",

@@ -31,7 +31,8 @@ def test_pooled_draw_is_exact(cls, mode):
             assert same_transition(got, truth[key(got.obs)]), got
         # The slots name the rows the transitions were read from.
         rows, envs = np.divmod(drawn.slots, 3)
-        assert (buffer._storage["observations"][rows, envs] == drawn.fields["observations"]).all()
+        stored = buffer._store.fields["observations"][rows, envs]
+        assert (stored == drawn.fields["observations"]).all()
     assert len(truth) == len(buffer)
 
 

@@ -93,15 +93,16 @@ def _counting(try_add, taken):
 
 
 def assert_same_state(fast, general):
-    np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
-    if fast._frames is not None:
+    np.testing.assert_array_equal(fast._store.packed.packed, general._store.packed.packed)
+    fast_frames, general_frames = fast._store.frames, general._store.frames
+    if fast_frames is not None:
         if fast.frame_compression is None:
-            np.testing.assert_array_equal(fast._frames.frames, general._frames.frames)
+            np.testing.assert_array_equal(fast_frames.frames, general_frames.frames)
         else:  # bytes objects, compared as they are (numpy would drop trailing zero bytes)
-            assert fast._frames.frames == general._frames.frames
-            assert fast._frames.payload_bytes == general._frames.payload_bytes
+            assert fast_frames.frames == general_frames.frames
+            assert fast_frames.payload_bytes == general_frames.payload_bytes
             assert fast.nbytes == general.nbytes
-        np.testing.assert_array_equal(fast._frames.episode_step, general._frames.episode_step)
+        np.testing.assert_array_equal(fast_frames.episode_step, general_frames.episode_step)
     for name in RING_FIELDS:
         np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
     if isinstance(fast, PrioritizedReplayBuffer):
@@ -313,7 +314,7 @@ def test_compressed_frames_agree_on_inconsistent_streams_dtypes_and_other_writes
                 errors.append((type(error), str(error)))
             if other == 1:  # a row rewritten by hand, maybe the one the next step starts at
                 at = np.array([int(buffer._ring.pos[0]) if row is None else row])
-                buffer._frames.view[at, np.array([0])] = frame
+                buffer._store.frames.view[at, np.array([0])] = frame
         assert errors[0] == errors[1]
         current = following.astype(np.uint8)
     assert_same_state(*buffers)
