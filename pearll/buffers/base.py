@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from pearll.buffers import persistence
+from pearll.buffers.checkpoint.protocol import generator_from_state, keywords_taken
 from pearll.buffers.core.env_info import EnvInfo
+from pearll.buffers.core.locking import locked
 from pearll.buffers.core.part import Parts
 from pearll.buffers.core.spaces import buffer_field_specs, extra_field_specs
-from pearll.buffers.errors import CheckpointError
 from pearll.buffers.reading.output import resolve_device
 from pearll.buffers.storage.frame_options import FrameOptions
 from pearll.buffers.storage.placement import Placement
@@ -28,22 +26,7 @@ from pearll.common.tree import tree_map
 from pearll.common.type_aliases import Observation, Trajectories
 
 Buffer = TypeVar("Buffer", bound="BaseBuffer")
-Method = TypeVar("Method", bound=Callable[..., Any])
-
-
-def locked(method: Method) -> Method:
-    """``method`` run holding the buffer's lock (``self._lock``, reentrant).
-
-    Every method that changes a buffer's state, or chooses rows and reads them, carries it, so
-    that adds and samples may come from different threads (see RingBuffer's docstring).
-    """
-
-    @functools.wraps(method)
-    def holding_the_lock(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return holding_the_lock  # type: ignore[return-value]
+__all__ = ["BaseBuffer", "locked"]
 
 
 class BaseBuffer(ABC):
@@ -245,7 +228,7 @@ class BaseBuffer(ABC):
         the settings its constructors recorded that its class's constructor takes."""
         read_from = self.__dict__.get("_live_settings", {})
         live = {setting: getattr(self, name) for setting, name in read_from.items()}
-        taken = _keywords_taken(type(self))
+        taken = keywords_taken(type(self))
         settings = self._settings | live
         return {k: v for k, v in settings.items() if taken is None or k in taken}
 
@@ -257,7 +240,7 @@ class BaseBuffer(ABC):
     def _set_state(self, state: dict[str, Any]) -> None:
         """Put back what :meth:`_state` returned (on a buffer rebuilt with :meth:`_config`)."""
         self._parts.set_state(state)
-        self.rng = _generator_from_state(state["rng"])
+        self.rng = generator_from_state(state["rng"])
 
     @abstractmethod
     def reset(self) -> None:
@@ -300,25 +283,3 @@ class BaseBuffer(ABC):
         dtype: str | TrajectoryType = "numpy",
     ) -> Trajectories:
         """Every stored transition, in order."""
-
-
-def _keywords_taken(cls: type) -> set[str] | None:
-    """The keyword arguments ``cls(env, ...)`` accepts; None if it takes any (``**kwargs``)."""
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name for p in parameters}
-
-
-def _generator_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """A Generator whose bit generator (PCG64 or another numpy one) is in ``state``."""
-    name = state.get("bit_generator") if isinstance(state, dict) else None
-    bit_generator_class = getattr(np.random, str(name), None)
-    known = isinstance(bit_generator_class, type) and issubclass(
-        bit_generator_class, np.random.BitGenerator
-    )
-    if not known:
-        raise CheckpointError(f"state.rng: not a numpy bit generator state: {name!r}")
-    bit_generator = bit_generator_class()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)

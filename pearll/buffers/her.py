@@ -70,6 +70,8 @@ class HERBuffer(ReplayBuffer):
         seed, autoreset_mode: as in BaseBuffer.
     """
 
+    relabels_in_sample = True  # sample relabels goals: pooled readers call sample itself
+
     def __init__(
         self,
         env: Any,

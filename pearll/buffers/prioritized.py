@@ -13,18 +13,17 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.base import locked
-from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.prioritized_sampling import PrioritizedSampling
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.sampling.priorities import Priorities
 from pearll.buffers.sampling.sum_tree import SumTree
 from pearll.buffers.sampling.window_memory import sequence_priorities
 from pearll.buffers.writing.writer import Written
 from pearll.common.arguments import check_int
-from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 
 
-class PrioritizedReplayBuffer(ReplayBuffer):
+class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
     """Replay that draws transitions in proportion to ``priority ** alpha``.
 
     Args:
@@ -54,7 +53,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     largest such weight over the whole buffer, so weights share one scale across sub-envs and
     never exceed 1. Draws are stratified: sub-env e's total priority is cut into B equal
     segments and one sample is drawn from each (lower variance; every draw still has
-    probability ``P_e(i)``).
+    probability ``P_e(i)``). The draws (``sample``, sequence anchors, the pooled
+    ``draw_slots`` and ``pool_mass``) are in :mod:`pearll.buffers.prioritized_sampling`.
     """
 
     def __init__(
@@ -137,84 +137,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             np.concatenate([np.zeros(len(written.passed_rows)), new]),
         )
 
-    @locked
-    def sample(
-        self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
-    ) -> PrioritizedTrajectories:
-        """``batch_size`` transitions per sub-env, drawn in proportion to priority ** alpha.
-
-        Shapes as ``ReplayBuffer.sample``; ``indices`` has the batch axes only and ``weights``
-        a trailing axis of 1 (see :class:`PrioritizedTrajectories`). With ``flatten_env`` on a
-        vector env: B transitions in all, drawn in proportion to priority ** alpha among every
-        stored transition of every sub-env (see :meth:`_sample_flat`). Raises RuntimeError if a
-        sub-env holds no transition or only transitions of priority zero (with
-        ``flatten_env``: if the whole buffer does).
-        """
-        check_batch_size(batch_size)
-        parse_trajectory_type(dtype)
-        if flatten_env and self.env_info.is_vector:
-            self._writer.recover_if_interrupted()
-            return self._sample_flat(batch_size, dtype)
-        rows, weights = self._draw_anchors(batch_size)
-        gathered = self._gather(rows)
-        gathered["indices"] = rows * self.num_envs + np.arange(self.num_envs)[:, None]
-        gathered["weights"] = weights
-        return self._package(gathered, flatten_env, dtype)
-
-    def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(E, B)`` rows drawn by priority (stratified) and their ``(E, B, 1)`` weights;
-        the draws of ``sample`` and the anchors of ``sample_sequences``."""
-        self._writer.recover_if_interrupted()
-        self._ring.require_transitions()
-        totals = self._tree.total()
-        if (totals <= 0).any():
-            raise RuntimeError(
-                f"cannot sample: every priority of sub-envs {np.flatnonzero(totals <= 0).tolist()}"
-                " is zero (eps=0 and zero priorities given); use eps > 0"
-            )
-        strata = (np.arange(batch_size) + self.rng.random((self.num_envs, batch_size))) / batch_size
-        rows = self._tree.find(strata * totals[:, None])
-        weights = self._weights(rows, np.arange(self.num_envs)[:, None], totals)
-        self._samples_drawn += 1
-        return rows, weights
-
-    def _sample_flat(self, batch_size: int, dtype: str | TrajectoryType) -> PrioritizedTrajectories:
-        """``batch_size`` transitions drawn by priority over the whole buffer, as one tree.
-
-        The sub-envs' totals are laid end to end and cut into B equal strata, one draw in
-        each; a draw falls in sub-env e's stretch with probability ``total_e / total`` and is
-        then found in e's tree, so transition i has ``P(i) = p_i / total``. Weights are
-        ``(N * P(i)) ** -beta`` (N every stored transition) over the largest such weight.
-        """
-        if not self._ring.count.any():
-            raise RuntimeError("cannot sample: the buffer holds no transition; add some first")
-        totals = self._tree.total()
-        total = float(totals.sum())
-        if total <= 0:
-            raise RuntimeError(
-                "cannot sample: every priority is zero (eps=0 and zero priorities given); "
-                "use eps > 0"
-            )
-        targets = (np.arange(batch_size) + self.rng.random(batch_size)) / batch_size * total
-        ends = np.cumsum(totals)
-        envs = np.searchsorted(ends, targets, side="right")
-        # Rounding can put a target at the very end: it belongs to the last positive stretch.
-        envs = np.minimum(envs, np.flatnonzero(totals > 0)[-1])
-        local = targets - (ends[envs] - totals[envs])
-        rows = np.empty(batch_size, dtype=np.int64)
-        for env in np.unique(envs):
-            chosen = envs == env
-            rows[chosen] = self._tree.find_in(int(env), local[chosen])
-        gathered = self._gather(rows[:, None], envs)
-        gathered["indices"] = (rows * self.num_envs + envs)[:, None]
-        count = float(self._ring.count.sum())
-        weights = (count * self._tree.get(envs, rows) / total) ** -self.beta
-        smallest = float(self._tree.min().min())
-        max_weight = (count * smallest / total) ** -self.beta
-        gathered["weights"] = (weights / max_weight)[:, None, None].astype(np.float32)
-        self._samples_drawn += 1
-        return self._package(gathered, True, dtype)
-
     def _repair_priorities(self) -> None:
         """After an interrupted add (see writing/writer.py): slots without a transition get
         priority 0 again and transitions left without one get the largest so far."""
@@ -226,14 +148,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         rows, envs = np.nonzero(stale | missing)
         values = np.where(missing[rows, envs], self._max_priority**self.alpha, 0.0)
         self._tree.update(envs, rows, values)
-
-    def _weights(self, rows: np.ndarray, envs: np.ndarray, totals: np.ndarray) -> np.ndarray:
-        """``(E, B, 1)`` float32 ``(N_e * P_e(i)) ** -beta / max weight`` (see the class)."""
-        beta, counts = self.beta, self._ring.count[:, None]
-        weights = (counts * self._tree.get(envs, rows) / totals[:, None]) ** -beta
-        # The largest weight belongs to each sub-env's smallest positive priority.
-        max_weight = ((counts[:, 0] * self._tree.min() / totals) ** -beta).max()
-        return (weights / max_weight)[..., None].astype(np.float32)
 
     @locked
     def update_priorities(self, indices: Any, priorities: Any) -> None:

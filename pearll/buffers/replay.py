@@ -8,6 +8,7 @@ import numpy as np
 
 from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.pool_sampling import PoolSampling
 from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
@@ -25,7 +26,7 @@ PAIR_FIELDS = (*READ_FIELDS, "next_observations")
 Replay = TypeVar("Replay", bound="ReplayBuffer")
 
 
-class ReplayBuffer(SequenceSampling, RingBuffer):
+class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
     """Off-policy replay: ``sample`` draws uniformly, with replacement, per sub-env.
 
     Observations and next observations share one array (half the observation memory): the
@@ -71,6 +72,10 @@ class ReplayBuffer(SequenceSampling, RingBuffer):
     ``gamma ** k`` for the k steps spanned; with ``n_step=1`` it is ``gamma`` everywhere.
     Without ``n_step``, ``discounts`` is None. A sample spans fewer steps at an episode end and
     at the newest transition (whose successors are not stored yet).
+
+    Pooled readers (the replay service): ``pool_mass``, ``draw_slots``, ``read_transitions``
+    and ``read_windows`` draw and read by slot over every sub-env at once (see
+    :mod:`pearll.buffers.pool_sampling`).
     """
 
     spare_rows = True
