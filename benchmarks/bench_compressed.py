@@ -14,13 +14,17 @@ Memory: as in bench_atari.py, the growth of the resident set of a fresh process 
 the buffer and adds ``n`` transitions, divided by ``n``; "wrapped" adds ``2n`` transitions to a
 buffer of capacity ``n`` (the ring overwritten once: what freed and reallocated frames cost).
 The full run also fills a 1,000,000-transition buffer of the game that compresses worst.
-Speed: add one transition and sample(32) medians, the stores interleaved round by round.
+Speed: add one transition and sample(32) medians, the stores interleaved round by round. The
+add table also times each codec alone compressing one frame of the same stream (the call the
+store makes), interleaved with the adds, and checks the target: a compressed add costs at most
+the uncompressed add plus that one compression.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -186,7 +190,13 @@ def million_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+CODEC_ALONE = "{} alone: compress one frame"
+CODEC_KEPT = "{} alone, each output kept (a ring of as many blobs as the buffer)"
+
+
 def speed_cases(game: str, capacity: int) -> list[Case]:
+    from pearll.buffers.storage.codecs import Codec
+
     add = Case(f"add one transition, real {game} frames", "µs")
     sample = Case(f"sample(32), real {game} frames, {capacity:,} stored", "µs")
     frames, first = recording(game)
@@ -204,7 +214,57 @@ def speed_cases(game: str, capacity: int) -> list[Case]:
         for stack, following, done in stream(frames, first, capacity):
             full.add_trajectory(stack, 1, 1.0, following, done)
         sample.ops[name] = lambda buffer=full: buffer.sample(32)
+    # The frames as bytes, as the step writer passes them: the codec's time, nothing else.
+    newest = [following[-1].tobytes() for _, following, _ in steps]
+    for codec in ("lz4", "zstd"):
+        compress, position, kept_at = Codec(codec).compress, [0], [0]
+        kept: list[bytes] = [b""] * capacity
+
+        def compress_one(compress=compress, position=position) -> None:
+            compress(newest[position[0] % len(newest)])
+            position[0] += 1
+
+        def compress_kept(compress=compress, position=kept_at, kept=kept) -> None:
+            # As a store keeps it: the output lives on, in new memory (not reused at once).
+            i = position[0]
+            kept[i % len(kept)] = compress(newest[i % len(newest)])
+            position[0] += 1
+
+        add.ops[CODEC_ALONE.format(codec)] = compress_one
+        add.ops[CODEC_KEPT.format(codec)] = compress_kept
     return [add, sample]
+
+
+def target_lines(medians: dict[str, float]) -> str:
+    """The add target: each compressed add against the uncompressed add plus its codec alone."""
+    lines = ["Target: a compressed add <= the uncompressed add + its codec on one frame.", ""]
+    for codec in ("lz4", "zstd"):
+        add, plain = medians[f"pearll {codec}"], medians["pearll"]
+        codec_alone = medians[CODEC_ALONE.format(codec)]
+        kept = medians[CODEC_KEPT.format(codec)]
+        verdict = "met" if add <= plain + codec_alone else "NOT met"
+        lines.append(
+            f"- {codec}: {add:.2f} µs <= {plain:.2f} + {codec_alone:.2f} = "
+            f"{plain + codec_alone:.2f} µs: {verdict} (margin {plain + codec_alone - add:+.2f} µs;"
+            f" with the output kept, {kept:.2f}: margin {plain + kept - add:+.2f} µs)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_on_cpu_clock(case: Case, rounds: int, calls: int) -> dict[str, float]:
+    """As bench_buffers.run, timed with this thread's CPU clock: on a shared machine the time
+    the process waits for a core is left out (what other jobs do to the caches is not)."""
+    samples: dict[str, list[float]] = {name: [] for name in case.ops}
+    for op in case.ops.values():
+        for _ in range(max(1, calls // 10)):  # warm-up
+            op()
+    for _ in range(rounds):
+        for name, op in case.ops.items():
+            start = time.thread_time()
+            for _ in range(calls):
+                op()
+            samples[name].append((time.thread_time() - start) * 1e6 / calls / case.per_call)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -215,6 +275,10 @@ def main() -> None:
     parser.add_argument("--game", choices=GAMES, default=WORST, help=argparse.SUPPRESS)
     parser.add_argument("--wrapped", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-n", type=int, default=20_000, help=argparse.SUPPRESS)
+    parser.add_argument("--speed-only", action="store_true", help="skip the memory tables")
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall", help="cpu: the thread's CPU clock"
+    )
     args = parser.parse_args()
     if args.memory_of:
         measure_memory(args.memory_of, args.game, args.n, args.wrapped)
@@ -223,19 +287,23 @@ def main() -> None:
         recording(game)  # before any timing
     capacity, n_memory = (10_000, 5_000) if args.quick else (50_000, 20_000)
     rounds, calls = (7, 50) if args.quick else (21, 100)
-    sections = [memory_table(n_memory)]
-    if not args.quick:
+    sections = [] if args.speed_only else [memory_table(n_memory)]
+    if not (args.quick or args.speed_only):
         sections.append(million_table())
     for case in speed_cases(WORST, capacity):
         print(f"{case.title} ...", flush=True)
-        sections.append(table(case, run(case, rounds, calls)))
+        medians = (run_on_cpu_clock if args.clock == "cpu" else run)(case, rounds, calls)
+        sections.append(table(case, medians))
+        if CODEC_ALONE.format("lz4") in medians:
+            sections.append(target_lines(medians))
+            print(sections[-1], flush=True)
     text = "\n".join(sections)
     print(text)
     args.out.write_text(
         "# Compressed Atari frames\n\n"
-        f"Command: `python -m benchmarks.bench_compressed{' --quick' if args.quick else ''}` "
-        f"({rounds} interleaved rounds of {calls} calls; medians; ratios vs the uncompressed "
-        f"store). Versions: {versions()}, {codec_versions()}.\n\n" + text
+        f"Command: `python -m benchmarks.bench_compressed{' '.join(['', *sys.argv[1:]])}` "
+        f"({rounds} interleaved rounds of {calls} calls, {args.clock} clock; medians; ratios "
+        f"vs the uncompressed store). Versions: {versions()}, {codec_versions()}.\n\n" + text
     )
     print(f"wrote {args.out}")
 

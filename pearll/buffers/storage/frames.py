@@ -123,6 +123,10 @@ def _spec(size: Any, padding_type: Any, padding_value: Any) -> FrameStackSpec:
 class FrameStore:
     """The frames of E sub-envs' rings, and the stacks rebuilt from them."""
 
+    # The codec its frames are kept with (CompressedFrameStore), or None: raw frames, in one
+    # array that the step writer's kernel writes by address.
+    codec: Any = None
+
     def __init__(
         self,
         spec: FrameStackSpec,

@@ -128,7 +128,7 @@ def make_control(
     """The kernel's ``control`` array: constants, addresses, action bounds (see step_kernel).
 
     With ``frames`` (a FrameStore), ``frame_slots`` are where a staged row holds the step's
-    newest frame and its next observation's."""
+    newest frame and its next observation's (staged unless the store is compressed)."""
     low, high = action_bounds(action_space)
     slots, array = packed.slots, np.asarray(packed.packed)
     stack = frames.spec.size if frames is not None else 0
@@ -137,7 +137,10 @@ def make_control(
     control[kernel.PASSED_PER_ENV] = passed_per_env
     if frames is not None:
         control[kernel.FRAMES] = 1
-        control[kernel.FRAMES_AT] = address(np.asarray(frames.frames))
+        if frames.codec is None:
+            control[kernel.FRAMES_AT] = address(np.asarray(frames.frames))
+        else:  # compressed frames: the step writer puts them (step_invalidate.py)
+            control[kernel.FRAMES_PUT] = 1
         control[kernel.FRAME_BYTES] = frame_slots[0].nbytes
         control[kernel.EPISODE_STEP_AT] = address(frames.episode_step)
         control[kernel.STACK_SIZE] = stack

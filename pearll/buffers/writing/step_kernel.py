@@ -59,7 +59,10 @@ STACK_SIZE = 26  # frames per stack
 STAGED_FRAMES_AT = 27  # where a staged row holds the two frames (observation's, next's)
 PASSED_PER_ENV = 28  # report slots per sub-env for rows passed over (and stacks broken)
 REWARDS_OFFSET = 29  # where the float32 reward sits in a packed row
-HEADER = 30
+# 1: the caller stores the frames (compressed frame stores): it ran invalidate_step
+# (step_invalidate.py) first, so this call neither copies frames nor invalidates anything.
+FRAMES_PUT = 30
+HEADER = 31
 # Then, as float64: the low bounds (k), the high bounds (k), each sub-env's action (E * k);
 # then the report, int64: the rows written (E), their envs (E), the rows passed over
 # (PASSED_PER_ENV * E), their envs (as many); see report_start.
@@ -100,7 +103,7 @@ def compiled_write_step():
 
 
 @intrinsic
-def _pointer(typingctx, address):
+def pointer(typingctx, address):
     """The int64 ``address`` as a pointer, for ``carray``."""
 
     def codegen(context, builder, signature, args):
@@ -115,32 +118,25 @@ def write_step(control):
 
     Returns ``written + (passed << COUNT_BITS)``, the numbers of slots written and passed over
     (listed in the report), or ACTION_OUT_OF_RANGE (a NaN is out of range), NEEDS_FINAL_OBS
-    or NON_FINITE_REWARD.
+    or NON_FINITE_REWARD. With FRAMES_PUT, what the step passes over was invalidated and
+    reported by invalidate_step already: ``passed`` is 0 here.
     """
     num_envs, capacity = control[NUM_ENVS], control[CAPACITY]
     rows, row_bytes, stage_bytes = control[PACKED_ROWS], control[ROW_BYTES], control[STAGE_BYTES]
     # Rows move as 8-byte words; bytes are for the flags and an unaligned next observation.
-    packed = carray(_pointer(control[PACKED_AT]), (num_envs, rows, row_bytes), np.uint8)
-    packed_words = carray(_pointer(control[PACKED_AT]), (num_envs, rows, row_bytes // 8), np.uint64)
-    stage = carray(_pointer(control[STAGE_AT]), (num_envs, stage_bytes), np.uint8)
-    stage_words = carray(_pointer(control[STAGE_AT]), (num_envs, stage_bytes // 8), np.uint64)
-    pos = carray(_pointer(control[POS_AT]), num_envs, np.int64)
-    size = carray(_pointer(control[SIZE_AT]), num_envs, np.int64)
-    valid = carray(_pointer(control[VALID_AT]), (capacity, num_envs), np.bool_)
-    count = carray(_pointer(control[COUNT_AT]), num_envs, np.int64)
-    prev_ended = carray(_pointer(control[PREV_ENDED_AT]), num_envs, np.bool_)
-    if not _actions_in_range(control, num_envs):
-        return ACTION_OUT_OF_RANGE
-    rewards_at = control[REWARDS_OFFSET]
-    for e in range(num_envs):
-        # A little-endian float32 is NaN or infinite iff its 8 exponent bits are all set.
-        if (stage[e, rewards_at + 3] & 0x7F) == 0x7F and (stage[e, rewards_at + 2] & 0x80) != 0:
-            return NON_FINITE_REWARD
+    packed = carray(pointer(control[PACKED_AT]), (num_envs, rows, row_bytes), np.uint8)
+    packed_words = carray(pointer(control[PACKED_AT]), (num_envs, rows, row_bytes // 8), np.uint64)
+    stage = carray(pointer(control[STAGE_AT]), (num_envs, stage_bytes), np.uint8)
+    stage_words = carray(pointer(control[STAGE_AT]), (num_envs, stage_bytes // 8), np.uint64)
+    pos = carray(pointer(control[POS_AT]), num_envs, np.int64)
+    size = carray(pointer(control[SIZE_AT]), num_envs, np.int64)
+    valid = carray(pointer(control[VALID_AT]), (capacity, num_envs), np.bool_)
+    count = carray(pointer(control[COUNT_AT]), num_envs, np.int64)
+    prev_ended = carray(pointer(control[PREV_ENDED_AT]), num_envs, np.bool_)
+    declined = refused(control, stage, num_envs)
+    if declined:
+        return declined
     done_at, trunc_at = control[DONES_OFFSET], control[TRUNCATEDS_OFFSET]
-    if control[SAME_STEP] != 0:
-        for e in range(num_envs):
-            if _ended(stage, e, done_at, trunc_at):
-                return NEEDS_FINAL_OBS
     # Read every constant once: the report's stores into control would otherwise force the
     # compiler to reload them for each sub-env.
     spare, next_step = control[SPARE_ROWS] != 0, control[NEXT_STEP] != 0
@@ -154,15 +150,16 @@ def write_step(control):
     passed_at = report + 2 * num_envs
     passed_room = control[PASSED_PER_ENV] * num_envs
     frames_on = control[FRAMES] != 0
+    frames_put = control[FRAMES_PUT] != 0
     if frames_on:
         frame_bytes, stack = control[FRAME_BYTES], control[STACK_SIZE]
-        frames = carray(_pointer(control[FRAMES_AT]), (num_envs, capacity, frame_bytes), np.uint8)
-        episode_step = carray(_pointer(control[EPISODE_STEP_AT]), num_envs, np.int64)
+        frames = carray(pointer(control[FRAMES_AT]), (num_envs, capacity, frame_bytes), np.uint8)
+        episode_step = carray(pointer(control[EPISODE_STEP_AT]), num_envs, np.int64)
         staged_frames = control[STAGED_FRAMES_AT]
         # Whole 8-byte words where the layout allows (84x84 frames: 882 words), else bytes.
         frame_words = frame_bytes // 8 if frame_bytes % 8 == 0 and staged_frames % 8 == 0 else 0
         frames_as_words = carray(
-            _pointer(control[FRAMES_AT]), (num_envs, capacity, max(frame_words, 1)), np.uint64
+            pointer(control[FRAMES_AT]), (num_envs, capacity, max(frame_words, 1)), np.uint64
         )
         staged_word = staged_frames // 8
     written = passed = 0
@@ -170,7 +167,7 @@ def write_step(control):
         if next_step and prev_ended[e]:
             prev_ended[e] = False  # a reset step: dropped
             continue
-        ended = _ended(stage, e, done_at, trunc_at)
+        ended = step_ended(stage, e, done_at, trunc_at)
         row = pos[e]
         for w in range(row_words):
             packed_words[e, row, w] = stage_words[e, w]
@@ -180,12 +177,14 @@ def write_step(control):
         advance = 1
         if frames_on:
             # The stack depths (FrameStore.depths for one step), then the two frames.
-            following = _wrap(row + 1, capacity)
+            following = wrap(row + 1, capacity)
             depth = episode_step[e]
             packed[e, row, obs_at] = min(depth, stack - 1)
             packed[e, following, obs_at] = min(depth + 1, stack - 1)
             episode_step[e] = 0 if ended else depth + 1
-            if frame_words:
+            if frames_put:
+                pass  # stored by the caller
+            elif frame_words:
                 for w in range(frame_words):
                     frames_as_words[e, row, w] = stage_words[e, staged_word + w]
                     frames_as_words[e, following, w] = stage_words[e, staged_word + frame_words + w]
@@ -195,7 +194,7 @@ def write_step(control):
                     frames[e, following, b] = stage[e, staged_frames + frame_bytes + b]
             advance = 2 if ended else 1
         elif spare:
-            following = _wrap(row + 1, capacity)
+            following = wrap(row + 1, capacity)
             if obs_in_words:
                 for w in range(obs_words):
                     packed_words[e, following, obs_word_at + w] = stage_words[e, row_words + w]
@@ -208,8 +207,8 @@ def write_step(control):
             advance = 2 if ended else 1
         # Ring.commit: the rows the step overwrote or made pending lose their transitions.
         lost = 0
-        for offset in range(advance + 1 if spare else 1):
-            passed_row = _wrap(row + offset, capacity)
+        for offset in range(0 if frames_put else advance + 1 if spare else 1):
+            passed_row = wrap(row + offset, capacity)
             if valid[passed_row, e]:
                 lost += 1
                 valid[passed_row, e] = False
@@ -219,14 +218,14 @@ def write_step(control):
             passed += 1
         valid[row, e] = True
         count[e] += 1 - lost
-        pos[e] = _wrap(row + advance, capacity)
+        pos[e] = wrap(row + advance, capacity)
         size[e] = min(size[e] + advance, capacity)
         prev_ended[e] = ended
-        if frames_on:
+        if frames_on and not frames_put:
             # FrameStore.broken_rows: the stacks that reached back to the overwritten row
             # after the newest one written (the next observation's) stop being transitions.
             for offset in range(1, stack):
-                broken = _wrap(following + offset, capacity)
+                broken = wrap(following + offset, capacity)
                 if valid[broken, e] and packed[e, broken, obs_at] >= offset:
                     valid[broken, e] = False
                     count[e] -= 1
@@ -235,6 +234,25 @@ def write_step(control):
                         control[passed_at + passed_room + passed] = e
                     passed += 1
     return written + (passed << COUNT_BITS)
+
+
+@njit(cache=True)
+def refused(control, stage, num_envs):
+    """Why the staged step cannot be written (a negative code), or 0: an action out of range,
+    a reward not finite, or (SAME_STEP) an episode end, whose final observation is staged anew."""
+    if not _actions_in_range(control, num_envs):
+        return ACTION_OUT_OF_RANGE
+    rewards_at = control[REWARDS_OFFSET]
+    for e in range(num_envs):
+        # A little-endian float32 is NaN or infinite iff its 8 exponent bits are all set.
+        if (stage[e, rewards_at + 3] & 0x7F) == 0x7F and (stage[e, rewards_at + 2] & 0x80) != 0:
+            return NON_FINITE_REWARD
+    if control[SAME_STEP] != 0:
+        done_at, trunc_at = control[DONES_OFFSET], control[TRUNCATEDS_OFFSET]
+        for e in range(num_envs):
+            if step_ended(stage, e, done_at, trunc_at):
+                return NEEDS_FINAL_OBS
+    return 0
 
 
 @njit(cache=True)
@@ -251,7 +269,7 @@ def _actions_in_range(control, num_envs):
 
 
 @njit(cache=True)
-def _ended(stage, e, done_at, trunc_at):
+def step_ended(stage, e, done_at, trunc_at):
     """Whether sub-env ``e``'s staged step ended its episode (terminated or truncated)."""
     # The staged done is 0.0 or 1.0 (cast from bool): nonzero iff one of its bytes is.
     done = stage[e, done_at] | stage[e, done_at + 1] | stage[e, done_at + 2] | stage[e, done_at + 3]
@@ -259,6 +277,6 @@ def _ended(stage, e, done_at, trunc_at):
 
 
 @njit(cache=True)
-def _wrap(row, capacity):
+def wrap(row, capacity):
     """``row % capacity`` for ``0 <= row < 2 * capacity``, without an integer division."""
     return row if row < capacity else row - capacity

@@ -6,9 +6,9 @@ tens of microseconds per step. :class:`StepWriter` does the same for every step 
 by attribute compares (array or Dict observations, frame stacks, extra fields declared flat,
 SAME_STEP final observations) in three stages:
 
-1. Checks in Python, by attribute compares only: types, shapes, and dtypes whose every value
-   the field holds exactly (spaces.always_exact; others, whose values need checking, go to
-   the general path).
+1. Checks in Python, by attribute compares only (step_checks.py): types, shapes, and dtypes
+   whose every value the field holds exactly (spaces.always_exact; others, whose values need
+   checking, go to the general path).
 2. Staging: each field is assigned into a ``(E, stage_bytes)`` uint8 block laid out like a
    packed row (the same numpy assignments, so the same casts, as the general path's), and the
    action also, as float64, into the kernel's ``control`` array for the range check.
@@ -16,16 +16,14 @@ SAME_STEP final observations) in three stages:
    against the space's bounds, then copies each sub-env's staged row into its ring, and updates
    the ring's bookkeeping as ``Ring.plan``/``Ring.commit`` do.
 
-On CartPole this costs about half of SB3's add for one env, and as much as SB3's per
-transition for an 8-env vector step (``python -m benchmarks.bench_buffers``), with every check
-on: no ``validate=False`` is needed.
-
 With frame stacks (Atari) the packed row holds the stack's depth instead of the observation:
 the writer stages the step's newest frame and its next observation's, and the same compiled
 call works out the depths, stores both frames and drops the stacks the write broke, as the
-general path does with FrameStore's code. Compressed frame stores always take the general
-path. A SAME_STEP step that ends an episode is staged
-again with the final observations from ``info`` put in place (observation_leaves.py).
+general path does with FrameStore's code. A compressed frame store's frames are Python bytes
+objects: the step is written in two compiled calls with the frames compressed and put in
+between (step_invalidate.py, compressed_step.py), and only one frame is compressed in the
+common case. A SAME_STEP step that ends an episode is staged again with the final
+observations from ``info`` put in place (final_rows.py, observation_leaves.py).
 
 Anything the writer is unsure of (a list, a scalar observation, an action out of range, a
 final observation missing, a Python int too large for its field) is handed back, with nothing
@@ -43,9 +41,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers.writing import step_kernel as kernel
+from pearll.buffers.writing.compressed_step import CompressedStepFrames
+from pearll.buffers.writing.final_rows import stage_final_rows
 from pearll.buffers.writing.observation_leaves import ObservationLeaves, with_final_observations
 from pearll.buffers.writing.stage import (
-    NUMERIC,
     StageLayout,
     action_dtypes,
     castable_dtypes,
@@ -57,19 +56,17 @@ from pearll.buffers.writing.stage import (
     shifted,
     step_view,
 )
-from pearll.buffers.writing.writer import Writer, Written
-from pearll.common.tree import tree_leaves
+from pearll.buffers.writing.step_checks import StepChecks
+from pearll.buffers.writing.step_invalidate import compiled_invalidate_step
+from pearll.buffers.writing.step_report import report_written
+from pearll.buffers.writing.writer import Writer
 
 ndarray = np.ndarray
-SCALAR_NUMBERS = (float, int, np.floating, np.integer)
-INTEGERS = (int, np.integer)
-FLAGS = (bool, np.bool_)
-BOOL = frozenset([np.dtype(np.bool_)])
 _COUNT_MASK = (1 << kernel.COUNT_BITS) - 1
 NEEDS_FINAL_OBS = kernel.NEEDS_FINAL_OBS
 
 
-class StepWriter:
+class StepWriter(StepChecks):
     """Writes one validated env step into a RingBuffer's storage and ring."""
 
     def __init__(self, writer: Writer):
@@ -131,17 +128,23 @@ class StepWriter:
             packed, stage, ring, obs_slot, info.autoreset_mode, space, self._frames, frame_slots
         )
         action_size = int(self._control[kernel.ACTION_SIZE])
+        # A compressed frame store (its frames have a codec) is given its frames by the writer.
+        compressed = self._frames is not None and self._frames.codec is not None
+        self._compressed = (CompressedStepFrames(self._frames, self._control,
+                                                 kernel.report_start(num_envs, action_size), vector)
+                            if compressed else None)  # fmt: skip
         floats = self._control.view(np.float64)
         start = kernel.HEADER + 2 * action_size
         self._staged_action = floats[start : start + num_envs * action_size].reshape(
             self._action_shape
         )
         self._report_at = kernel.report_start(num_envs, action_size)
-        self._passed_room = int(self._control[kernel.PASSED_PER_ENV]) * num_envs
         # Compiled (or loaded from numba's disk cache) at the first add, not here: a buffer
         # only loaded and sampled never pays for it.
         self._write_step = self._compile_write_step
+        self._invalidate_step = self._compile_invalidate_step
         self._stages_arrays = self._leaves is None and self._frames is None
+        self._stages_frames = self._frames is not None and not compressed
         self._reporting = False  # control[REPORT] is set at the first add with observers
         if self._leaves is not None:
             self.try_add = self._try_vector_dict if vector else self._try_single_dict
@@ -151,20 +154,18 @@ class StepWriter:
     @classmethod
     def build(cls, writer: Writer) -> StepWriter | None:
         """A StepWriter for ``writer``'s parts, or None if they need the general path always:
-        compressed frames, a ring too small for an episode end's rows, actions whose range a
-        float64 check cannot decide, storage the kernel cannot write by address."""
-        packed, views = writer.packed.packed, writer.views
-        leaves = [*tree_leaves(views["observations"]), *views["extras"].values()]
+        a ring too small for an episode end's rows, actions whose range a float64 check cannot
+        decide, storage the kernel cannot write by address (frames: unless compressed, which
+        the writer stores itself)."""
+        frames = writer.frames
+        by_address = [writer.packed.packed, *ring_arrays(writer.ring)]
+        if frames is not None:  # a compressed store's frames are bytes objects, put by the writer
+            by_address += [frames.episode_step] + ([frames.frames] if frames.codec is None else [])
         fits = (
-            all(isinstance(leaf, np.ndarray) for leaf in leaves)  # not compressed frames
-            and writer.ring.capacity >= 4  # an episode end's rows always fit (see Ring.plan)
+            writer.ring.capacity >= 4  # an episode end's rows always fit (see Ring.plan)
             and exact_bounds(writer.env_info.action_space)
-            and packed.flags.c_contiguous  # the kernel writes it by address
-            and packed.flags.writeable
-            and all(a.flags.c_contiguous and a.flags.writeable for a in ring_arrays(writer.ring))
-            and (writer.frames is None or all(
-                np.asarray(a).flags.c_contiguous and np.asarray(a).flags.writeable
-                for a in (writer.frames.frames, writer.frames.episode_step)))
+            and all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable
+                    for a in by_address)  # the kernel writes them by address
         )  # fmt: skip
         return cls(writer) if fits else None
 
@@ -172,6 +173,11 @@ class StepWriter:
         """The first call of the kernel: compile it, keep its entry point, and call that."""
         self._write_step = kernel.compiled_write_step()
         return self._write_step(control)
+
+    def _compile_invalidate_step(self, control: np.ndarray) -> int:
+        """The same for the first of a compressed-frames step's two calls."""
+        self._invalidate_step = compiled_invalidate_step()
+        return self._invalidate_step(control)
 
     def try_add(
         self,
@@ -190,83 +196,6 @@ class StepWriter:
         versions; this is the signature.)
         """
         raise NotImplementedError
-
-    def _try_single(
-        self, obs, action, reward, next_obs, done, trunc, extras, info=None
-    ) -> bool:  # see try_add
-        shape, dtypes = self._obs_shape, self._obs_dtypes
-        return (
-            obs.__class__ is ndarray and obs.shape == shape and obs.dtype in dtypes
-            and next_obs.__class__ is ndarray and next_obs.shape == shape
-            and next_obs.dtype in dtypes
-            and self._single_rest_fits(action, reward, done, trunc, extras)
-            and self._write(obs, action, reward, next_obs, done, trunc, extras, info)
-        )  # fmt: skip
-
-    def _try_single_dict(
-        self, obs, action, reward, next_obs, done, trunc, extras, info=None
-    ) -> bool:  # see try_add
-        return self._single_rest_fits(action, reward, done, trunc, extras) and self._write(
-            obs, action, reward, next_obs, done, trunc, extras, info
-        )
-
-    def _single_rest_fits(self, action, reward, done, trunc, extras) -> bool:
-        return (
-            ((action.__class__ is ndarray and action.shape == self._action_shape
-              and action.dtype in self._action_dtypes)
-             or (self._scalar_action and isinstance(action, INTEGERS)))
-            and isinstance(reward, SCALAR_NUMBERS)
-            and isinstance(done, FLAGS) and isinstance(trunc, FLAGS)
-            and (self._extras_fit(extras) if self._extras else not extras)
-        )  # fmt: skip
-
-    def _try_vector(
-        self, obs, action, reward, next_obs, done, trunc, extras, info=None
-    ) -> bool:  # see try_add
-        # x.__class__ is cheaper than type(x); every check here is a few tens of nanoseconds.
-        shape, dtypes, lead = self._obs_shape, self._obs_dtypes, self._lead
-        return (
-            obs.__class__ is ndarray and obs.shape == shape and obs.dtype in dtypes
-            and next_obs.__class__ is ndarray and next_obs.shape == shape
-            and next_obs.dtype in dtypes
-            and action.__class__ is ndarray and action.shape == self._action_shape
-            and action.dtype in self._action_dtypes
-            and reward.__class__ is ndarray and reward.shape == lead and reward.dtype in NUMERIC
-            and done.__class__ is ndarray and done.shape == lead and done.dtype in BOOL
-            and ((trunc.__class__ is ndarray and trunc.shape == lead and trunc.dtype in BOOL)
-                 or isinstance(trunc, FLAGS))  # a scalar is broadcast, as the general path does
-            and (self._extras_fit(extras) if self._extras else not extras)
-            and self._write(obs, action, reward, next_obs, done, trunc, extras, info)
-        )  # fmt: skip
-
-    def _try_vector_dict(
-        self, obs, action, reward, next_obs, done, trunc, extras, info=None
-    ) -> bool:  # see try_add
-        lead = self._lead
-        return (
-            action.__class__ is ndarray and action.shape == self._action_shape
-            and action.dtype in self._action_dtypes
-            and reward.__class__ is ndarray and reward.shape == lead and reward.dtype in NUMERIC
-            and done.__class__ is ndarray and done.shape == lead and done.dtype in BOOL
-            and ((trunc.__class__ is ndarray and trunc.shape == lead and trunc.dtype in BOOL)
-                 or isinstance(trunc, FLAGS))
-            and (self._extras_fit(extras) if self._extras else not extras)
-            and self._write(obs, action, reward, next_obs, done, trunc, extras, info)
-        )  # fmt: skip
-
-    def _extras_fit(self, extras: dict[str, Any]) -> bool:
-        """Whether ``extras`` holds every declared extra field, each an array (or a numpy
-        scalar) of its exact shape and a dtype the general path accepts."""
-        if extras.keys() != self._extra_names:
-            return False
-        for name, _, shape, dtypes in self._extras:
-            value = extras[name]
-            if not (
-                (value.__class__ is ndarray or isinstance(value, np.generic))
-                and value.shape == shape and value.dtype in dtypes
-            ):  # fmt: skip
-                return False
-        return True
 
     def _write(self, obs, action, reward, next_obs, done, trunc, extras, info) -> bool:
         """Stage the checked step and run the kernel; False if it declined (nothing written)."""
@@ -290,7 +219,7 @@ class StepWriter:
             return False
         staged_done[...] = done
         staged_trunc[...] = trunc
-        if self._frames is not None:  # the newest frame of each stack
+        if self._stages_frames:  # the newest frame of each stack
             staged_frame, staged_next_frame = self._staged_frames
             if self._vector:
                 staged_frame[...] = obs[:, -1]
@@ -308,7 +237,10 @@ class StepWriter:
             if not self._reporting:
                 self._control[kernel.REPORT] = 1
                 self._reporting = True
-        result = self._write_step(self._control)
+        if self._compressed is None:
+            result = self._write_step(self._control)
+        else:
+            result = self._write_compressed(obs, next_obs)
         if result == NEEDS_FINAL_OBS and self._stages_arrays:
             result = self._write_with_final_rows(done, trunc, info)
         if result < 0:  # nothing was written
@@ -318,36 +250,29 @@ class StepWriter:
                                                       trunc, extras, info)  # fmt: skip
             return False  # out of range: the general path raises
         if observers:
-            self._report_written(result, done, trunc)
+            ended = np.logical_or(done, trunc) if self._vector else np.array([done or trunc])
+            report_written(observers, self._control, self._report_at, result, ended)
             writer.unfinished = False
         return True
+
+    def _write_compressed(self, obs: ndarray, next_obs: ndarray) -> int:
+        """The step into a compressed frame store: invalidate, put the frames, write and
+        commit (step_invalidate.py); the kernel's result, or its negative code."""
+        control = self._control
+        invalidated = self._invalidate_step(control)
+        if invalidated < 0:
+            return invalidated  # declined: nothing changed
+        self._compressed.put(invalidated & _COUNT_MASK, obs, next_obs)
+        written = self._write_step(control)  # the same checks, on the same staged step: pass
+        return written + (invalidated >> kernel.COUNT_BITS << kernel.COUNT_BITS)
 
     def _write_with_final_rows(self, done: Any, trunc: Any, info: Any) -> int:
         """Array observations of a SAME_STEP step that ended an episode (the kernel declined
         it, writing nothing): the final observations from ``info`` staged over the ended
         sub-envs' next observations, and the kernel run again. Returns its result, or
         ACTION_OUT_OF_RANGE (any negative: left to the general path) if ``info`` is unusual."""
-        if info.__class__ is not dict:
-            return kernel.ACTION_OUT_OF_RANGE
-        mask, final = info.get("_final_obs"), info.get("final_obs")
-        if not (mask.__class__ is ndarray and mask.dtype == np.bool_
-                and mask.shape == self._lead and final is not None):  # fmt: skip
-            return kernel.ACTION_OUT_OF_RANGE
-        # Python loops over E flags: cheaper than numpy's reductions for a few sub-envs.
-        ended = np.logical_or(done, trunc).tolist()
-        staged_next, row_shape, dtypes = self._staged[1], self._obs_shape[1:], self._obs_dtypes
-        try:
-            for i, has_final in enumerate(mask.tolist()):
-                if not has_final:
-                    if ended[i]:
-                        return kernel.ACTION_OUT_OF_RANGE  # the general path's error
-                    continue
-                row = final[i]
-                if not (row.__class__ is ndarray and row.shape == row_shape
-                        and row.dtype in dtypes):  # fmt: skip
-                    return kernel.ACTION_OUT_OF_RANGE
-                staged_next[i] = row
-        except (TypeError, IndexError, KeyError, ValueError):  # malformed: the general path
+        staged_next, shape, dtypes = self._staged[1], self._obs_shape, self._obs_dtypes
+        if not stage_final_rows(staged_next, shape[1:], dtypes, self._lead, done, trunc, info):
             return kernel.ACTION_OUT_OF_RANGE
         control = self._control
         control[kernel.SAME_STEP] = 0
@@ -372,21 +297,3 @@ class StepWriter:
             return self._write(obs, action, reward, true_next, done, trunc, extras, None)
         finally:
             control[kernel.SAME_STEP] = 1
-
-    def _report_written(self, result: int, done: Any, trunc: Any) -> None:
-        """Tell the observers which slots the kernel wrote and passed over (the frame stacks
-        it broke among them). The arrays are views of the report, valid during the call."""
-        written, passed = result & _COUNT_MASK, result >> kernel.COUNT_BITS
-        e, room, report = len(self._stage), self._passed_room, self._control[self._report_at :]
-        passed_rows = report[2 * e : 2 * e + passed]
-        passed_envs = report[2 * e + room : 2 * e + room + passed]
-        if self._vector:
-            ended = np.logical_or(done, trunc)
-            if ended.shape != (e,):
-                ended = np.broadcast_to(ended, (e,))
-        else:
-            ended = np.array([done or trunc])
-        event = Written(report[:written], report[e : e + written], passed_rows, passed_envs,
-                        ended=ended)  # fmt: skip
-        for observer in self._observers:
-            observer(event)

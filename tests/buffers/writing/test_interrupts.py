@@ -18,7 +18,7 @@ import pytest
 from pearll.buffers import HERBuffer, PrioritizedReplayBuffer, ReplayBuffer, RolloutBuffer
 from tests.buffers.sampling.test_episodes import relative_extents
 from tests.buffers.test_her import goal_env
-from tests.fixtures import MODES, make_env
+from tests.fixtures import MODES, K, make_env, stacked_env
 from tests.reference import ReferenceBuffer, Runner, stack
 
 
@@ -99,12 +99,23 @@ BUFFERS = {
     "prioritized": lambda env, size: PrioritizedReplayBuffer(env, size, seed=0),
     "rollout": lambda env, size: RolloutBuffer(env, size, seed=0),
 }
+FRAME_BUFFERS = {
+    # Frame stacks (stacked_env), plain and compressed: the compressed step writer puts its
+    # frames in Python between two compiled calls, where an interrupt can come.
+    "replay frames": lambda env, size: ReplayBuffer(env, size, seed=0, frame_stack=K),
+    "replay lz4": lambda env, size: ReplayBuffer(
+        env, size, seed=0, frame_stack=K, frame_compression="lz4"
+    ),
+    "prioritized zstd": lambda env, size: PrioritizedReplayBuffer(
+        env, size, seed=0, frame_stack=K, frame_compression="zstd"
+    ),
+}
 
 
 def scenario(kind: str, mode, capacity: int, batch: int, seed: int, single: bool):
     """A full buffer, its runner, and the add to interrupt (one step, or ``batch`` steps)."""
-    env = make_env(2, mode)
-    buffer = BUFFERS[kind](env, capacity)
+    env = stacked_env(2, mode) if kind in FRAME_BUFFERS else make_env(2, mode)
+    buffer = (FRAME_BUFFERS.get(kind) or BUFFERS[kind])(env, capacity)
     runner = Runner(env, buffer, ReferenceBuffer(2, capacity, True), seed)
     runner.add(capacity)  # a full ring: the interrupted add overwrites
     if single:
@@ -137,7 +148,23 @@ def test_an_add_interrupted_at_any_line_leaves_every_readable_transition_whole(
     kind, mode, single, seed
 ):
     # Every line of the add, in turn, is where the interrupt comes.
-    args = (kind, mode, 6, 5, seed, single)
+    interrupt_every_line((kind, mode, 6, 5, seed, single))
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "single", "seed"),
+    [(kind, mode, True, seed) for kind in FRAME_BUFFERS for mode in MODES[:2] for seed in (0, 1)]
+    + [("replay lz4", MODES[0], False, 0)],  # a batch add of compressed frames: the general path
+)
+def test_an_add_of_frame_stacks_interrupted_at_any_line_leaves_every_transition_whole(
+    kind, mode, single, seed
+):
+    # One step: the step writer's path (for compressed frames: two compiled calls with the
+    # frames put between them). Batch adds of frames take the general path.
+    interrupt_every_line((kind, mode, 6, 2, seed, single))
+
+
+def interrupt_every_line(args) -> None:
     total = lines_run(scenario(*args)[2])
     for at in range(1, total + 1):
         buffer, runner, add = scenario(*args)

@@ -61,7 +61,7 @@ def test_her_adds_take_the_hot_path_and_keep_the_same_episode_index(
                                       getattr(general._episodes, name))  # fmt: skip
 
 
-def run_both_paths(make_env_fn, buffer_class, capacity, steps, seed):
+def run_both_paths(make_env_fn, buffer_class, capacity, steps, seed, **options):
     """Two buffers fed the same ``steps`` env steps: one by the hot path, one by the general.
 
     Asserts that the hot path took every step it was given but the SAME_STEP ones without a
@@ -70,7 +70,7 @@ def run_both_paths(make_env_fn, buffer_class, capacity, steps, seed):
     buffers = []
     for use_hot_path in (True, False):
         env = make_env_fn()
-        buffer = buffer_class(env, capacity, seed=0)
+        buffer = buffer_class(env, capacity, seed=0, **options)
         assert buffer._fast_writer is not None
         taken = []
         if use_hot_path:
@@ -96,7 +96,12 @@ def assert_same_state(fast, general):
     np.testing.assert_array_equal(fast._store.packed.packed, general._store.packed.packed)
     fast_frames, general_frames = fast._store.frames, general._store.frames
     if fast_frames is not None:
-        np.testing.assert_array_equal(fast_frames.frames, general_frames.frames)
+        if fast.frame_compression is None:
+            np.testing.assert_array_equal(fast_frames.frames, general_frames.frames)
+        else:  # bytes objects, compared as they are (numpy would drop trailing zero bytes)
+            assert fast_frames.frames == general_frames.frames
+            assert fast_frames.payload_bytes == general_frames.payload_bytes
+            assert fast.nbytes == general.nbytes
         np.testing.assert_array_equal(fast_frames.episode_step, general_frames.episode_step)
     for name in RING_FIELDS:
         np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
@@ -234,6 +239,109 @@ def test_hot_path_writes_the_same_frames_depths_and_bookkeeping(
     assert_same_state(fast, general)
 
 
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(2, 3), (2, 4)], ids=["bytes", "words"])
+@given(
+    capacity=st.integers(K + 2, 14),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+    max_len=st.integers(1, 7),
+)
+@settings(max_examples=8, deadline=None)
+def test_hot_path_writes_the_same_compressed_frames_depths_and_bookkeeping(
+    codec, buffer_class, num_envs, mode, shape, capacity, steps, seed, max_len
+):
+    if num_envs is None and mode is not MODES[0]:
+        return
+    make = lambda: stacked_env(num_envs, mode, max_len=max_len, shape=shape)  # noqa: E731
+    fast, general = run_both_paths(
+        make, buffer_class, capacity, steps, seed, frame_compression=codec
+    )
+    assert fast.frame_compression == codec
+    assert_same_state(fast, general)
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+@pytest.mark.parametrize("num_envs", [None, 3])
+@given(seed=st.integers(0, 1000), capacity=st.integers(K + 2, 10))
+@settings(max_examples=10, deadline=None)
+def test_compressed_frames_agree_on_inconsistent_streams_dtypes_and_other_writes(
+    codec, num_envs, seed, capacity
+):
+    # Observations that are not the previous next observation, frames in other dtypes, bad
+    # actions, and writes by other paths between hot-path steps (a batch add, an assignment
+    # to buffer.observations): the same bytes, bookkeeping and errors from both paths.
+    space = spaces.Box(0, 255, shape=(K, 2, 3), dtype=np.uint8)
+    env = SpacesEnv(space, spaces.Discrete(3), num_envs)
+    buffers = [ReplayBuffer(env, capacity, seed=0, frame_stack=K, frame_compression=codec)
+               for _ in range(2)]  # fmt: skip
+    assert buffers[0]._fast_writer is not None
+    buffers[1]._fast_writer = None
+    rng = np.random.default_rng(seed)
+    single = num_envs is None
+    lead = () if single else (num_envs,)
+    current = rng.integers(0, 4, (*lead, K, 2, 3)).astype(np.uint8)
+    for _ in range(40):
+        following = rng.integers(0, 4, (*lead, K, 2, 3)).astype(np.uint8)
+        obs = current if rng.random() < 0.7 else rng.integers(0, 4, current.shape, np.uint8)
+        form = rng.integers(6)
+        if form == 0:
+            obs = obs.astype(np.int64) + (rng.random() < 0.3) * 300  # values checked
+        elif form == 1:
+            following = following.astype(bool)  # castable: taken by the hot path
+        action = random_action(rng, spaces.Discrete(3), lead, single)
+        done, trunc = (rng.random(lead or None) < 0.2 for _ in range(2))
+        if single:
+            done, trunc = bool(done), bool(trunc)
+        reward = 1.0 if single else np.ones(lead)
+        other = rng.integers(8)
+        row = int(rng.integers(capacity)) if rng.random() < 0.5 else None
+        frame = rng.integers(0, 4, (1, 2, 3), np.uint8)
+        errors = []
+        for buffer in buffers:
+            try:
+                if other == 0:  # the general path, whatever the buffer
+                    buffer.add_batch_trajectories(
+                        *(np.asarray(x)[None] for x in (obs, action, reward, following, done)),
+                    )
+                else:
+                    buffer.add_trajectory(obs, action, reward, following, done, trunc)
+                errors.append(None)
+            except (TypeError, ValueError) as error:
+                errors.append((type(error), str(error)))
+            if other == 1:  # a row rewritten by hand, maybe the one the next step starts at
+                at = np.array([int(buffer._ring.pos[0]) if row is None else row])
+                buffer._store.frames.view[at, np.array([0])] = frame
+        assert errors[0] == errors[1]
+        current = following.astype(np.uint8)
+    assert_same_state(*buffers)
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_a_compressed_step_compresses_one_frame_when_obs_is_the_last_next_obs(codec):
+    # The observation's newest frame is already stored (the last step's next frame): only an
+    # episode's first step compresses two frames.
+    env = stacked_env(None)
+    buffer = ReplayBuffer(env, 12, seed=0, frame_stack=K, frame_compression=codec)
+    frames = buffer._fast_writer._compressed
+    compress, calls = frames._compress, []
+    frames._compress = lambda raw: calls.append(1) or compress(raw)
+    obs, _ = env.reset(seed=0)
+    episodes, steps = 1, 30
+    for t in range(steps):
+        next_obs, _, terminated, truncated, _ = env.step(t % 2)
+        buffer.add_trajectory(obs, t % 2, 1.0, next_obs, terminated, truncated)
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+            episodes += t < steps - 1
+    assert len(calls) == steps + episodes
+    np.testing.assert_array_equal(buffer.all().next_observations[-1], next_obs)
+
+
 EXTRA_FIELDS = {
     "log_prob": ((), np.float32),
     "value": ((2,), np.float64),
@@ -305,6 +413,9 @@ def test_hot_path_is_used_only_where_it_applies():
     assert ReplayBuffer(make_env(2), 10)._fast_writer is not None
     assert ReplayBuffer(make_env(None, dict_obs=True), 10)._fast_writer is not None
     assert HERBuffer(goal_env(2, MODES[1]), 10)._fast_writer is not None
+    for codec in ("lz4", "zstd"):
+        compressed = ReplayBuffer(stacked_env(2), 10, frame_stack=K, frame_compression=codec)
+        assert compressed._fast_writer is not None
     assert (
         RolloutBuffer(cartpole, 10, extra_fields={"v": ((), np.float32)})._fast_writer is not None
     )
