@@ -9,7 +9,7 @@ round in this process; medians per call and ``SB3 / pearll`` ratios (above 1: ou
 Added steps follow on as an env produces them (each ``obs`` the previous ``next_obs``), with
 an episode end every 200 steps. SB3 is run in its default configuration and, where it has
 one, its memory-saving one (``optimize_memory_usage=True``, which needs
-``handle_timeout_termination=False``). Memory: bytes allocated per transition at 1M capacity.
+``handle_timeout_termination=False``; SB3's fastest). Memory: see benchmarks/sb3_memory.py.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer as SB3Her
 
 from benchmarks.bench_buffers import Case, run
+from benchmarks.sb3_memory import allocated_table, rss_table
 from pearll import sb3
 
 RESULTS = Path(__file__).with_name("RESULTS_SB3.md")
@@ -82,7 +83,10 @@ def cartpole_cases(quick: bool) -> list[Case]:
         for name, cls, kwargs in (
             ("pearll.sb3", sb3.ReplayBuffer, {"seed": 0}),
             ("SB3", sb3_buffers.ReplayBuffer, {}),
-        ):
+            # SB3's fastest add: one observation array, no timeout flags.
+            ("SB3 optimize_memory_usage", sb3_buffers.ReplayBuffer,
+             {"optimize_memory_usage": True, "handle_timeout_termination": False}),
+        ):  # fmt: skip
             buffer = cls(100_000, obs_space, act_space, device="cpu", n_envs=n_envs, **kwargs)
             stream = Stream(obs_space, n_envs, 5_000)
             case.ops[name] = lambda b=buffer, s=stream: s.add_to(b)
@@ -111,7 +115,7 @@ def atari_cases(quick: bool) -> list[Case]:
     sample = Case(f"sample(32), Atari 4x84x84 stacks, {stored // 1000}k stored", "µs")
     configs = (
         ("pearll.sb3 (frame_stack=4)", sb3.ReplayBuffer,
-         {"seed": 0, "frame_stack": 4, "channels_order": "first", "min_episode_length": 100}),
+         {"seed": 0, "frame_stack": 4, "channels_order": "first"}),
         ("SB3", sb3_buffers.ReplayBuffer, {}),
         ("SB3 optimize_memory_usage", sb3_buffers.ReplayBuffer,
          {"optimize_memory_usage": True, "handle_timeout_termination": False}),
@@ -171,30 +175,6 @@ def prioritized_cases(quick: bool) -> list[Case]:
     return [case]
 
 
-def memory_table() -> list[str]:
-    """Bytes allocated per transition at 1M capacity (arrays are allocated lazily: cheap)."""
-    lines = ["### bytes allocated per transition, Atari 4x84x84 uint8 stacks, 1M capacity", "",
-             "| buffer | bytes per transition |", "| --- | ---: |"]  # fmt: skip
-    n = 1_000_000
-    atari = spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    act = spaces.Discrete(6)
-    # SB3's arrays, from their shapes (numpy cannot even reserve 26 GiB here): observations
-    # (and next observations), int64 actions, float32 rewards, dones and timeouts.
-    stack = 4 * 84 * 84
-    lines.append(f"| SB3 ReplayBuffer | {2 * stack + 8 + 12:,} |")
-    lines.append(f"| SB3 ReplayBuffer, optimize_memory_usage | {stack + 8 + 12:,} |")
-    for length in (1, 100, 1000):
-        buffer = sb3.ReplayBuffer(n, atari, act, device="cpu", frame_stack=4,
-                                  channels_order="first", min_episode_length=length)  # fmt: skip
-        per = buffer.pearll_buffer.nbytes / n
-        with_dones = (buffer.pearll_buffer.nbytes + buffer.dones.nbytes) / n
-        note = "any episode lengths" if length == 1 else f"episodes >= {length} steps"
-        lines.append(f"| pearll.sb3 frame_stack=4, min_episode_length={length} ({note}) "
-                     f"| {per:,.0f} ({with_dones:,.0f} with the adapter's `dones`) |")  # fmt: skip
-        del buffer
-    return lines
-
-
 def table(case: Case, results: dict[str, float]) -> list[str]:
     base = results[next(iter(case.ops))]
     lines = [f"### {case.title}", "", f"| buffer | median ({case.unit}) | SB3 / pearll.sb3 |",
@@ -224,8 +204,8 @@ def main() -> None:
             results = run(case, rounds, calls)
             out += table(case, results)
             print("\n".join(table(case, results)), flush=True)
-    out += memory_table()
-    print("\n".join(out[-9:]))
+    out += [*allocated_table(), "", *rss_table()]
+    print("\n".join(out[-18:]))
     if not args.only:
         RESULTS.write_text("\n".join(out) + "\n")
 
