@@ -38,8 +38,9 @@ def allocated_table() -> list[str]:
         buffer = sb3.ReplayBuffer(n, ATARI, ACTIONS, device="cpu", **FRAME_STACK, **kwargs)
         per = buffer.pearll_buffer.nbytes / n
         with_dones = (buffer.pearll_buffer.nbytes + buffer.dones.nbytes) / n
-        note = ("default: min_episode_length="
-                f"{buffer.min_episode_length}" if length is None else f"min_episode_length={length}")  # fmt: skip
+        note = f"min_episode_length={buffer.min_episode_length}"
+        if length is None:
+            note = f"default: {note}"
         lines.append(f"| pearll.sb3 frame_stack=4, {note} | {per:,.0f} "
                      f"({with_dones:,.0f} with the adapter's `dones`) |")  # fmt: skip
         del buffer
@@ -91,7 +92,7 @@ def rss_table() -> list[str]:
 
 
 def main() -> None:
-    print("\n".join(allocated_table() + [""] + rss_table()))
+    print("\n".join([*allocated_table(), "", *rss_table()]))
 
 
 if __name__ == "__main__":

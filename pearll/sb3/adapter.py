@@ -76,7 +76,8 @@ class PearllAdapter(Sampling):
         # Accepted with timeouts: pearll's one-array layout is exact at every episode end.
         self.optimize_memory_usage = bool(optimize_memory_usage)
         self.handle_timeout_termination = bool(handle_timeout_termination)
-        self.layout = Layout(observation_space, action_space, frame_stack, channels_order)
+        stored_space = self._stored_observation_space(observation_space)
+        self.layout = Layout(stored_space, action_space, frame_stack, channels_order)
         if min_episode_length is None:
             min_episode_length = 1 if frame_stack is None else FRAME_STACK_MIN_EPISODE_LENGTH
         if isinstance(min_episode_length, bool) or not isinstance(min_episode_length, int):
@@ -111,6 +112,10 @@ class PearllAdapter(Sampling):
 
     def _make_pearll(self, env: SpacesOnly, rows: int, rng: np.random.Generator) -> Any:
         raise NotImplementedError
+
+    def _stored_observation_space(self, space: Any) -> Any:
+        """Hook: the observation space the layout and the pearll buffer see (SB3's here)."""
+        return space
 
     def _ring_rows(self) -> int:
         """Rows per sub-env for ``buffer_size`` transitions plus the episode ends among them."""
@@ -215,9 +220,9 @@ class PearllAdapter(Sampling):
         # Called once per env step, so this is SB3's hot path: the usual step (arrays, plain
         # observations, no done, following on, nothing written to `dones`) costs a few
         # attribute compares and one byte compare; pearll's own add checks shapes, dtypes and
-        # values (or raises, writing nothing). `infos` are read (and checked) only at a done. Everything else (episode ends and the step
-        # after, restarts, frame stacks, Dict observations, other argument types) takes
-        # _add_general, which handles every case.
+        # values (or raises, writing nothing); `infos` are read (and checked) only at a done.
+        # Everything else (episode ends and the step after, restarts, frame stacks, Dict
+        # observations, other argument types) takes _add_general, which handles every case.
         if (
             self._fast  # see _add_general
             and done.__class__ is ndarray
