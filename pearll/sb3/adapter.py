@@ -37,6 +37,7 @@ import numpy as np
 from stable_baselines3.common.buffers import BaseBuffer as SB3BaseBuffer
 
 from pearll.sb3 import checkpoint
+from pearll.sb3.checkpoint import Checkpointing
 from pearll.sb3.frames import check_stacks
 from pearll.sb3.layout import Layout, SpacesOnly, rows_differ
 from pearll.sb3.newest_dones import NewestDones
@@ -50,7 +51,7 @@ ndarray = np.ndarray
 _BOOL = np.dtype(bool)
 
 
-class PearllAdapter(Sampling):
+class PearllAdapter(Checkpointing, Sampling):
     """SB3's replay-buffer interface over a pearll buffer (see the module docstring)."""
 
     pearll_buffer: Any
@@ -174,36 +175,6 @@ class PearllAdapter(Sampling):
         self._over_bytes = over.tobytes()
         self._fast = False  # the next add is a general one: it may start an episode
         return ended
-
-    # --- pearll's checkpoint format (see pearll.sb3.checkpoint) ---------------------------
-
-    def save_checkpoint(self, path: Any, progress: bool | None = None) -> Any:
-        """Save to directory ``path`` in pearll's crash-safe format; see :meth:`load_checkpoint`."""
-        return checkpoint.save(self, path, progress)
-
-    @classmethod
-    def load_checkpoint(cls, path: Any, env: Any = None, device: Any = "auto", **options: Any):
-        """A buffer of this class from :meth:`save_checkpoint`'s ``path`` (see
-        :func:`pearll.sb3.checkpoint.load`; ``env``: the VecEnv, required for HER)."""
-        return checkpoint.load(cls, path, env=env, device=device, **options)
-
-    def _checkpoint_options(self) -> dict[str, Any]:
-        """This class's own constructor keywords, as given (saved by save_checkpoint)."""
-        raise NotImplementedError
-
-    def _pearll_load_overrides(self) -> dict[str, Any]:
-        """Keywords for pearll's ``load`` that a checkpoint cannot hold (code, such as HER's
-        reward function)."""
-        return {}
-
-    def _stored_next_observations(self, record: Any) -> Any:
-        """Sub-env-major next observations of a record of one transition per sub-env, as
-        ``add`` keeps them (the stored layout, Dict keys in the stored space's order)."""
-        value = record.next_observations
-        if isinstance(value, dict):
-            keys = self.layout.stored_observation_space.spaces
-            return {key: np.ascontiguousarray(value[key][:, 0]) for key in keys}
-        return np.ascontiguousarray(value[:, 0])
 
     # --- adding ------------------------------------------------------------------------------
 

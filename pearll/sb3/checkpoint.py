@@ -9,10 +9,17 @@ the ``replay_buffer_kwargs``) never change after construction and are written ne
 whether each sub-env's episode is running, from the newest stored transition.
 
 Layout of ``path``: ``sb3_adapter.pkl`` and ``pearll/`` (pearll's checkpoint directory).
+``sb3_adapter.pkl`` is a pickle (of spaces and keywords), so load checkpoints you trust only,
+as with SB3's own ``load_replay_buffer``.
+
+To resume an SB3 model: ``model.save(p)`` and ``model.replay_buffer.save_checkpoint(d)``;
+later ``model = DQN.load(p, env=env)`` and :func:`load_replay_buffer` ``(model, d)``.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import pickle
 import tempfile
@@ -30,6 +37,58 @@ _FORMAT = 1
 # Set by load() around the constructor call: _setup takes the loaded pearll buffer from here
 # instead of allocating one.
 _LOADED_ATTRIBUTE = "_pearll_loaded_buffer"
+
+
+class Checkpointing:
+    """The checkpoint half of :class:`pearll.sb3.adapter.PearllAdapter`."""
+
+    pearll_buffer: Any
+    layout: Any
+
+    def save_checkpoint(self, path: str | os.PathLike, progress: bool | None = None) -> Path:
+        """Save to directory ``path`` in pearll's crash-safe format (see the module docstring);
+        ``progress``: pearll's progress bar (None: for 100 MB or more)."""
+        return save(self, path, progress)
+
+    @classmethod
+    def load_checkpoint(cls, path: str | os.PathLike, env: Any = None, device: Any = "auto",
+                        mmap: bool = False, **options: Any) -> Any:  # fmt: skip
+        """A buffer of this class from what :meth:`save_checkpoint` wrote (see :func:`load`)."""
+        return load(cls, path, env=env, device=device, mmap=mmap, **options)
+
+    def _checkpoint_options(self) -> dict[str, Any]:
+        """This class's own constructor keywords, as given (saved by save_checkpoint)."""
+        raise NotImplementedError
+
+    def _pearll_load_overrides(self) -> dict[str, Any]:
+        """Keywords for pearll's ``load`` that a checkpoint cannot hold (code, such as HER's
+        reward function)."""
+        return {}
+
+    def _stored_next_observations(self, record: Any) -> Any:
+        """Sub-env-major next observations of a record of one transition per sub-env, as
+        ``add`` keeps them (the stored layout, Dict keys in the stored space's order)."""
+        value = record.next_observations
+        if isinstance(value, dict):
+            keys = self.layout.stored_observation_space.spaces
+            return {key: np.ascontiguousarray(value[key][:, 0]) for key in keys}
+        return np.ascontiguousarray(value[:, 0])
+
+
+def load_replay_buffer(model: Any, path: str | os.PathLike, truncate_last_traj: bool = True,
+                       mmap: bool = False) -> None:  # fmt: skip
+    """SB3's ``model.load_replay_buffer`` for pearll's format: ``model.replay_buffer`` becomes
+    the buffer saved at ``path`` (of the class it was saved as), on ``model.device``, with the
+    model's env (HER: ``truncate_last_traj`` ends its running episodes, as SB3 does)."""
+    record = _read_record(Path(path))
+    module, _, name = record["class"].partition(":")
+    cls = importlib.import_module(module)
+    for part in name.split("."):
+        cls = getattr(cls, part)
+    buffer = load(cls, path, env=model.get_env(), device=model.device, mmap=mmap)
+    if truncate_last_traj and hasattr(buffer, "truncate_last_trajectory"):
+        buffer.truncate_last_trajectory()
+    model.replay_buffer = buffer
 
 
 def save(buffer: Any, path: str | os.PathLike, progress: bool | None = None) -> Path:
@@ -57,20 +116,14 @@ def load(cls: type, path: str | os.PathLike, env: Any = None, device: Any = "aut
     as ``seed``, which the saved generator state then replaces).
     """
     path = Path(path)
-    if not (path / ARGS_FILE).is_file():
-        raise FileNotFoundError(f"{path}: not a pearll.sb3 checkpoint (no {ARGS_FILE})")
-    record = pickle.loads((path / ARGS_FILE).read_bytes())
-    if not isinstance(record, dict) or record.get("format") != _FORMAT:
-        raise ValueError(f"{path / ARGS_FILE}: not a pearll.sb3 checkpoint of format {_FORMAT}")
+    record = _read_record(path)
     saved_class = record["class"]
     mine = f"{cls.__module__}:{cls.__qualname__}"
     if saved_class != mine:
         raise TypeError(f"{path}: holds a {saved_class} buffer, not a {mine}; load it with that")
     kwargs = {**record["args"], **record["options"], **options, "device": device}
-    if env is not None and "env" in cls.__init__.__code__.co_varnames:
+    if "env" in inspect.signature(cls.__init__).parameters:  # HER: SB3 passes env=
         kwargs["env"] = env
-    elif "env" in cls.__init__.__code__.co_varnames:
-        kwargs["env"] = None
     buffer = cls.__new__(cls)
     setattr(buffer, _LOADED_ATTRIBUTE, (path / DATA_DIR, mmap))
     try:
@@ -79,6 +132,15 @@ def load(cls: type, path: str | os.PathLike, env: Any = None, device: Any = "aut
         buffer.__dict__.pop(_LOADED_ATTRIBUTE, None)
     _restore_running_state(buffer)
     return buffer
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    if not (path / ARGS_FILE).is_file():
+        raise FileNotFoundError(f"{path}: not a pearll.sb3 checkpoint (no {ARGS_FILE})")
+    record = pickle.loads((path / ARGS_FILE).read_bytes())
+    if not isinstance(record, dict) or record.get("format") != _FORMAT:
+        raise ValueError(f"{path / ARGS_FILE}: not a pearll.sb3 checkpoint of format {_FORMAT}")
+    return record
 
 
 def take_loaded(buffer: Any) -> Any:
