@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from stable_baselines3.common.envs import BitFlippingEnv
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer as SB3Her
 
-from benchmarks.bench_buffers import Case, run
+from benchmarks.bench_buffers import Case
 from benchmarks.sb3_memory import allocated_table, rss_table
 from pearll import sb3
 
@@ -175,6 +177,30 @@ def prioritized_cases(quick: bool) -> list[Case]:
     return [case]
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def run(case: Case, rounds: int, calls: int, clock: str = "wall") -> dict[str, float]:
+    """Median µs per call of each op, the ops interleaved round by round. ``clock="cpu"``
+    times this thread's CPU time, which time slices given to other processes on a loaded
+    machine do not inflate (the wall clock does, by whole slices)."""
+    now = CLOCKS[clock]
+    samples: dict[str, list[float]] = {name: [] for name in case.ops}
+
+    def timed(op, count: int) -> float:
+        start = now()
+        for _ in range(count):
+            op()
+        return (now() - start) / count
+
+    for op in case.ops.values():
+        timed(op, max(1, calls // 10))  # warm-up
+    for _ in range(rounds):
+        for name, op in case.ops.items():
+            samples[name].append(timed(op, calls) * 1e6 / case.per_call)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def table(case: Case, results: dict[str, float]) -> list[str]:
     base = results[next(iter(case.ops))]
     lines = [f"### {case.title}", "", f"| buffer | median ({case.unit}) | SB3 / pearll.sb3 |",
@@ -188,20 +214,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="run only the cases whose title has this")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="cpu: this thread's CPU time (a loaded machine)")  # fmt: skip
     args = parser.parse_args()
     rounds, calls = (7, 100) if args.quick else (21, 300)
     versions = ", ".join(
         f"{p} {metadata.version(p)}" for p in ("numpy", "torch", "stable-baselines3")
     )
     out = ["# pearll.sb3 against SB3's own buffers", "",
-           f"Command: `python -m benchmarks.bench_sb3{' --quick' if args.quick else ''}` "
-           f"({rounds} interleaved rounds of {calls} calls; medians). Python "
+           f"Command: `python -m benchmarks.bench_sb3{' --quick' if args.quick else ''}"
+           f"{' --clock cpu' if args.clock == 'cpu' else ''}` ({rounds} interleaved rounds of "
+           f"{calls} calls; medians of {args.clock} time). Python "
            f"{platform.python_version()}; {versions}.", ""]  # fmt: skip
     for make in (cartpole_cases, prioritized_cases, her_cases, atari_cases):
         for case in make(args.quick):
             if args.only not in case.title:
                 continue
-            results = run(case, rounds, calls)
+            results = run(case, rounds, calls, args.clock)
             out += table(case, results)
             print("\n".join(table(case, results)), flush=True)
     out += [*allocated_table(), "", *rss_table()]

@@ -39,7 +39,7 @@ from stable_baselines3.common.buffers import BaseBuffer as SB3BaseBuffer
 from pearll.sb3 import checkpoint
 from pearll.sb3.checkpoint import Checkpointing
 from pearll.sb3.frames import check_stacks
-from pearll.sb3.layout import Layout, SpacesOnly, rows_differ
+from pearll.sb3.layout import Layout, SpacesOnly, as_bytes, from_bytes, rows_differ
 from pearll.sb3.newest_dones import NewestDones
 from pearll.sb3.sampling import Sampling
 
@@ -79,13 +79,9 @@ class PearllAdapter(Checkpointing, Sampling):
         self.handle_timeout_termination = bool(handle_timeout_termination)
         stored_space = self._stored_observation_space(observation_space)
         self.layout = Layout(stored_space, action_space, frame_stack, channels_order)
-        if min_episode_length is None:
-            min_episode_length = 1 if frame_stack is None else FRAME_STACK_MIN_EPISODE_LENGTH
-        if isinstance(min_episode_length, bool) or not isinstance(min_episode_length, int):
-            raise TypeError(f"min_episode_length: expected an int >= 1, got {min_episode_length!r}")
-        if min_episode_length < 1:
-            raise ValueError(f"min_episode_length: expected an int >= 1, got {min_episode_length}")
-        self.min_episode_length = min_episode_length
+        self.min_episode_length = min_episode_length = _min_episode_length(
+            min_episode_length, frame_stack
+        )
         self._checkpoint_args = {
             "buffer_size": int(buffer_size), "observation_space": observation_space,
             "action_space": action_space, "n_envs": n_envs,
@@ -136,7 +132,6 @@ class PearllAdapter(Checkpointing, Sampling):
         self._over_bytes = np.ones(self.n_envs, dtype=bool).tobytes()  # no episode running
         self._no_done_bytes = np.zeros(self.n_envs, dtype=bool).tobytes()
         self._all_done_bytes = self._over_bytes
-        self._no_timeouts = np.zeros(self.n_envs, dtype=bool)
         self._lead = (self.n_envs,)
         shape = self.layout.stored_observation_shape  # None: never passed through unconverted
         self._obs_shape = None if shape is None else (self.n_envs, *shape)
@@ -235,7 +230,7 @@ class PearllAdapter(Checkpointing, Sampling):
         restarted = None
         # SB3 marks the newest step done by writing dones[pos - 1] = True (second learn()).
         running = self._over_bytes != self._all_done_bytes
-        if running and (self.dones.written or _as_bytes(obs) != self._last_next_bytes):
+        if running and (self.dones.written or as_bytes(obs) != self._last_next_bytes):
             restarted = self._restarted(obs)
         elif self.dones.written:  # a mark with no episode running: nothing to end
             self.dones.take_newest(self.pos)
@@ -247,7 +242,7 @@ class PearllAdapter(Checkpointing, Sampling):
         if restarted is not None and restarted.any():
             self.end_episodes(np.flatnonzero(restarted))
         self._add_step(obs, action, reward, next_obs, terminated, timeout, infos)
-        self._last_next_bytes = _as_bytes(next_obs)
+        self._last_next_bytes = as_bytes(next_obs)
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
@@ -266,7 +261,7 @@ class PearllAdapter(Checkpointing, Sampling):
         """``(n_envs,)`` running episodes that ``obs`` does not continue, or that SB3 marked
         done; clears SB3's marks."""
         marked = self.dones.take_newest(self.pos)
-        last = _from_bytes(self._last_next_bytes, obs)
+        last = from_bytes(self._last_next_bytes, obs)
         return ~self._episode_over & (marked | rows_differ(obs, last))
 
     def _check_held(self) -> None:
@@ -296,14 +291,10 @@ class PearllAdapter(Checkpointing, Sampling):
         self._fast = False  # the next add is a general one
 
 
-def _as_bytes(value: Any) -> Any:
-    if value.__class__ is dict:
-        return tuple(_as_bytes(leaf) for leaf in value.values())
-    return value.tobytes()
-
-
-def _from_bytes(data: Any, like: Any) -> Any:
-    """Arrays shaped as ``like`` from what :func:`_as_bytes` made of such arrays."""
-    if isinstance(like, dict):
-        return {key: _from_bytes(part, like[key]) for key, part in zip(like, data, strict=True)}
-    return np.frombuffer(data, dtype=like.dtype).reshape(like.shape)
+def _min_episode_length(value: int | None, frame_stack: int | None) -> int:
+    if value is None:
+        return 1 if frame_stack is None else FRAME_STACK_MIN_EPISODE_LENGTH
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        kind = ValueError if isinstance(value, int) and not isinstance(value, bool) else TypeError
+        raise kind(f"min_episode_length: expected an int >= 1 or None, got {value!r}")
+    return value

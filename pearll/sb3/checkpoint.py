@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers import BaseBuffer
+from pearll.sb3.layout import as_bytes
 
 ARGS_FILE = "sb3_adapter.pkl"
 DATA_DIR = "pearll"
@@ -176,14 +177,8 @@ def _restore_running_state(buffer: Any) -> None:
         return
     newest = pearll.last(1)
     over = np.asarray(newest.dones).reshape(buffer.n_envs) != 0
-    buffer._last_next_bytes = _as_bytes(buffer._stored_next_observations(newest))
+    buffer._last_next_bytes = as_bytes(buffer._stored_next_observations(newest))
     buffer._over_bytes = over.tobytes()
-
-
-def _as_bytes(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(leaf.tobytes() for leaf in value.values())
-    return value.tobytes()
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

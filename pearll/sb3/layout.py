@@ -166,6 +166,20 @@ class Layout:
         return np.moveaxis(stacks, 1, 3).reshape(batch, *self._shape)
 
 
+def as_bytes(value: Any) -> Any:
+    """An array's bytes, or a tuple of a dict's leaves' bytes (cheap to keep and compare)."""
+    if value.__class__ is dict:
+        return tuple(as_bytes(leaf) for leaf in value.values())
+    return value.tobytes()
+
+
+def from_bytes(data: Any, like: Any) -> Any:
+    """Arrays shaped as ``like`` from what :func:`as_bytes` made of such arrays."""
+    if isinstance(like, dict):
+        return {key: from_bytes(part, like[key]) for key, part in zip(like, data, strict=True)}
+    return np.frombuffer(data, dtype=like.dtype).reshape(like.shape)
+
+
 def rows_differ(a: Any, b: Any) -> np.ndarray:
     """``(n_envs,)`` whether the per-sub-env values of ``a`` and ``b`` differ in any byte."""
     if isinstance(a, dict):
