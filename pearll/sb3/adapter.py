@@ -189,16 +189,18 @@ class PearllAdapter(Checkpointing, Sampling):
         # values (or raises, writing nothing); `infos` are read (and checked) only at a done.
         # Everything else (episode ends and the step after, restarts, frame stacks, Dict
         # observations, other argument types) takes _add_general, which handles every case.
-        if (
-            self._fast  # see _add_general
-            and done.__class__ is ndarray
-            and done.tobytes() == self._no_done_bytes
-            and obs.__class__ is ndarray
-            and next_obs.__class__ is ndarray
-            and obs.tobytes() == self._last_next_bytes  # follows on
-        ):
+        try:  # free unless raised (an argument that is not an array: _add_general's case)
+            fast = (
+                self._fast  # see _add_general
+                and done.tobytes() == self._no_done_bytes
+                and obs.tobytes() == self._last_next_bytes  # follows on
+            )
+            next_bytes = next_obs.tobytes()
+        except AttributeError:
+            fast = False
+        if fast:
             self._pearll_add(obs, action, reward, next_obs, done, False)
-            self._last_next_bytes = next_obs.tobytes()
+            self._last_next_bytes = next_bytes
             pos = self.pos + 1
             if pos == self.buffer_size:
                 self.full, pos = True, 0
@@ -260,7 +262,7 @@ class PearllAdapter(Checkpointing, Sampling):
     def _restarted(self, obs: Any) -> np.ndarray:
         """``(n_envs,)`` running episodes that ``obs`` does not continue, or that SB3 marked
         done; clears SB3's marks."""
-        marked = self.dones.take_newest(self.pos)
+        marked = self.dones.take_newest(self.pos) if self.dones.written else False
         last = from_bytes(self._last_next_bytes, obs)
         return ~self._episode_over & (marked | rows_differ(obs, last))
 
