@@ -9,13 +9,15 @@ round in this process; medians per call and ``SB3 / pearll`` ratios (above 1: ou
 Added steps follow on as an env produces them (each ``obs`` the previous ``next_obs``), with
 an episode end every 200 steps. SB3 is run in its default configuration and, where it has
 one, its memory-saving one (``optimize_memory_usage=True``, which needs
-``handle_timeout_termination=False``). Memory: bytes allocated per transition at 1M capacity.
+``handle_timeout_termination=False``; SB3's fastest). Memory: see benchmarks/sb3_memory.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from stable_baselines3.common.envs import BitFlippingEnv
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer as SB3Her
 
-from benchmarks.bench_buffers import Case, run
+from benchmarks.bench_buffers import Case
+from benchmarks.sb3_memory import allocated_table, rss_table
 from pearll import sb3
 
 RESULTS = Path(__file__).with_name("RESULTS_SB3.md")
@@ -82,7 +85,10 @@ def cartpole_cases(quick: bool) -> list[Case]:
         for name, cls, kwargs in (
             ("pearll.sb3", sb3.ReplayBuffer, {"seed": 0}),
             ("SB3", sb3_buffers.ReplayBuffer, {}),
-        ):
+            # SB3's fastest add: one observation array, no timeout flags.
+            ("SB3 optimize_memory_usage", sb3_buffers.ReplayBuffer,
+             {"optimize_memory_usage": True, "handle_timeout_termination": False}),
+        ):  # fmt: skip
             buffer = cls(100_000, obs_space, act_space, device="cpu", n_envs=n_envs, **kwargs)
             stream = Stream(obs_space, n_envs, 5_000)
             case.ops[name] = lambda b=buffer, s=stream: s.add_to(b)
@@ -111,7 +117,7 @@ def atari_cases(quick: bool) -> list[Case]:
     sample = Case(f"sample(32), Atari 4x84x84 stacks, {stored // 1000}k stored", "µs")
     configs = (
         ("pearll.sb3 (frame_stack=4)", sb3.ReplayBuffer,
-         {"seed": 0, "frame_stack": 4, "channels_order": "first", "min_episode_length": 100}),
+         {"seed": 0, "frame_stack": 4, "channels_order": "first"}),
         ("SB3", sb3_buffers.ReplayBuffer, {}),
         ("SB3 optimize_memory_usage", sb3_buffers.ReplayBuffer,
          {"optimize_memory_usage": True, "handle_timeout_termination": False}),
@@ -171,28 +177,28 @@ def prioritized_cases(quick: bool) -> list[Case]:
     return [case]
 
 
-def memory_table() -> list[str]:
-    """Bytes allocated per transition at 1M capacity (arrays are allocated lazily: cheap)."""
-    lines = ["### bytes allocated per transition, Atari 4x84x84 uint8 stacks, 1M capacity", "",
-             "| buffer | bytes per transition |", "| --- | ---: |"]  # fmt: skip
-    n = 1_000_000
-    atari = spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    act = spaces.Discrete(6)
-    # SB3's arrays, from their shapes (numpy cannot even reserve 26 GiB here): observations
-    # (and next observations), int64 actions, float32 rewards, dones and timeouts.
-    stack = 4 * 84 * 84
-    lines.append(f"| SB3 ReplayBuffer | {2 * stack + 8 + 12:,} |")
-    lines.append(f"| SB3 ReplayBuffer, optimize_memory_usage | {stack + 8 + 12:,} |")
-    for length in (1, 100, 1000):
-        buffer = sb3.ReplayBuffer(n, atari, act, device="cpu", frame_stack=4,
-                                  channels_order="first", min_episode_length=length)  # fmt: skip
-        per = buffer.pearll_buffer.nbytes / n
-        with_dones = (buffer.pearll_buffer.nbytes + buffer.dones.nbytes) / n
-        note = "any episode lengths" if length == 1 else f"episodes >= {length} steps"
-        lines.append(f"| pearll.sb3 frame_stack=4, min_episode_length={length} ({note}) "
-                     f"| {per:,.0f} ({with_dones:,.0f} with the adapter's `dones`) |")  # fmt: skip
-        del buffer
-    return lines
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def run(case: Case, rounds: int, calls: int, clock: str = "wall") -> dict[str, float]:
+    """Median µs per call of each op, the ops interleaved round by round. ``clock="cpu"``
+    times this thread's CPU time, which time slices given to other processes on a loaded
+    machine do not inflate (the wall clock does, by whole slices)."""
+    now = CLOCKS[clock]
+    samples: dict[str, list[float]] = {name: [] for name in case.ops}
+
+    def timed(op, count: int) -> float:
+        start = now()
+        for _ in range(count):
+            op()
+        return (now() - start) / count
+
+    for op in case.ops.values():
+        timed(op, max(1, calls // 10))  # warm-up
+    for _ in range(rounds):
+        for name, op in case.ops.items():
+            samples[name].append(timed(op, calls) * 1e6 / case.per_call)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def table(case: Case, results: dict[str, float]) -> list[str]:
@@ -208,24 +214,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="run only the cases whose title has this")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="cpu: this thread's CPU time (a loaded machine)")  # fmt: skip
     args = parser.parse_args()
     rounds, calls = (7, 100) if args.quick else (21, 300)
     versions = ", ".join(
         f"{p} {metadata.version(p)}" for p in ("numpy", "torch", "stable-baselines3")
     )
     out = ["# pearll.sb3 against SB3's own buffers", "",
-           f"Command: `python -m benchmarks.bench_sb3{' --quick' if args.quick else ''}` "
-           f"({rounds} interleaved rounds of {calls} calls; medians). Python "
+           f"Command: `python -m benchmarks.bench_sb3{' --quick' if args.quick else ''}"
+           f"{' --clock cpu' if args.clock == 'cpu' else ''}` ({rounds} interleaved rounds of "
+           f"{calls} calls; medians of {args.clock} time). Python "
            f"{platform.python_version()}; {versions}.", ""]  # fmt: skip
     for make in (cartpole_cases, prioritized_cases, her_cases, atari_cases):
         for case in make(args.quick):
             if args.only not in case.title:
                 continue
-            results = run(case, rounds, calls)
+            results = run(case, rounds, calls, args.clock)
             out += table(case, results)
             print("\n".join(table(case, results)), flush=True)
-    out += memory_table()
-    print("\n".join(out[-9:]))
+    out += [*allocated_table(), "", *rss_table()]
+    print("\n".join(out[-18:]))
     if not args.only:
         RESULTS.write_text("\n".join(out) + "\n")
 

@@ -10,9 +10,11 @@ Tasks (hyperparameters from the RL Zoo where it has them):
 - ``sac``: SAC on Pendulum-v1, 10k steps, SB3's ReplayBuffer vs ``pearll.sb3.ReplayBuffer``.
 - ``her``: DQN on SB3's ``BitFlippingEnv`` with 15 bits, 40k steps, SB3's HerReplayBuffer vs
   ``pearll.sb3.HerReplayBuffer`` (k = 4, "future").
-- ``atari`` (needs ``ale-py`` and ``opencv-python-headless``, the ``bench`` extra): a short DQN
-  (CnnPolicy) run on Pong, 10k steps (one greedy episode), ``VecFrameStack(4)``; the RSS
-  growth per step shows what each buffer's transitions cost.
+- ``atari`` (needs ``ale-py``, whose wheel bundles the ROMs, and ``opencv-python-headless``:
+  the ``bench`` extra): a short DQN (CnnPolicy) run, ``--atari-game`` (Breakout) for
+  ``--atari-steps`` (50k), ``VecFrameStack(4)``, three greedy episodes at the end; ours
+  against SB3's buffer, default and memory-saving. The RSS growth per step shows what each
+  buffer's transitions cost (and the network, optimiser and env: a short run).
 
 Statistics: the mean return of all training episodes (the area under the learning curve), of
 the last 20 training episodes, and of greedy evaluation episodes at the end (for HER: the
@@ -68,6 +70,18 @@ class Episodes(BaseCallback):
         return True
 
 
+def buffer_bytes(buffer) -> float:
+    """Bytes the buffer's arrays take per transition of its capacity (pearll's: its buffer
+    and the adapter's ``dones``; SB3's: every array attribute)."""
+    capacity = buffer.buffer_size * buffer.n_envs
+    if hasattr(buffer, "pearll_buffer"):
+        return (buffer.pearll_buffer.nbytes + buffer.dones.nbytes) / capacity
+    arrays = [v for v in vars(buffer).values() if isinstance(v, np.ndarray)]
+    arrays += [a for v in vars(buffer).values() if isinstance(v, dict) for a in v.values()
+               if isinstance(a, np.ndarray)]  # fmt: skip
+    return sum(a.nbytes for a in arrays) / capacity
+
+
 def greedy(model, env, episodes: int, success: bool = False) -> float:
     """Mean return (or success rate) of ``episodes`` greedy episodes on the VecEnv ``env``."""
     values, obs = [], env.reset()
@@ -82,7 +96,9 @@ def greedy(model, env, episodes: int, success: bool = False) -> float:
     return float(np.mean(values))
 
 
-def runs(task: str, steps_scale: float):
+def runs(
+    task: str, steps_scale: float, atari: tuple[str, int] = ("BreakoutNoFrameskip-v4", 50_000)
+):
     """(label, model factory, env steps, eval env factory, success?) for each run of ``task``."""
     if task == "dqn":
         steps = int(50_000 * steps_scale)
@@ -137,15 +153,16 @@ def runs(task: str, steps_scale: float):
                 True,
             )
     elif task == "atari":
-        steps = int(10_000 * steps_scale)
-        yield from atari_runs(steps)
+        yield from atari_runs(int(atari[1] * steps_scale), atari[0])
     else:
         raise ValueError(f"unknown task {task!r}")
 
 
-def atari_runs(steps: int):
-    """DQN (CnnPolicy) on Pong with SB3's AtariWrapper and VecFrameStack(4): SB3's buffer in its
-    memory-saving configuration (which needs timeouts off) against ours (timeouts on)."""
+def atari_runs(steps: int, game: str):
+    """DQN (CnnPolicy) on an Atari game with SB3's AtariWrapper and VecFrameStack(4): SB3's
+    buffer (default, and memory-saving, which needs timeouts off) against ours (defaults:
+    frame_stack=4, timeouts on). The CnnPolicy's VecTransposeImage gives the buffer (4, 84, 84)
+    stacks, channels first."""
     import ale_py
     import gymnasium as gym
     from stable_baselines3.common.env_util import make_atari_env
@@ -154,21 +171,25 @@ def atari_runs(steps: int):
     gym.register_envs(ale_py)
 
     def make(seed):
-        return VecFrameStack(make_atari_env("PongNoFrameskip-v4", n_envs=1, seed=seed), 4)
+        return VecFrameStack(make_atari_env(game, n_envs=1, seed=seed), 4)
 
+    # The RL Zoo's DQN Atari settings, with exploration over the first 10% of this budget.
     common = {"buffer_size": 100_000, "learning_rate": 1e-4, "batch_size": 32,
               "learning_starts": 1_000, "target_update_interval": 1_000, "train_freq": 4,
-              "exploration_fraction": 0.1, "exploration_final_eps": 0.01,
-              "optimize_memory_usage": True}  # fmt: skip
+              "gradient_steps": 1, "exploration_fraction": 0.1,
+              "exploration_final_eps": 0.01}  # fmt: skip
     for label, buffer, kwargs in (
+        ("DQN, pearll.sb3.ReplayBuffer (frame_stack=4, defaults)", sb3.ReplayBuffer,
+         {"frame_stack": 4}),
+        ("DQN, SB3 ReplayBuffer", sb3_buffers.ReplayBuffer, {}),
         ("DQN, SB3 ReplayBuffer (optimize_memory_usage, timeouts off)",
-         sb3_buffers.ReplayBuffer, {"handle_timeout_termination": False}),
-        ("DQN, pearll.sb3.ReplayBuffer (frame_stack=4, timeouts on)", sb3.ReplayBuffer,
-         {"frame_stack": 4, "channels_order": "first", "min_episode_length": 100}),
+         sb3_buffers.ReplayBuffer, {"optimize_memory_usage": True,
+                                    "handle_timeout_termination": False}),
     ):  # fmt: skip
-        yield ("PongNoFrameskip-v4", label, lambda seed, b=buffer, k=kwargs: DQN(
+        memory = {"optimize_memory_usage": kwargs.pop("optimize_memory_usage", False)}
+        yield (game, label, lambda seed, b=buffer, k=kwargs, m=memory: DQN(
             "CnnPolicy", make(seed), seed=seed, device="cpu", replay_buffer_class=b,
-            replay_buffer_kwargs=k, **common), steps, make, False)  # fmt: skip
+            replay_buffer_kwargs=k, **common, **m), steps, make, False)  # fmt: skip
 
 
 def main() -> None:
@@ -177,6 +198,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--atari-game", default="BreakoutNoFrameskip-v4")
+    parser.add_argument("--atari-steps", type=int, default=50_000)
+    parser.add_argument("--only", default="", help="only the runs whose label ends so")
     args = parser.parse_args()
     torch.set_num_threads(1)
     scale = 0.1 if args.quick else 1.0
@@ -186,23 +210,32 @@ def main() -> None:
              "One torch thread, a shared 2-core machine (wall times move with its load).", "",
              "| env | run | seed | env steps | episodes | mean return, all training episodes "
              "| mean return, last 20 | greedy eval (return, or success for HER) | wall s "
-             "| RSS growth per env step (bytes) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| RSS growth per env step (bytes) | buffer bytes per transition (allocated) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: |"]  # fmt: skip
     for task in args.tasks:
-        for env_name, label, build, steps, make_env, success in runs(task, scale):
+        atari = (args.atari_game, args.atari_steps)
+        for env_name, label, build, steps, make_env, success in runs(task, scale, atari):
+            if not label.endswith(args.only):
+                continue
             for seed in args.seeds:
                 start = time.perf_counter()
                 model, episodes = build(seed), Episodes()
                 rss = psutil.Process().memory_info().rss
                 model.learn(steps, callback=episodes)
                 rss_per_step = (psutil.Process().memory_info().rss - rss) / steps
-                count = 100 if success else 1 if env_name.startswith("Pong") else 10
-                evaluation = greedy(model, make_env(seed + 1000), count, success)
+                # Atari: no greedy episodes (a greedy policy this early may never end one); the
+                # training returns are the statistic.
+                count = 100 if success else 0 if "NoFrameskip" in env_name else 10
+                evaluation = (
+                    greedy(model, make_env(seed + 1000), count, success) if count else np.nan
+                )
                 seconds = time.perf_counter() - start
                 returns = episodes.returns
                 line = (f"| {env_name} | {label} | {seed} | {steps:,} | {len(returns)} "
                         f"| {np.mean(returns):.1f} | {np.mean(returns[-20:]):.1f} "
-                        f"| {evaluation:.2f} | {seconds:.0f} | {rss_per_step:,.0f} |")  # fmt: skip
+                        f"| {evaluation:.2f} | {seconds:.0f} | {rss_per_step:,.0f} "
+                        f"| {buffer_bytes(model.replay_buffer):,.0f} |")  # fmt: skip
                 print(line, flush=True)
                 lines.append(line)
                 args.out.write_text("\n".join(lines) + "\n")

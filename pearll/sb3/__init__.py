@@ -9,6 +9,7 @@ Each class subclasses SB3's own and takes SB3's constructor arguments, so it can
     model = DQN("MlpPolicy", "CartPole-v1", replay_buffer_class=ReplayBuffer)
 """
 
+from pearll.sb3.checkpoint import load_replay_buffer
 from pearll.sb3.dqn import PrioritizedDQN
 from pearll.sb3.her import HerReplayBuffer
 from pearll.sb3.prioritized import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
@@ -22,4 +23,5 @@ __all__ = [
     "PrioritizedReplayBuffer",
     "PrioritizedReplayBufferSamples",
     "ReplayBuffer",
+    "load_replay_buffer",
 ]

@@ -7,9 +7,12 @@ asserts it) whose storage is a pearll buffer, ``self.pearll_buffer``.
 Semantics (SB3's, except where pearll's layout is exact and SB3's is not):
 
 - ``buffer_size`` is the total over sub-envs; each sub-env keeps at least its
-  ``buffer_size // n_envs`` most recent transitions, as SB3's does. pearll's one observation
-  array costs a row per episode end, so its ring has ``ceil(per_env / min_episode_length) + 1``
-  spare rows (``min_episode_length=1``: any episode lengths; more rows can then be held).
+  ``buffer_size // n_envs`` most recent transitions, as SB3's does, while its episodes average
+  at least ``min_episode_length`` steps: pearll's one observation array costs a row per
+  episode end, so its ring has ``ceil(per_env / min_episode_length) + 1`` spare rows. The
+  default is 1 (any episode lengths) except with frame stacks, where it is
+  :data:`FRAME_STACK_MIN_EPISODE_LENGTH` (one frame per transition; see docs/sb3.md); if
+  episodes are shorter the buffer holds fewer transitions (never wrong ones) and warns once.
 - ``pos`` and ``full`` count adds as SB3's do; ``size()`` is the smallest number of transitions a
   sub-env holds; ``dones`` is an SB3-shaped ``(per_env, n_envs)`` float32 array that is there to
   be written: True at the newest position (SB3 writes ``dones[pos - 1] = True`` on a second
@@ -21,27 +24,34 @@ Semantics (SB3's, except where pearll's layout is exact and SB3's is not):
   ``obs`` is not the previous ``next_obs`` of its sub-env (no done between: after a second
   ``learn()``, ``set_env`` or a loaded buffer) ends the previous episode there, truncated:
   no stored transition is ever turned into one the env did not produce.
-- ``sample(batch_size, env)``: ``batch_size`` transitions in all, each sub-env equally likely (as
-  SB3 draws sub-envs uniformly), uniform within it; tensors on ``self.device`` as it is when
-  sampling; observations and rewards normalised through a ``VecNormalize`` ``env``.
-- ``seed=`` seeds the buffer's own generator; without it, it is seeded from numpy's global
-  generator, which SB3's ``seed=`` seeds, so runs repeat.
+- ``sample``: see :mod:`pearll.sb3.sampling`. ``seed=`` seeds the buffer's own generator;
+  without it, it is seeded from numpy's global generator, which SB3's ``seed=`` seeds.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
-import torch as th
 from stable_baselines3.common.buffers import BaseBuffer as SB3BaseBuffer
 
-from pearll.sb3.layout import Layout, SpacesOnly, rows_differ
+from pearll.sb3 import checkpoint
+from pearll.sb3.checkpoint import Checkpointing
+from pearll.sb3.frames import check_stacks
+from pearll.sb3.layout import Layout, SpacesOnly, as_bytes, from_bytes, rows_differ
+from pearll.sb3.newest_dones import NewestDones
+from pearll.sb3.sampling import Sampling
+
+# With frame stacks a spare row costs a whole frame (7,056 bytes at 84x84): rows are reserved
+# for episodes (Atari lives, with SB3's AtariWrapper) averaging this many steps or more.
+FRAME_STACK_MIN_EPISODE_LENGTH = 500
+
+ndarray = np.ndarray
+_BOOL = np.dtype(bool)
 
 
-class PearllAdapter:
+class PearllAdapter(Checkpointing, Sampling):
     """SB3's replay-buffer interface over a pearll buffer (see the module docstring)."""
 
     pearll_buffer: Any
@@ -57,7 +67,7 @@ class PearllAdapter:
         optimize_memory_usage: bool,
         handle_timeout_termination: bool,
         seed: int | np.random.Generator | None,
-        min_episode_length: int,
+        min_episode_length: int | None,
         frame_stack: int | None,
         channels_order: str | None,
     ) -> None:
@@ -67,23 +77,42 @@ class PearllAdapter:
         # Accepted with timeouts: pearll's one-array layout is exact at every episode end.
         self.optimize_memory_usage = bool(optimize_memory_usage)
         self.handle_timeout_termination = bool(handle_timeout_termination)
-        if isinstance(min_episode_length, bool) or not isinstance(min_episode_length, int):
-            raise TypeError(f"min_episode_length: expected an int >= 1, got {min_episode_length!r}")
-        if min_episode_length < 1:
-            raise ValueError(f"min_episode_length: expected an int >= 1, got {min_episode_length}")
-        self.min_episode_length = min_episode_length
-        self.layout = Layout(observation_space, action_space, frame_stack, channels_order)
-        if seed is None:  # numpy's global generator: SB3's seed= makes runs repeat
-            seed = np.random.randint(0, 2**31 - 1, size=4).tolist()
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        spaces_only = SpacesOnly(
-            self.layout.stored_observation_space, self.layout.stored_action_space, n_envs
+        stored_space = self._stored_observation_space(observation_space)
+        self.layout = Layout(stored_space, action_space, frame_stack, channels_order)
+        self.min_episode_length = min_episode_length = _min_episode_length(
+            min_episode_length, frame_stack
         )
-        self.pearll_buffer = self._make_pearll(spaces_only, self._ring_rows(), rng)
+        self._checkpoint_args = {
+            "buffer_size": int(buffer_size), "observation_space": observation_space,
+            "action_space": action_space, "n_envs": n_envs,
+            "optimize_memory_usage": self.optimize_memory_usage,
+            "handle_timeout_termination": self.handle_timeout_termination,
+            "min_episode_length": min_episode_length,
+        }  # fmt: skip
+        loaded = checkpoint.take_loaded(self)
+        if loaded is not None:  # load_checkpoint: the pearll buffer comes from the checkpoint
+            self.pearll_buffer = loaded
+        else:
+            if seed is None:  # numpy's global generator: SB3's seed= makes runs repeat
+                seed = np.random.randint(0, 2**31 - 1, size=4).tolist()
+            rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+            self.pearll_buffer = self._make_pearll(self.spaces_only(), self._ring_rows(), rng)
         self._reset_adapter_state()
+
+    def spaces_only(self) -> SpacesOnly:
+        """The env-like object the pearll buffer is built from (and checked against on load).
+
+        Always a vector env, one sub-env included: the adapter passes SB3's ``(n_envs, ...)``
+        arrays through unchanged."""
+        layout = self.layout
+        return SpacesOnly(layout.stored_observation_space, layout.stored_action_space, self.n_envs)
 
     def _make_pearll(self, env: SpacesOnly, rows: int, rng: np.random.Generator) -> Any:
         raise NotImplementedError
+
+    def _stored_observation_space(self, space: Any) -> Any:
+        """Hook: the observation space the layout and the pearll buffer see (SB3's here)."""
+        return space
 
     def _ring_rows(self) -> int:
         """Rows per sub-env for ``buffer_size`` transitions plus the episode ends among them."""
@@ -96,18 +125,29 @@ class PearllAdapter:
         self.pos, self.full = 0, False
         # SB3's `dones`, for what SB3 writes into it: True at the newest position ends that
         # episode (read at the next add, then cleared). The done flags live in pearll's buffer.
-        self.dones = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
-        self._zero_row_bytes = self.dones[0].tobytes()
+        self.dones = NewestDones((self.buffer_size, self.n_envs), owner=self)
         # The newest step's next observations as bytes (cheaper to keep and to compare than
-        # arrays): what the next step must continue.
+        # arrays), what the next step must continue; and its done flags as bytes.
         self._last_next_bytes: Any = None
-        self._episode_over = np.ones(self.n_envs, dtype=bool)  # no episode running yet
-        self._any_running = False
+        self._over_bytes = np.ones(self.n_envs, dtype=bool).tobytes()  # no episode running
         self._no_done_bytes = np.zeros(self.n_envs, dtype=bool).tobytes()
-        self._all_done_bytes = np.ones(self.n_envs, dtype=bool).tobytes()
-        self._no_timeouts = np.zeros(self.n_envs, dtype=bool)
+        self._all_done_bytes = self._over_bytes
         self._lead = (self.n_envs,)
-        self._warned_restart = False
+        shape = self.layout.stored_observation_shape  # None: never passed through unconverted
+        self._obs_shape = None if shape is None else (self.n_envs, *shape)
+        self._action_shape = (self.n_envs, *self.layout.stored_action_shape)
+        self._warned_restart = self._warned_short = False
+        # Steps that need no conversion nor check beyond pearll's own: add's fast path. It is
+        # off until an _add_general step ends no episode, and off again from a write to
+        # `dones` (NewestDones turns it off) to the next _add_general.
+        self._plain = self._obs_shape is not None and self.layout.frame_stack is None
+        self._fast = False
+        self._pearll_add = self.pearll_buffer.add_trajectory
+
+    @property
+    def _episode_over(self) -> np.ndarray:
+        """``(n_envs,)`` bool: whether each sub-env's newest step ended its episode."""
+        return np.frombuffer(self._over_bytes, dtype=bool).copy()
 
     # --- SB3's bookkeeping -------------------------------------------------------------------
 
@@ -125,8 +165,10 @@ class PearllAdapter:
         Returns the sub-envs ended. Done by ``add`` itself when a step does not follow on.
         """
         ended = self.pearll_buffer.end_episodes(envs)
-        self._episode_over[ended] = True
-        self._any_running = not self._episode_over.all()
+        over = self._episode_over
+        over[ended] = True
+        self._over_bytes = over.tobytes()
+        self._fast = False  # the next add is a general one: it may start an episode
         return ended
 
     # --- adding ------------------------------------------------------------------------------
@@ -141,178 +183,120 @@ class PearllAdapter:
         infos: list[dict[str, Any]],
     ) -> None:
         """Store one VecEnv step (see the module docstring for done, timeouts and restarts)."""
-        # Called once per env step: every line here is on SB3's hot path, so the checks are
-        # attribute and byte compares, and the usual case takes no numpy reduction.
-        n_envs, layout, lead = self.n_envs, self.layout, self._lead
-        obs_in = layout.observations_in(obs, n_envs)
-        next_in = layout.observations_in(next_obs, n_envs)
-        action_in = layout.actions_in(action, n_envs)
-        if not (reward.__class__ is np.ndarray and reward.shape == lead
-                and reward.dtype == np.float32):  # fmt: skip
+        # Called once per env step, so this is SB3's hot path: the usual step (arrays, plain
+        # observations, no done, following on, nothing written to `dones`) costs a few
+        # attribute compares and one byte compare; pearll's own add checks shapes, dtypes and
+        # values (or raises, writing nothing); `infos` are read (and checked) only at a done.
+        # Everything else (episode ends and the step after, restarts, frame stacks, Dict
+        # observations, other argument types) takes _add_general, which handles every case.
+        try:  # free unless raised (an argument that is not an array: _add_general's case)
+            fast = (
+                self._fast  # see _add_general
+                and done.tobytes() == self._no_done_bytes
+                and obs.tobytes() == self._last_next_bytes  # follows on
+            )
+            next_bytes = next_obs.tobytes()
+        except AttributeError:
+            fast = False
+        if fast:
+            self._pearll_add(obs, action, reward, next_obs, done, False)
+            self._last_next_bytes = next_bytes
+            pos = self.pos + 1
+            if pos == self.buffer_size:
+                self.full, pos = True, 0
+            self.pos = pos
+            return
+        self._add_general(obs, next_obs, action, reward, done, infos)
+
+    def _add_general(self, obs, next_obs, action, reward, done, infos) -> None:
+        """``add`` for every step (the fast path in ``add`` is this for the usual one)."""
+        n_envs, lead = self.n_envs, self._lead
+        if not (obs.__class__ is ndarray and obs.shape == self._obs_shape):
+            obs = self.layout.observations_in(obs, n_envs)
+        if not (next_obs.__class__ is ndarray and next_obs.shape == self._obs_shape):
+            next_obs = self.layout.observations_in(next_obs, n_envs)
+        if not (action.__class__ is ndarray and action.shape == self._action_shape):
+            action = self.layout.actions_in(action, n_envs)
+        if not (reward.__class__ is ndarray and reward.shape == lead):
             reward = np.asarray(reward, dtype=np.float32).reshape(n_envs)
-        if done.__class__ is np.ndarray and done.shape == lead and done.dtype == np.bool_:
-            done = done.copy()  # kept as _episode_over
-        else:
+        if not (done.__class__ is ndarray and done.shape == lead and done.dtype == _BOOL):
             done = np.array(done, dtype=bool).reshape(n_envs)
         if len(infos) != n_envs:
             raise ValueError(f"infos: expected {n_envs} dicts (one per sub-env), got {len(infos)}")
         done_bytes = done.tobytes()
-        terminated = timeout = done
-        if done_bytes == self._no_done_bytes:
-            timeout = self._no_timeouts
-        elif self.handle_timeout_termination:
+        ends = done_bytes != self._no_done_bytes
+        terminated, timeout = done, False
+        if ends and self.handle_timeout_termination:
             timeout = done & np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos])
             terminated = done & ~timeout
-        else:
-            timeout = self._no_timeouts
         restarted = None
-        if self._any_running and (
-            # SB3 marks the newest step done by writing dones[pos - 1] = True (second learn()).
-            self.dones[self.pos - 1].tobytes() != self._zero_row_bytes
-            or _as_bytes(obs_in) != self._last_next_bytes
-        ):
-            restarted = self._restarted(obs_in)
-        if layout.frame_stack is not None:
+        # SB3 marks the newest step done by writing dones[pos - 1] = True (second learn()).
+        running = self._over_bytes != self._all_done_bytes
+        if running and (self.dones.written or as_bytes(obs) != self._last_next_bytes):
+            restarted = self._restarted(obs)
+        elif self.dones.written:  # a mark with no episode running: nothing to end
+            self.dones.take_newest(self.pos)
+        if self.layout.frame_stack is not None:
             starting = self._episode_over if restarted is None else self._episode_over | restarted
-            self._check_stacks(obs_in, next_in, starting)
-        if restarted is not None and np.count_nonzero(restarted):
+            self._warned_restart = check_stacks(
+                self.layout, obs, next_obs, starting, self._warned_restart
+            )
+        if restarted is not None and restarted.any():
             self.end_episodes(np.flatnonzero(restarted))
-        if n_envs == 1:  # pearll's buffer is a single env: no env axis, scalar flags
-            if obs_in.__class__ is dict:
-                obs_in, next_in = _first(obs_in), _first(next_in)
-            else:
-                obs_in, next_in = obs_in[0], next_in[0]
-            self._add_step(obs_in, action_in[0], reward[0], next_in, terminated[0], timeout[0])
-        else:
-            self._add_step(obs_in, action_in, reward, next_in, terminated, timeout)
-        self._last_next_bytes = _as_bytes(next_in)
-        self._episode_over = done
-        self._any_running = done_bytes != self._all_done_bytes
+        self._add_step(obs, action, reward, next_obs, terminated, timeout, infos)
+        self._last_next_bytes = as_bytes(next_obs)
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
+        self._over_bytes = done_bytes
+        # The next step may take add's fast path if this one ended no episode (so that
+        # _over_bytes stays right without the fast path writing it).
+        self._fast = self._plain and not ends
+        if ends and not self._warned_short:
+            self._check_held()
 
-    def _add_step(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        """Give the step to the pearll buffer (with the env axis only for several sub-envs)."""
+    def _add_step(self, obs, action, reward, next_obs, terminated, truncated, infos) -> None:
+        """Give the step to the pearll buffer, sub-env axis first."""
         self.pearll_buffer.add_trajectory(obs, action, reward, next_obs, terminated, truncated)
 
-    def _restarted(self, obs: Any) -> np.ndarray | None:
+    def _restarted(self, obs: Any) -> np.ndarray:
         """``(n_envs,)`` running episodes that ``obs`` does not continue, or that SB3 marked
-        done (once ``add`` has seen that some do)."""
-        newest = self.dones[self.pos - 1]  # pos 0: the last row, as SB3's (pos - 1) % size
-        last = _from_bytes(self._last_next_bytes, obs)
-        restarted = ~self._episode_over & ((newest != 0) | rows_differ(obs, last))
-        newest[...] = 0
-        return restarted
+        done; clears SB3's marks."""
+        marked = self.dones.take_newest(self.pos) if self.dones.written else False
+        last = from_bytes(self._last_next_bytes, obs)
+        return ~self._episode_over & (marked | rows_differ(obs, last))
 
-    def _check_stacks(self, obs: np.ndarray, next_obs: np.ndarray, starting: np.ndarray) -> None:
-        """Raise if a next stack is not its stack shifted by a frame (a wrong channels_order);
-        warn once if an episode starts with a stack that is not zero-padded (see below)."""
-        layout, n_envs = self.layout, self.n_envs
-        # Byte compares: no temporaries the size of a stack.
-        unshifted = [e for e in range(n_envs) if next_obs[e, :-1].tobytes() != obs[e, 1:].tobytes()]
-        if unshifted:
-            raise ValueError(
-                f"frame_stack={layout.frame_stack}, channels_order={layout.channels_order!r}: "
-                f"the next observations of sub-envs {unshifted} are not their observations "
-                "shifted by one frame along that axis; give the channels_order of the "
-                "observations the buffer receives (a CNN policy's VecTransposeImage makes "
-                "them 'first')"
-            )
-        if self._warned_restart or not np.count_nonzero(starting):
+    def _check_held(self) -> None:
+        """Warn once when a sub-env holds fewer transitions than SB3's buffer would (episodes
+        shorter on average than ``min_episode_length``: their ends used up the spare rows)."""
+        wanted = self.buffer_size if self.full else self.pos
+        held = self.size()
+        if held >= wanted:
             return
-        mid_stack = [e for e in np.flatnonzero(starting) if np.count_nonzero(obs[e, :-1])]
-        if mid_stack:
-            self._warned_restart = True
-            warnings.warn(
-                f"sub-envs {mid_stack} start an episode with a stack whose older frames are not "
-                "zero (a restart mid-episode, e.g. a buffer loaded into a later run): the "
-                "buffer holds no frames from before its first step, so the first stacks of "
-                "that episode come back zero-padded",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-
-    # --- sampling ----------------------------------------------------------------------------
-
-    def _draw(self, batch_size: int) -> Any:
-        """A pearll record of ``batch_size`` transitions: each sub-env equally likely."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-            raise TypeError(f"batch_size: expected a positive int, got {batch_size!r}")
-        per_env = -(-int(batch_size) // self.n_envs)
-        # per_env from each sub-env (SB3 draws sub-envs uniformly), the env axis then merged.
-        record = self.pearll_buffer.sample(per_env)
-        if self.pearll_buffer.env_info.is_vector:
-            record = _map_record(record, lambda a: a.reshape(-1, *a.shape[2:]))
-        if per_env * self.n_envs == batch_size:
-            return record
-        pick = self.pearll_buffer.rng.choice(per_env * self.n_envs, batch_size, replace=False)
-        return _take(record, np.sort(pick))
-
-    def _tensor(self, array: np.ndarray) -> th.Tensor:
-        return th.as_tensor(np.ascontiguousarray(array), device=self.device)
-
-    def _tensors(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {key: self._tensor(leaf) for key, leaf in value.items()}
-        return self._tensor(value)
-
-    def _sample_fields(self, record: Any, env: Any) -> dict[str, Any]:
-        """SB3's sample fields (tensors) of a pearll record, normalised through ``env``."""
-        out = self.layout.observations_out
-        observations = self._normalize_obs(out(record.observations), env)
-        next_observations = self._normalize_obs(out(record.next_observations), env)
-        rewards = self._normalize_reward(record.rewards, env)
-        discounts = record.discounts
-        return {
-            "observations": self._tensors(observations),
-            "actions": self._tensor(record.actions),
-            "next_observations": self._tensors(next_observations),
-            "dones": self._tensor(record.dones),
-            "rewards": self._tensor(rewards),
-            "discounts": None if discounts is None else self._tensor(discounts),
-        }
-
-    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} draws its own rows: call sample(batch_size, env)"
+        self._warned_short = True
+        warnings.warn(
+            f"{type(self).__name__}: a sub-env holds {held} transitions, fewer than the "
+            f"{wanted} SB3's buffer would: its episodes are shorter than min_episode_length="
+            f"{self.min_episode_length} on average, and each episode end costs a row; pass a "
+            "smaller min_episode_length in replay_buffer_kwargs to hold them all",
+            RuntimeWarning,
+            stacklevel=3,
         )
 
-
-def _first(value: Any) -> Any:
-    """Sub-env 0's entry of an array or a dict of arrays."""
-    if value.__class__ is dict:
-        return {key: leaf[0] for key, leaf in value.items()}
-    return value[0]
-
-
-def _as_bytes(value: Any) -> Any:
-    if value.__class__ is dict:
-        return tuple(_as_bytes(leaf) for leaf in value.values())
-    return value.tobytes()
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        parent = getattr(super(), "__setstate__", None)  # SB3's HER drops the env there
+        if parent is None:
+            self.__dict__.update(state)
+        else:
+            parent(state)
+        self.dones = NewestDones.from_array(self.dones, owner=self)  # pickling drops its flag
+        self._fast = False  # the next add is a general one
 
 
-def _from_bytes(data: Any, like: Any) -> Any:
-    """Arrays shaped as ``like`` from what :func:`_as_bytes` made of such arrays."""
-    if isinstance(like, dict):
-        return {key: _from_bytes(part, like[key]) for key, part in zip(like, data, strict=True)}
-    return np.frombuffer(data, dtype=like.dtype).reshape(like.shape)
-
-
-def _take(record: Any, pick: np.ndarray) -> Any:
-    """The record with the batch entries ``pick`` of every field."""
-    return _map_record(record, lambda array: array[pick])
-
-
-def _map_record(record: Any, fn: Any) -> Any:
-    """The record with ``fn`` applied to every array of every field (None stays None)."""
-    values = {f.name: _map_tree(getattr(record, f.name), fn) for f in fields(record)}
-    return type(record)(**values)
-
-
-def _map_tree(value: Any, fn: Any) -> Any:
+def _min_episode_length(value: int | None, frame_stack: int | None) -> int:
     if value is None:
-        return None
-    if isinstance(value, dict):
-        return {key: _map_tree(leaf, fn) for key, leaf in value.items()}
-    return fn(value)
+        return 1 if frame_stack is None else FRAME_STACK_MIN_EPISODE_LENGTH
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        kind = ValueError if isinstance(value, int) and not isinstance(value, bool) else TypeError
+        raise kind(f"min_episode_length: expected an int >= 1 or None, got {value!r}")
+    return value

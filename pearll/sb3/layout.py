@@ -29,14 +29,14 @@ class SpacesOnly:
 
     SB3 steps its VecEnv itself and gives the buffer each step with the true final observation
     substituted, and the next episode's first observation as the next step's ``obs``: pearll's
-    DISABLED mode. One sub-env is presented as a single env (pearll's fastest add path).
+    DISABLED mode. It is always a vector env, one sub-env included, so that SB3's
+    ``(n_envs, ...)`` arrays pass through unchanged.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, n_envs: int):
         self.observation_space = self.single_observation_space = observation_space
         self.action_space = self.single_action_space = action_space
-        if n_envs > 1:
-            self.num_envs = n_envs
+        self.num_envs = n_envs
         self.metadata = {"autoreset_mode": AutoresetMode.DISABLED}
 
 
@@ -101,6 +101,19 @@ class Layout:
         # SB3's VecFrameStack pads episode starts with zeros.
         self.padding = np.zeros(self.frame_shape, dtype=space.dtype)
 
+    @property
+    def stored_observation_shape(self) -> tuple[int, ...] | None:
+        """The shape of one sub-env's observation as stored, when SB3's arrays of that shape
+        need no conversion (None: Dict spaces, channels-last stacks)."""
+        if self._obs_dict or self.channels_order == "last":
+            return None
+        return self._stored_obs_shape
+
+    @property
+    def stored_action_shape(self) -> tuple[int, ...]:
+        """The shape of one sub-env's action as the pearll buffer takes it (``()``: Discrete)."""
+        return () if self._discrete_action else self._action_shape
+
     def pearll_frame_stack(self) -> Any:
         """The ``frame_stack=`` option of the pearll buffer: ``(k, zero frame)`` or None."""
         return None if self.frame_stack is None else (self.frame_stack, self.padding)
@@ -114,7 +127,8 @@ class Layout:
                 key: _reshape_leaf(np.asarray(obs[key]), sub, n_envs)
                 for key, sub in self.observation_space.spaces.items()
             }
-        if obs.__class__ is np.ndarray and obs.shape == (n_envs, *self._stored_obs_shape):
+        shape = self.stored_observation_shape
+        if shape is not None and obs.__class__ is np.ndarray and obs.shape == (n_envs, *shape):
             return obs  # already as stored (plain Box spaces; one-channel "first" stacks)
         array = _reshape_leaf(np.asarray(obs), self.observation_space, n_envs)
         if self.frame_stack is None:
@@ -150,6 +164,20 @@ class Layout:
         height, width = self._shape[:2]
         stacks = obs.reshape(batch, self.frame_stack, height, width, self.channels)
         return np.moveaxis(stacks, 1, 3).reshape(batch, *self._shape)
+
+
+def as_bytes(value: Any) -> Any:
+    """An array's bytes, or a tuple of a dict's leaves' bytes (cheap to keep and compare)."""
+    if value.__class__ is dict:
+        return tuple(as_bytes(leaf) for leaf in value.values())
+    return value.tobytes()
+
+
+def from_bytes(data: Any, like: Any) -> Any:
+    """Arrays shaped as ``like`` from what :func:`as_bytes` made of such arrays."""
+    if isinstance(like, dict):
+        return {key: from_bytes(part, like[key]) for key, part in zip(like, data, strict=True)}
+    return np.frombuffer(data, dtype=like.dtype).reshape(like.shape)
 
 
 def rows_differ(a: Any, b: Any) -> np.ndarray:

@@ -71,6 +71,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             **nstep, **self._pearll_options(),
         )  # fmt: skip
 
+    def _checkpoint_options(self) -> dict[str, Any]:
+        return {**super()._checkpoint_options(), **self._priority_options,
+                "n_steps": self.n_steps, "gamma": self.gamma}  # fmt: skip
+
     @property
     def beta(self) -> float:
         """The importance-sampling exponent the next ``sample`` uses."""

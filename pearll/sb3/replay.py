@@ -31,8 +31,12 @@ class ReplayBuffer(PearllAdapter, sb3_buffers.ReplayBuffer):
         handle_timeout_termination: ``infos[i]["TimeLimit.truncated"]`` marks a truncation
             (bootstrapped); False: every done is a termination.
         seed: an int or numpy Generator for sampling; default: drawn from numpy's global one.
-        min_episode_length: the shortest episode the env produces (default 1); the ring
-            reserves a row per possible episode end, ``buffer_size // min_episode_length``.
+        min_episode_length: the mean episode length the ring is sized for: it reserves a row
+            per episode end, ``ceil(per_env / min_episode_length)`` (each episode end costs a
+            row of pearll's one observation array). Default: 1 (any episode lengths), or
+            ``FRAME_STACK_MIN_EPISODE_LENGTH`` (500) with ``frame_stack``, where a row is a
+            frame; shorter episodes make the buffer hold fewer transitions (never wrong ones),
+            and it warns once when it holds fewer than SB3's would.
         frame_stack, channels_order: for ``VecFrameStack`` observations (see
             :mod:`pearll.sb3.layout`): ``frame_stack=k`` stores each frame once.
         storage, storage_dir: pearll's ``"memory"`` or ``"memmap"`` storage.
@@ -52,7 +56,7 @@ class ReplayBuffer(PearllAdapter, sb3_buffers.ReplayBuffer):
         handle_timeout_termination: bool = True,
         *,
         seed: int | np.random.Generator | None = None,
-        min_episode_length: int = 1,
+        min_episode_length: int | None = None,
         frame_stack: int | None = None,
         channels_order: str | None = None,
         storage: str = "memory",
@@ -64,6 +68,11 @@ class ReplayBuffer(PearllAdapter, sb3_buffers.ReplayBuffer):
             optimize_memory_usage, handle_timeout_termination, seed, min_episode_length,
             frame_stack, channels_order,
         )  # fmt: skip
+
+    def _checkpoint_options(self) -> dict[str, Any]:
+        layout = self.layout
+        return {"frame_stack": layout.frame_stack, "channels_order": layout.channels_order,
+                **self._storage_options}  # fmt: skip
 
     def _pearll_options(self) -> dict[str, Any]:
         return {"frame_stack": self.layout.pearll_frame_stack(), **self._storage_options}
@@ -95,6 +104,9 @@ class NStepReplayBuffer(ReplayBuffer, sb3_buffers.NStepReplayBuffer):
     def _pearll_options(self) -> dict[str, Any]:
         return {**super()._pearll_options(), "n_step": self.n_steps, "gamma": self.gamma}
 
+    def _checkpoint_options(self) -> dict[str, Any]:
+        return {**super()._checkpoint_options(), "n_steps": self.n_steps, "gamma": self.gamma}
+
 
 class DictReplayBuffer(PearllAdapter, sb3_buffers.DictReplayBuffer):
     """SB3's ``DictReplayBuffer`` on a pearll ``ReplayBuffer`` with Dict observations.
@@ -114,7 +126,7 @@ class DictReplayBuffer(PearllAdapter, sb3_buffers.DictReplayBuffer):
         handle_timeout_termination: bool = True,
         *,
         seed: int | np.random.Generator | None = None,
-        min_episode_length: int = 1,
+        min_episode_length: int | None = None,
         storage: str = "memory",
         storage_dir: Any = None,
     ) -> None:
@@ -129,6 +141,9 @@ class DictReplayBuffer(PearllAdapter, sb3_buffers.DictReplayBuffer):
             optimize_memory_usage, handle_timeout_termination, seed, min_episode_length,
             None, None,
         )  # fmt: skip
+
+    def _checkpoint_options(self) -> dict[str, Any]:
+        return dict(self._storage_options)
 
     def _make_pearll(self, env: SpacesOnly, rows: int, rng: np.random.Generator) -> Any:
         return PearllReplayBuffer(

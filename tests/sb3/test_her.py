@@ -12,10 +12,11 @@ import pickle
 import numpy as np
 import pytest
 from stable_baselines3 import DQN
+from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer as SB3HerReplayBuffer
 
 from pearll.sb3 import HerReplayBuffer
-from tests.fixtures import sb3_goal_vec_env, sb3_steps
+from tests.fixtures import GoalTaggedEnv, sb3_goal_vec_env, sb3_steps
 
 
 def feed(buffers, venv, steps):
@@ -95,10 +96,61 @@ def test_pickled_buffer_has_no_env_until_set_env():
     assert loaded.sample(10).rewards.shape == (10, 1)
 
 
-def test_copy_info_dict_is_refused():
-    venv = sb3_goal_vec_env()
+class InfoGoalEnv(GoalTaggedEnv):
+    """GoalTaggedEnv whose step infos carry ``tag`` = 100 * episode + step, and whose reward
+    depends on the info: ``-tag / 1000`` where the goals differ, else 0."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, _ = super().step(action)
+        return obs, reward, terminated, truncated, {"tag": 100 * self.episode + self.t}
+
+    def compute_reward(self, achieved_goal, desired_goal, info):
+        tags = np.array([i["tag"] for i in info], dtype=np.float32)
+        differ = (np.asarray(achieved_goal) != np.asarray(desired_goal)).any(axis=-1)
+        return -differ.astype(np.float32) * tags / 1000
+
+
+def check_info_rewards(samples):
+    """Every relabelled sample's reward is compute_reward with its own transition's info."""
+    episode, step = samples.observations["observation"].numpy().T
+    goal = samples.observations["desired_goal"].numpy()
+    relabelled = goal[:, 1] != -1
+    tags = 100 * episode + step + 1  # the info of the step from (episode, step)
+    achieved = samples.next_observations["achieved_goal"].numpy()
+    expected = -(achieved != goal).any(axis=1).astype(np.float32) * tags / 1000
+    np.testing.assert_allclose(samples.rewards.numpy()[relabelled, 0], expected[relabelled])
+    assert not (samples.rewards.numpy()[relabelled, 0] == 0).all()  # infos were used
+    return relabelled.mean()
+
+
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_copy_info_dict_gives_compute_reward_each_transitions_info_as_sb3(num_envs):
+    venv = DummyVecEnv([lambda: InfoGoalEnv() for _ in range(num_envs)])
+    args = (80 * num_envs, venv.observation_space, venv.action_space, venv)
+    kwargs = {"device": "cpu", "n_envs": num_envs, "copy_info_dict": True}
+    theirs = SB3HerReplayBuffer(*args, **kwargs)
+    ours = HerReplayBuffer(*args, seed=0, **kwargs)
+    feed([theirs, ours], venv, 150)  # wraps both rings
+    np.random.seed(0)
+    assert check_info_rewards(theirs.sample(400)) > 0.7
+    samples = ours.sample(400)
+    assert set(samples.observations) == set(venv.observation_space.spaces)  # no extra key
+    assert check_info_rewards(samples) == pytest.approx(0.8, abs=0.01)
+    loaded = pickle.loads(pickle.dumps(ours))  # SB3's save_replay_buffer
+    loaded.set_env(venv)
+    check_info_rewards(loaded.sample(100))
+
+
+def test_copy_info_dict_survives_a_restart_and_refuses_pearlls_checkpoint(tmp_path):
+    venv = DummyVecEnv([InfoGoalEnv])
+    ours = HerReplayBuffer(200, venv.observation_space, venv.action_space, venv, seed=0,
+                           device="cpu", copy_info_dict=True)  # fmt: skip
+    feed([ours], venv, 20)
+    feed([ours], DummyVecEnv([InfoGoalEnv]), 20)  # a fresh env: the episodes start over
+    assert ours.pearll_buffer.truncateds.sum() >= 1  # the running episode was ended
+    check_info_rewards(ours.sample(200))
     with pytest.raises(ValueError, match="copy_info_dict"):
-        HerReplayBuffer(10, venv.observation_space, venv.action_space, venv, copy_info_dict=True)
+        ours.save_checkpoint(tmp_path / "her")
 
 
 def test_dqn_with_her():
