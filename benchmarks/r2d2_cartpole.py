@@ -26,7 +26,13 @@ STEPS = 150_000
 WINDOW, TARGET = 20, 475.0
 
 
-def run(algo: str, seed: int, overrides: dict[str, str], curve: Path | None = None) -> str:
+def run(
+    algo: str,
+    seed: int,
+    overrides: dict[str, str],
+    curve: Path | None = None,
+    progress: bool = False,
+) -> str:
     env = cartpole_no_velocity()
     buffer = ReplayBuffer(env, 100_000, seed=seed)
     returns: list[float] = []
@@ -52,6 +58,11 @@ def run(algo: str, seed: int, overrides: dict[str, str], curve: Path | None = No
         returns.append(record.episode_return)
         if len(returns) >= WINDOW and starts[-WINDOW] >= greedy_from:
             best[0] = max(best[0], float(np.mean(returns[-WINDOW:])))
+        if progress and len(returns) % 25 == 0:
+            recent = float(np.mean(returns[-WINDOW:]))
+            print(
+                f"  seed {seed}: {record.env_steps} steps, last {WINDOW} {recent:.1f}", flush=True
+            )
         return best[0] >= TARGET
 
     start = time.perf_counter()
@@ -82,10 +93,11 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="R2D2Config overrides (r2d2 only)")  # fmt: skip
     parser.add_argument("--curve", type=Path, help="write each run's episodes here (CSV)")
+    parser.add_argument("--progress", action="store_true", help="print every 25 episodes")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     for seed in args.seeds:
-        print(run(args.algo, seed, overrides, args.curve), flush=True)
+        print(run(args.algo, seed, overrides, args.curve, args.progress), flush=True)
 
 
 if __name__ == "__main__":
