@@ -261,6 +261,7 @@ def main() -> None:
     parser.add_argument("--atari", type=int, help="stored Atari steps (default 200k; 0: skip)")
     parser.add_argument("--only", choices=["cartpole", "growth", "atari"], nargs="*",
                         help="run only these parts")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results file")
     args = parser.parse_args()
     rounds, calls = (5, 5) if args.quick else (15, 10)
     sizes = [100_000] if args.quick else [100_000, 1_000_000, 3_000_000]
@@ -282,8 +283,8 @@ def main() -> None:
 
         lines += atari_tables(atari, CASES, interleaved, *((3, 2) if args.quick else (6, 3)))
     lines.append(f"Load average at the end: {load()}.\n")
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
 
 
 def load() -> str:

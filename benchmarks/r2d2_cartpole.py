@@ -34,22 +34,24 @@ def run(
     progress: bool = False,
 ) -> str:
     env = cartpole_no_velocity()
-    buffer = ReplayBuffer(env, 100_000, seed=seed)
     returns: list[float] = []
     ends: list[int] = []
     best = [0.0]
     if algo == "r2d2":
-        from pearll.agents.r2d2 import R2D2Config
+        from pearll.agents.r2d2 import R2D2Config, r2d2_extra_fields
 
         fields = {f.name: f.type for f in dataclasses.fields(R2D2Config)}
-        typed = {k: (float if fields[k] == "float" else int)(v) for k, v in overrides.items()}
+        parse = {"float": float, "int": int, "bool": lambda v: v.lower() in ("1", "true")}
+        typed = {k: parse[fields[k]](v) for k, v in overrides.items()}
         config = R2D2Config(**typed)
         greedy_from = config.exploration_steps  # epsilon is at its final value from here on
+        buffer = ReplayBuffer(env, 100_000, seed=seed, extra_fields=r2d2_extra_fields(config))
     else:
         from pearll.agents.dqn import DQNConfig
 
         config = DQNConfig()
         greedy_from = int(config.exploration_fraction * STEPS)
+        buffer = ReplayBuffer(env, 100_000, seed=seed)
     starts: list[int] = []
 
     def episode_ended(record) -> bool:

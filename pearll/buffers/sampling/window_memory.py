@@ -17,7 +17,6 @@ import numpy as np
 
 from pearll.buffers.sampling.sequences import Windows
 
-
 # A slot's last sampled window: when (write clock), its layout (burn_in, length, boundary) and
 # how many of its burn-in and learned steps were real. 32 bytes, aligned.
 WINDOW_RECORD = np.dtype(
@@ -77,7 +76,10 @@ class WindowMemory:
         envs = np.broadcast_to(np.arange(anchors.shape[0])[:, None], anchors.shape)
         new = np.empty(anchors.shape, dtype=WINDOW_RECORD)
         new["sampled_at"], new["burn_in"], new["length"], new["cross"] = (
-            self.clock, burn_in, length, cross
+            self.clock,
+            burn_in,
+            length,
+            cross,
         )
         new["burn"], new["learned"] = windows.burn, windows.learned
         self.records[anchors, envs] = new
