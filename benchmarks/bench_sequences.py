@@ -1,6 +1,7 @@
-"""Sequence sampling: pearll's ``sample_sequences`` against TorchRL's ``SliceSampler``.
+"""Sequence sampling: pearll's ``sample_sequences`` against TorchRL's ``SliceSampler`` (and
+flashbax's trajectory buffer on Atari frame stacks, benchmarks/bench_sequences_atari.py).
 
-    PYTHONPATH=. .venv-bench/bin/python -m benchmarks.bench_sequences [--quick]
+    PYTHONPATH=. .venv-bench/bin/python -m benchmarks.bench_sequences [--quick] [--only PART]
 
 Both buffers hold the same CartPole-sized steps (4 float32 observations, episodes of 10 to 500
 steps, those of 500 truncated, the others terminated) and are timed in turn, round after round
@@ -11,8 +12,10 @@ boundaries cached until the storage is written, so in a training loop, with adds
 samples, each sample after an add pays the default's price again). Its slices are
 ``burn_in + length`` long and end at an episode's end (``strict_length=False``), about what
 ``boundary="pad"`` gives; TorchRL has no burn-in, masks or true final observations at
-truncation. Then pearll's cost as the buffer grows (memory, and memmap for the largest).
-Writes benchmarks/RESULTS_SEQUENCES.md.
+truncation. Then pearll's cost as the buffer grows, 1e5 to 1e7 stored steps (memory, and
+memmap for the largest), all sizes in one interleaved run, in CPU time, plotted to
+benchmarks/sequence_scaling.png. Then 200k stored Atari steps. Writes
+benchmarks/RESULTS_SEQUENCES.md.
 """
 
 from __future__ import annotations

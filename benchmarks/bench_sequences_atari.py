@@ -106,7 +106,6 @@ def torchrl_sampler(storage, batch: int, span: int, cached: bool):
 
 def fill_flashbax(steps: int):
     import flashbax
-    import jax.numpy as jnp
 
     obs = np.empty((1, steps, K, *FRAME), dtype=np.uint8)
     at = 0
@@ -114,8 +113,10 @@ def fill_flashbax(steps: int):
         n = len(frames) - 1
         obs[0, at : at + n] = stacks(frames)[:-1]
         at += n
-    experience = {"obs": jnp.asarray(obs)}
-    del obs
+    # Zero-copy (dlpack): the jax array is the numpy one, so the stacks are held once.
+    import jax
+
+    experience = {"obs": jax.dlpack.from_dlpack(obs)}
     return flashbax, experience
 
 
@@ -138,6 +139,23 @@ def flashbax_sampler(built, steps: int, batch: int, span: int):
     return lambda: jax.block_until_ready(sample(state, next(keys)).experience)
 
 
+def peer_rows(peer, pearll, built, samplers, cases, interleaved, rounds, calls) -> list[str]:
+    """One table row per case: pearll and the peer's samplers timed in one interleaved run."""
+    rows = []
+    for batch, length, burn_in in cases:
+        ops = {"pearll": lambda b=batch, n=length, k=burn_in: pearll.sample_sequences(
+            b, n, burn_in=k)} | samplers(built, batch, burn_in + length)  # fmt: skip
+        medians = interleaved(ops, rounds, calls)
+        del ops
+        mine = medians.pop("pearll")
+        fastest = min(medians.values())
+        cells = "; ".join(f"{name} {v:.2f} ({v / mine:.1f}x)" for name, v in medians.items())
+        call = f"sample_sequences({batch}, {length}, burn_in={burn_in})"
+        rows.append(f"| {call} | {mine:.2f} | {cells} | {fastest / mine:.1f}x |")
+        print(peer, rows[-1], flush=True)
+    return rows
+
+
 def atari_tables(steps: int, cases, interleaved: Interleave, rounds: int, calls: int) -> list:
     """Two tables (TorchRL, flashbax), each timed against pearll in one interleaved run."""
     pearll = fill_pearll(steps)
@@ -155,17 +173,7 @@ def atari_tables(steps: int, cases, interleaved: Interleave, rounds: int, calls:
         except ImportError as error:
             lines += [f"{peer}: not installed ({error}).\n"]
             continue
-        rows = []
-        for batch, length, burn_in in cases:
-            ops = {"pearll": lambda b=batch, n=length, k=burn_in: pearll.sample_sequences(
-                b, n, burn_in=k)} | samplers(built, batch, burn_in + length)  # fmt: skip
-            medians = interleaved(ops, rounds, calls)
-            mine = medians.pop("pearll")
-            fastest = min(medians.values())
-            cells = "; ".join(f"{name} {v:.2f} ({v / mine:.1f}x)" for name, v in medians.items())
-            call = f"sample_sequences({batch}, {length}, burn_in={burn_in})"
-            rows.append(f"| {call} | {mine:.2f} | {cells} | {fastest / mine:.1f}x |")
-            print(peer, rows[-1], flush=True)
+        rows = peer_rows(peer, pearll, built, samplers, cases, interleaved, rounds, calls)
         lines += [
             f"Against {peer} (ratios: peer / pearll, above 1 pearll is faster):\n",
             "| call | pearll ms | peer ms (ratio) | fastest peer / pearll |",
@@ -173,6 +181,6 @@ def atari_tables(steps: int, cases, interleaved: Interleave, rounds: int, calls:
             *rows,
             "",
         ]
-        del built
+        del built  # the peer's storage freed before the next one is built (no room for both)
         gc.collect()
     return lines

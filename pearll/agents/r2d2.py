@@ -50,6 +50,7 @@ class R2D2Config:
     epsilon_end: float = 0.01
     exploration_steps: int = 15_000  # epsilon decays linearly over this many env steps
     max_grad_norm: float = 10.0
+    n_step: int = 1  # R2D2's n-step targets inside each window (1: one-step double DQN)
     torch_threads: int = 1
     # Unroll windows from the actor's stored LSTM state (the buffer needs the extra field:
     # extra_fields=r2d2_extra_fields(config)); False: from the zero state.
@@ -170,6 +171,34 @@ def _train(env, buffer, total_steps, config, seed, callback) -> R2D2Result:
     return result
 
 
+def n_step_targets(
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    next_values: torch.Tensor,
+    real: torch.Tensor,
+    gamma: float,
+    n: int,
+) -> torch.Tensor:
+    """R2D2's n-step double-DQN targets of windows whose real steps are ``0 .. real - 1``.
+
+    ``rewards``, ``dones`` (B, T) per step; ``next_values`` (B, T): the bootstrap value after
+    step j (the target network's Q of the online network's greedy action at step j + 1);
+    ``real`` (B,). Step j sums the rewards of its next ``m = min(n, real - j)`` steps and
+    bootstraps after the last of them unless that step terminated (only a window's last real
+    step can: a pad window stays in its episode).
+    """
+    size, steps = rewards.shape
+    j = torch.arange(steps)[None, :]
+    m = (real[:, None] - j).clamp(min=1, max=n)
+    padded = torch.cat([rewards, rewards.new_zeros(size, n)], dim=1)
+    returns = rewards.new_zeros(size, steps)
+    for i in range(n):
+        returns = returns + gamma**i * padded[:, i : i + steps] * (i < m)
+    last = (j + m - 1).clamp(max=steps - 1)
+    bootstrap = next_values.gather(1, last) * (1 - dones.gather(1, last))
+    return returns + gamma**m * bootstrap
+
+
 def _gradient_step(online, target, optimizer, buffer, config: R2D2Config) -> None:
     burn_in, length = config.burn_in, config.length
     batch = buffer.sample_sequences(config.batch_size, length, burn_in=burn_in, dtype="torch")
@@ -205,7 +234,7 @@ def _gradient_step(online, target, optimizer, buffer, config: R2D2Config) -> Non
         next_actions = q_online[:, 1:].argmax(dim=2, keepdim=True)
         next_values = q_target[:, 1:].gather(2, next_actions).squeeze(2)
         rewards, dones = aligned(batch.rewards)[..., 0], aligned(batch.dones)[..., 0]
-        targets = rewards + config.gamma * (1 - dones) * next_values
+        targets = n_step_targets(rewards, dones, next_values, real, config.gamma, config.n_step)
     actions = aligned(batch.actions.long())
     values = q_online[:, :-1].gather(2, actions).squeeze(2)
     losses = nn.functional.smooth_l1_loss(values, targets, reduction="none") * learn

@@ -96,3 +96,26 @@ def test_stored_state_needs_the_extra_field_and_can_be_off():
     assert r2d2_extra_fields(off) == {}
     result = train_r2d2(env, ReplayBuffer(env, 500, seed=0), 300, off, seed=0)
     assert result.env_steps == 300
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_n_step_targets_match_a_naive_sum(n):
+    from pearll.agents.r2d2 import n_step_targets
+
+    rng = np.random.default_rng(n)
+    size, steps, gamma = 16, 9, 0.9
+    real = rng.integers(1, steps + 1, size)
+    rewards = rng.normal(size=(size, steps))
+    next_values = rng.normal(size=(size, steps))
+    dones = np.zeros((size, steps))
+    terminated = rng.random(size) < 0.5
+    dones[np.arange(size), real - 1] = terminated
+    got = n_step_targets(*(torch.as_tensor(x) for x in (rewards, dones, next_values, real)),
+                         gamma, n).numpy()  # fmt: skip
+    for b in range(size):
+        for j in range(real[b]):
+            m = min(n, real[b] - j)
+            total = sum(gamma**i * rewards[b, j + i] for i in range(m))
+            last = j + m - 1
+            total += gamma**m * next_values[b, last] * (1 - dones[b, last])
+            assert got[b, j] == pytest.approx(total)
