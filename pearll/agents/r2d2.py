@@ -2,15 +2,17 @@
 
 One env, an LSTM Q-network, epsilon-greedy exploration that carries the recurrent state through
 each episode. Learning samples windows of ``burn_in + length`` steps (``boundary="pad"``): the
-network is unrolled from a zero state over the burn-in without gradients (R2D2's burn-in, so
-the learned steps start from a warmed-up state), then over the learned steps, and the loss is
-the double-DQN TD error at each learned step that is real (``learn_mask``). With
-``stored_state`` (the default, R2D2's "stored state") the LSTM state the actor had before each
-step is stored with it (the extra field :data:`STATE_FIELD`) and a window is unrolled from the
-state stored at its first real step, so training sees the states of long episodes that acting
-sees (from a zero state, a window of 30 steps knows nothing of an episode's step 300); else
-from the zero state. Acting starts each episode from the zero state. With a
-PrioritizedReplayBuffer the loss is importance-weighted and the signed TD errors of the
+network is unrolled over the burn-in (R2D2's burn-in: no loss there, so the learned steps
+start from a warmed-up state; gradients do flow back through it), then over the learned steps,
+and the loss is the double-DQN TD error at each learned step that is real (``learn_mask``),
+against R2D2's n-step targets (``n_step`` rewards summed inside the window, fewer at its last
+real steps, no bootstrap after a termination, a bootstrap from the true final observation
+after a truncation). With ``stored_state`` (the default, R2D2's "stored state") the LSTM state
+the actor had before each step is stored with it (the extra field :data:`STATE_FIELD`) and a
+window is unrolled from the state stored at its first real step, so training sees the states
+of long episodes that acting sees (from a zero state, a window of 30 steps knows nothing of an
+episode's step 300); else from the zero state. Acting starts each episode from the zero state.
+With a PrioritizedReplayBuffer the loss is importance-weighted and the signed TD errors of the
 learned steps go back through ``update_priorities`` (sequence priorities).
 
 Its test env: :func:`pearll.envs.cartpole_pomdp.cartpole_no_velocity` (CartPole observed as
@@ -50,7 +52,7 @@ class R2D2Config:
     epsilon_end: float = 0.01
     exploration_steps: int = 15_000  # epsilon decays linearly over this many env steps
     max_grad_norm: float = 10.0
-    n_step: int = 1  # R2D2's n-step targets inside each window (1: one-step double DQN)
+    n_step: int = 5  # R2D2's n-step targets inside each window (1: one-step double DQN)
     torch_threads: int = 1
     # Unroll windows from the actor's stored LSTM state (the buffer needs the extra field:
     # extra_fields=r2d2_extra_fields(config)); False: from the zero state.
