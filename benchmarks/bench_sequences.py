@@ -251,7 +251,7 @@ def sampling_ops(buffer: ReplayBuffer) -> dict[str, Callable[[], object]]:
 
 def versions() -> str:
     found = []
-    for name in ("numpy", "numba", "torch", "torchrl", "tensordict"):
+    for name in ("numpy", "numba", "torch", "torchrl", "tensordict", "jax", "flashbax"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found.append(f"{name} {metadata.version(name)}")
     return ", ".join(found)
@@ -265,6 +265,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["cartpole", "growth", "atari"], nargs="*",
                         help="run only these parts")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="the results file")
+    parser.add_argument("--atari-peers", nargs="*", default=["torchrl", "flashbax"],
+                        choices=["torchrl", "flashbax"], help="the Atari peers timed")  # fmt: skip
     args = parser.parse_args()
     rounds, calls = (5, 5) if args.quick else (15, 10)
     sizes = [100_000] if args.quick else [100_000, 1_000_000, 3_000_000]
@@ -284,7 +286,9 @@ def main() -> None:
     if "atari" in parts and atari:
         from benchmarks.bench_sequences_atari import atari_tables
 
-        lines += atari_tables(atari, CASES, interleaved, *((3, 2) if args.quick else (6, 3)))
+        args.out.write_text("\n".join(lines))  # what is done so far, should the rest fail
+        settings = (3, 2) if args.quick else (6, 3)
+        lines += atari_tables(atari, CASES, interleaved, *settings, only=args.atari_peers)
     lines.append(f"Load average at the end: {load()}.\n")
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")

@@ -156,8 +156,16 @@ def peer_rows(peer, pearll, built, samplers, cases, interleaved, rounds, calls) 
     return rows
 
 
-def atari_tables(steps: int, cases, interleaved: Interleave, rounds: int, calls: int) -> list:
-    """Two tables (TorchRL, flashbax), each timed against pearll in one interleaved run."""
+def atari_tables(
+    steps: int,
+    cases,
+    interleaved: Interleave,
+    rounds: int,
+    calls: int,
+    only=("torchrl", "flashbax"),
+) -> list:
+    """Two tables (TorchRL, flashbax; ``only`` those named), each timed against pearll in one
+    interleaved run."""
     pearll = fill_pearll(steps)
     lines = [f"### {steps:,} stored Atari steps (84x84 uint8 frames, stacks of 4)\n"]
     peers: list[tuple[str, Callable, Callable]] = [
@@ -168,6 +176,8 @@ def atari_tables(steps: int, cases, interleaved: Interleave, rounds: int, calls:
             "sample (jit)": flashbax_sampler(built, steps, b, span)}),
     ]  # fmt: skip
     for peer, fill, samplers in peers:
+        if peer.split()[0].lower() not in only:
+            continue
         try:
             built = fill(steps)
         except ImportError as error:
