@@ -78,7 +78,7 @@ def cartpole_cases() -> list[Case]:
         add.ops[library.name] = lambda a=adder: a.add(one)
         full = build(library, env)
         full.fill(one, CAPACITY)
-        is_torch = library.name in ("SB3", "TorchRL")
+        is_torch = library.name.startswith(("SB3", "TorchRL"))
         (sample_torch if is_torch else sample).ops[library.name] = lambda f=full: f.sample(256)
         if library is Pearll:
             torch_full = build(library, env, torch_out=True)

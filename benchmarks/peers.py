@@ -54,15 +54,17 @@ class Pearll:
 
 
 class SB3:
+    """SB3's default: next observations in an array of their own (its fastest)."""
+
     name = "SB3"
+    optimize_memory_usage = False
 
     def __init__(self, env: Any, capacity: int, torch_out: bool = True):
         from stable_baselines3.common.buffers import ReplayBuffer
 
         self.buffer = ReplayBuffer(
             capacity, env.observation_space, env.action_space, device="cpu",
-            optimize_memory_usage=env.observation_space.dtype == np.uint8,
-            handle_timeout_termination=False,
+            optimize_memory_usage=self.optimize_memory_usage, handle_timeout_termination=False,
         )  # fmt: skip
 
     def add(self, t: Transition) -> None:
@@ -79,8 +81,18 @@ class SB3:
         return self.buffer.sample(batch)
 
 
+class SB3OneArray(SB3):
+    """SB3 with ``optimize_memory_usage``: one observation array, as pearll (memory-equal)."""
+
+    name = "SB3 optimize_memory_usage"
+    optimize_memory_usage = True
+
+
 class Cpprb:
+    """cpprb's default: next observations in an array of their own (its fastest)."""
+
     name = "cpprb"
+    next_of = False
 
     def __init__(self, env: Any, capacity: int, torch_out: bool = False):
         import cpprb
@@ -93,7 +105,7 @@ class Cpprb:
             "rew": {},
             "done": {},
         }
-        kwargs: dict = {"next_of": "obs"}
+        kwargs: dict = {"next_of": "obs"} if self.next_of else {}
         if atari:
             kwargs["stack_compress"] = "obs"
         self.buffer = cpprb.ReplayBuffer(capacity, env_dict, **kwargs)
@@ -107,6 +119,13 @@ class Cpprb:
 
     def sample(self, batch: int) -> Any:
         return self.buffer.sample(batch)
+
+
+class CpprbNextOf(Cpprb):
+    """cpprb with ``next_of="obs"``: one observation array, as pearll (memory-equal)."""
+
+    name = "cpprb next_of"
+    next_of = True
 
 
 class TorchRL:
@@ -142,12 +161,15 @@ class TorchRL:
 
 
 class Tianshou:
+    """Tianshou's default: ``obs_next`` stored apart (its fastest)."""
+
     name = "Tianshou"
+    ignore_obs_next = False
 
     def __init__(self, env: Any, capacity: int, torch_out: bool = False):
         from tianshou.data import ReplayBuffer
 
-        self.buffer = ReplayBuffer(capacity)
+        self.buffer = ReplayBuffer(capacity, ignore_obs_next=self.ignore_obs_next)
 
     def add(self, t: Transition) -> None:
         from tianshou.data import Batch
@@ -165,4 +187,12 @@ class Tianshou:
         return self.buffer.sample(batch)
 
 
-PEERS = [SB3, Cpprb, TorchRL, Tianshou]
+class TianshouOneArray(Tianshou):
+    """Tianshou with ``ignore_obs_next``: next observations read from the next index."""
+
+    name = "Tianshou ignore_obs_next"
+    ignore_obs_next = True
+
+
+# Each peer in its fastest configuration and in the one that stores observations once.
+PEERS = [SB3, SB3OneArray, Cpprb, CpprbNextOf, TorchRL, Tianshou, TianshouOneArray]

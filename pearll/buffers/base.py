@@ -1,49 +1,42 @@
-"""BaseBuffer: the abstract API of every buffer, and its arrays allocated from the env's spaces."""
+"""BaseBuffer: the abstract API of every buffer, and what each holds: env, RNG, lock, parts."""
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from pearll.buffers import persistence
+from pearll.buffers.checkpoint.protocol import generator_from_state, keywords_taken
 from pearll.buffers.core.env_info import EnvInfo
-from pearll.buffers.core.spaces import SCALAR_BOOL, SCALAR_FLOAT, extra_field_specs, spec_from_space
-from pearll.buffers.errors import CheckpointError
+from pearll.buffers.core.locking import locked
+from pearll.buffers.core.part import Parts
+from pearll.buffers.core.spaces import buffer_field_specs, extra_field_specs
 from pearll.buffers.reading.output import resolve_device
-from pearll.buffers.storage.packed import PackedStorage, required_bytes
+from pearll.buffers.storage.frame_options import FrameOptions
 from pearll.buffers.storage.placement import Placement
+from pearll.buffers.storage.transitions import TransitionStore
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import TrajectoryType
 from pearll.common.tree import tree_map
 from pearll.common.type_aliases import Observation, Trajectories
 
 Buffer = TypeVar("Buffer", bound="BaseBuffer")
-Method = TypeVar("Method", bound=Callable[..., Any])
-
-
-def locked(method: Method) -> Method:
-    """``method`` run holding the buffer's lock (``self._lock``, reentrant).
-
-    Every method that changes a buffer's state, or chooses rows and reads them, carries it, so
-    that adds and samples may come from different threads (see RingBuffer's docstring).
-    """
-
-    @functools.wraps(method)
-    def holding_the_lock(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return holding_the_lock  # type: ignore[return-value]
+__all__ = ["BaseBuffer", "locked"]
 
 
 class BaseBuffer(ABC):
-    """Arrays for ``buffer_size`` steps of ``env``, allocated from its spaces after a memory check.
+    """The API of a buffer of ``buffer_size`` steps of ``env``, and what every buffer holds.
+
+    A buffer is a composition of parts (``self._parts``, see :mod:`pearll.buffers.core.part`):
+    its transition store (``self._store``, the arrays below), its ring bookkeeping and what its
+    class adds. ``nbytes``, ``reset``, ``save`` and ``load`` go over the parts; subclasses build
+    them (RingBuffer: the store and the ring) and record their constructor settings
+    (:meth:`_record_settings`) for checkpoints.
 
     Args:
         env: a gymnasium ``Env`` or ``VectorEnv`` (anything with ``observation_space`` and
@@ -58,8 +51,11 @@ class BaseBuffer(ABC):
         storage: ``"memory"``, or ``"memmap"`` to keep the transitions in memory-mapped files
             (a buffer larger than RAM); ``storage_dir``: where (default: the temp directory).
             See :mod:`pearll.buffers.storage.placement`.
+        frame_options: how observations are frame-stacked (RingBuffer passes its own; default:
+            stored whole).
 
-    Arrays (numpy, allocated lazily by the OS, checked against available memory first):
+    Arrays (numpy views of the store, allocated lazily by the OS, checked against available
+    memory first):
     ``observations`` ``(buffer_size, [E,] *obs_shape)`` in the space's dtype (a dict of arrays
     for Dict spaces), ``actions`` ``(buffer_size, [E,] *act_shape)`` (``(..., 1)`` int64 for
     Discrete), ``rewards`` and ``dones`` ``(buffer_size, [E,] 1)`` float32, ``truncateds``
@@ -67,11 +63,21 @@ class BaseBuffer(ABC):
     declared dtype. The env axis ``E`` is there only for vector envs.
 
     Persistence: :meth:`save` and :meth:`load` (see :mod:`pearll.buffers.persistence` for the
-    format and for the three methods through which a subclass saves its own state).
+    format, and :mod:`pearll.buffers.core.part` for how a part saves its own state).
     Threads: ``self._lock`` (an RLock) guards the state; methods that change it, or choose rows
     and read them, are decorated with :func:`locked`, so one thread may add while another
     samples.
     """
+
+    # How a class keeps next observations: None (not at all: BaseBuffer's arrays are the
+    # tutorial's), True (in the next row of ``observations``: ReplayBuffer), False (in an array
+    # of their own: RolloutBuffer).
+    spare_rows: ClassVar[bool | None] = None
+    # Per-step fields a class stores beside the transition (RolloutBuffer: its estimates).
+    own_fields: ClassVar[dict[str, Any]] = {}
+    # The parts a class adds beside its store, whose bytes the memory check counts before
+    # anything is allocated: classes with ``bytes_for(capacity, num_envs)``.
+    sized_parts: ClassVar[tuple[Any, ...]] = ()
 
     def __init__(
         self,
@@ -84,24 +90,51 @@ class BaseBuffer(ABC):
         extra_fields: dict[str, Any] | None = None,
         storage: str = "memory",
         storage_dir: Any = None,
+        frame_options: FrameOptions | None = None,
     ) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int | np.integer):
-            raise TypeError(f"buffer_size: expected an int, got {type(buffer_size).__name__}")
-        if buffer_size <= 0:
-            raise ValueError(f"buffer_size: expected a positive int, got {buffer_size}")
+        check_int(buffer_size, "buffer_size", 1)
         self._lock = threading.RLock()
         self.env_info = EnvInfo.of(env, autoreset_mode)
         self.buffer_size = int(buffer_size)
         self._device_spec = device
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._extra_specs = extra_field_specs(extra_fields)
-        self._specs = self._field_specs()
         self._placement = Placement(storage, storage_dir)
+        self._parts = Parts()
+        frames = frame_options or FrameOptions(None, None)
+        self._frame_options = frames
+        info, owner = self.env_info, type(self).__name__
+        self._specs = buffer_field_specs(
+            info, self._extra_specs, self.spare_rows is False, self.own_fields
+        )
+        self._store = TransitionStore(
+            self._specs, frames, info.observation_space, self.buffer_size, self.num_envs,
+            self.spare_rows is True, self._placement,
+        )  # fmt: skip
         if not persistence.rebuilding():  # load checks memory for what it reads itself
-            self._placement.check(self._required_bytes(), self._bulk_bytes(), type(self).__name__)
+            beside = sum(p.bytes_for(self.buffer_size, self.num_envs) for p in self.sized_parts)
+            required, bulk = self._store.required_bytes + beside, self._store.bulk_bytes
+            self._placement.check(required, bulk, owner)
         # Zeroed pages are only claimed when written: a buffer being loaded, whose arrays the
         # saved ones replace, never claims them.
-        self._storage = self._allocate()
+        self._store.allocate()
+        self._parts.add("store", self._store)
+        extra_json = {name: [list(s.shape), s.dtype.str] for name, s in self._extra_specs.items()}
+        self._record_settings(
+            buffer_size=self.buffer_size, device=str(device),
+            autoreset_mode=self.env_info.autoreset_mode.value, extra_fields=extra_json,
+            storage=storage,
+        )  # fmt: skip
+
+    def _record_settings(self, **settings: Any) -> None:
+        """Keep constructor arguments (JSON values) for :meth:`_config`: each class's
+        constructor records its own."""
+        self.__dict__.setdefault("_settings", {}).update(settings)
+
+    def _record_settings_from(self, **attributes: str) -> None:
+        """Constructor arguments that :meth:`_config` reads from attributes when it runs
+        (setting -> attribute name), for settings a user may change (``buffer.alpha = 0.7``)."""
+        self.__dict__.setdefault("_live_settings", {}).update(attributes)
 
     @property
     def num_envs(self) -> int:
@@ -112,52 +145,15 @@ class BaseBuffer(ABC):
         """The torch.device of ``dtype="torch"`` output (imports torch)."""
         return resolve_device(self._device_spec)
 
-    def _field_specs(self) -> dict[str, Any]:
-        """Name -> FieldSpec tree of every per-step array; subclasses add their own."""
-        info = self.env_info
-        return {
-            "observations": spec_from_space(info.observation_space),
-            "actions": spec_from_space(info.action_space),
-            "rewards": SCALAR_FLOAT,
-            "dones": SCALAR_FLOAT,
-            "truncateds": SCALAR_BOOL,
-            "extras": dict(self._extra_specs),
-        }
-
-    def _mirror_first_row(self) -> bool:
-        """Whether storage keeps a copy of row 0 after the last row (see storage.py)."""
-        return False
-
-    def _required_bytes(self) -> int:
-        mirror = self._mirror_first_row()
-        return required_bytes(self._stored_specs(), self.buffer_size, self.num_envs, mirror)
-
-    def _bulk_bytes(self) -> int:
-        """The part of ``_required_bytes`` that ``storage="memmap"`` puts in files."""
-        mirror = self._mirror_first_row()
-        return required_bytes(self._stored_specs(), self.buffer_size, self.num_envs, mirror)
-
-    def _stored_specs(self) -> dict[str, Any]:
-        """The fields kept in packed rows: all of ``_specs`` unless a subclass stores some apart."""
-        return self._specs
-
-    def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
-        """Packed storage for every field (in ``packed`` if given, e.g. loaded); returns the
-        per-field views ``(buffer_size, E, ...)``."""
-        self._packed = PackedStorage(
-            self._stored_specs(), self.buffer_size, self.num_envs, self._mirror_first_row(),
-            packed=packed, zeros=functools.partial(self._placement.zeros, "packed"),
-        )  # fmt: skip
-        return self._views()
-
     @property
     def nbytes(self) -> int:
-        """Bytes the buffer allocated (its capacity, not what is filled), padding included."""
-        return self._packed.nbytes
+        """Bytes the buffer allocated (its capacity, not what is filled), padding included:
+        the sum over its parts (stored fields, ring, and what the class adds)."""
+        return self._parts.nbytes
 
     def _public(self, name: str) -> Any:
         """A view of a stored array, without the env axis for a single env."""
-        tree = self._storage[name]
+        tree = self._store.fields[name]
         return tree if self.env_info.is_vector else tree_map(lambda a: a[:, 0], tree)
 
     @property
@@ -186,18 +182,12 @@ class BaseBuffer(ABC):
         return self._public("extras")
 
     def __getstate__(self) -> dict[str, Any]:
-        # A lock cannot be pickled; a copy gets a lock of its own. The field views are rebuilt
-        # from the storage they view (pickled apart, they would no longer share its memory).
-        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_storage")}
+        # A lock cannot be pickled; a copy gets a lock of its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
-        self._storage = self._views()
-
-    def _views(self) -> dict[str, Any]:
-        """The per-field views ``(buffer_size, E, ...)`` of the storage (``self._storage``)."""
-        return dict(self._packed.fields)
 
     # --- persistence (protocol: pearll/buffers/persistence.py) -------------------------------
 
@@ -234,42 +224,28 @@ class BaseBuffer(ABC):
         return persistence.load(cls, path, env, mmap, verify, progress, **overrides)
 
     def _config(self) -> dict[str, Any]:
-        """JSON-able keyword arguments with which ``cls(env, **config)`` rebuilds this buffer."""
-        extra_fields = {
-            name: [list(spec.shape), spec.dtype.str] for name, spec in self._extra_specs.items()
-        }
-        return {
-            "buffer_size": self.buffer_size,
-            "device": str(self._device_spec),
-            "autoreset_mode": self.env_info.autoreset_mode.value,
-            "extra_fields": extra_fields,
-            "storage": self._placement.storage,
-        }
+        """JSON-able keyword arguments with which ``cls(env, **config)`` rebuilds this buffer:
+        the settings its constructors recorded that its class's constructor takes."""
+        read_from = self.__dict__.get("_live_settings", {})
+        live = {setting: getattr(self, name) for setting, name in read_from.items()}
+        taken = keywords_taken(type(self))
+        settings = self._settings | live
+        return {k: v for k, v in settings.items() if taken is None or k in taken}
 
     def _state(self) -> dict[str, Any]:
-        """What changes as the buffer is used: arrays and JSON values (see persistence).
-
-        ``storage.packed`` is the packed storage ``(E, rows, row_bytes)`` uint8 (see
-        storage.py); ``storage.layout`` says where each field lives in a row (offset, dtype,
-        shape), so the fields can be read back without pearll.
-        """
-        layout = {
-            name: tree_map(lambda s: {"offset": s.offset, "dtype": s.dtype.str,
-                                      "shape": list(s.shape)}, slot)
-            for name, slot in self._packed.slots.items()
-        }  # fmt: skip
-        storage = {"packed": self._packed.packed, "layout": layout}
-        return {"storage": storage, "rng": self.rng.bit_generator.state}
+        """What changes as the buffer is used: each part's entries (see core/part.py) and the
+        random generator's state, arrays and JSON values (see persistence)."""
+        return {**self._parts.state(), "rng": self.rng.bit_generator.state}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         """Put back what :meth:`_state` returned (on a buffer rebuilt with :meth:`_config`)."""
-        self._storage = self._allocate(state["storage"]["packed"])
-        self.rng = _generator_from_state(state["rng"])
+        self._parts.set_state(state)
+        self.rng = generator_from_state(state["rng"])
 
     @abstractmethod
     def reset(self) -> None:
-        """Empty the buffer: fresh zeroed arrays, as after construction."""
-        self._storage = self._allocate()
+        """Empty the buffer: every part as after construction (zeroed arrays)."""
+        self._parts.reset()
 
     @abstractmethod
     def add_trajectory(
@@ -307,17 +283,3 @@ class BaseBuffer(ABC):
         dtype: str | TrajectoryType = "numpy",
     ) -> Trajectories:
         """Every stored transition, in order."""
-
-
-def _generator_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """A Generator whose bit generator (PCG64 or another numpy one) is in ``state``."""
-    name = state.get("bit_generator") if isinstance(state, dict) else None
-    bit_generator_class = getattr(np.random, str(name), None)
-    known = isinstance(bit_generator_class, type) and issubclass(
-        bit_generator_class, np.random.BitGenerator
-    )
-    if not known:
-        raise CheckpointError(f"state.rng: not a numpy bit generator state: {name!r}")
-    bit_generator = bit_generator_class()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from pearll.buffers.base import BaseBuffer, locked
+from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.replay import ReplayBuffer
 from pearll.buffers.sampling.episodes import EpisodeIndex
 from pearll.buffers.sampling.uniform import draw_flat_rows, draw_rows
 from pearll.buffers.writing.writer import Written
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import (
     GoalSelectionStrategy,
     TrajectoryType,
@@ -70,6 +70,8 @@ class HERBuffer(ReplayBuffer):
         seed, autoreset_mode: as in BaseBuffer.
     """
 
+    relabels_in_sample = True  # sample relabels goals: pooled readers call sample itself
+
     def __init__(
         self,
         env: Any,
@@ -85,11 +87,7 @@ class HERBuffer(ReplayBuffer):
         storage_dir: Any = None,
     ) -> None:
         self.goal_selection_strategy = parse_goal_selection_strategy(goal_selection_strategy)
-        if isinstance(n_sampled_goal, bool) or not isinstance(n_sampled_goal, int | np.integer):
-            raise TypeError(f"n_sampled_goal: expected an int, got {type(n_sampled_goal).__name__}")
-        if n_sampled_goal < 0:
-            raise ValueError(f"n_sampled_goal: expected an int >= 0, got {n_sampled_goal}")
-        self.n_sampled_goal = int(n_sampled_goal)
+        self.n_sampled_goal = check_int(n_sampled_goal, "n_sampled_goal", 0)
         if compute_reward is not None and not callable(compute_reward):
             raise TypeError(f"compute_reward: expected a callable, got {compute_reward!r}")
         info = EnvInfo.of(env, autoreset_mode)
@@ -99,39 +97,25 @@ class HERBuffer(ReplayBuffer):
             env, buffer_size, device, seed=seed, autoreset_mode=autoreset_mode,
             storage=storage, storage_dir=storage_dir,
         )  # fmt: skip
+        # compute_reward is code, not data: load takes it from the env, or as a keyword.
+        self._record_settings_from(
+            goal_selection_strategy="_goal_strategy_name", n_sampled_goal="n_sampled_goal"
+        )
         self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
+        self._parts.add("episodes", self._episodes)
         self._observers.append(self._episodes_written)
+        self._repairs.append(self._rebuild_episodes)
+
+    sized_parts = (*ReplayBuffer.sized_parts, EpisodeIndex)
+
+    @property
+    def _goal_strategy_name(self) -> str:
+        return self.goal_selection_strategy.value
 
     @property
     def relabel_ratio(self) -> float:
         """The fraction of each sampled batch that gets a new goal: k / (k + 1)."""
         return self.n_sampled_goal / (self.n_sampled_goal + 1)
-
-    def _config(self) -> dict[str, Any]:
-        # BaseBuffer's settings but extra_fields: this constructor takes no ReplayBuffer options.
-        # compute_reward is code, not data: load takes it from the env, or as a keyword.
-        base = {k: v for k, v in BaseBuffer._config(self).items() if k != "extra_fields"}
-        her = {"goal_selection_strategy": self.goal_selection_strategy.value}
-        return base | her | {"n_sampled_goal": self.n_sampled_goal}
-
-    def _state(self) -> dict[str, Any]:
-        episodes = {f.name: getattr(self._episodes, f.name) for f in fields(EpisodeIndex)}
-        return {**super()._state(), "episodes": episodes}
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        super()._set_state(state)
-        self._episodes = EpisodeIndex(**state["episodes"])
-
-    def _required_bytes(self) -> int:
-        return super()._required_bytes() + EpisodeIndex.bytes_for(self.buffer_size, self.num_envs)
-
-    @property
-    def nbytes(self) -> int:
-        return super().nbytes + self._episodes.nbytes
-
-    def reset(self) -> None:
-        super().reset()
-        self._episodes = EpisodeIndex.empty(self.buffer_size, self.num_envs)
 
     def _episodes_written(self, written: Written) -> None:
         """The write observer: the episode index follows every write."""
@@ -141,6 +125,11 @@ class HERBuffer(ReplayBuffer):
             self._episodes.record(written.plan)
         else:
             self._episodes.record_step(written.rows, written.envs, written.ended)
+
+    def _rebuild_episodes(self) -> None:
+        """The repair after an add interrupted before the index followed it (writer.py)."""
+        ring = self._ring
+        self._episodes.rebuild(ring.valid, ring.pos, ring.size)
 
     @locked
     def sample(
@@ -155,6 +144,7 @@ class HERBuffer(ReplayBuffer):
         """
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
+        self._writer.recover_if_interrupted()  # the episode index, if an add never reached it
         n_relabelled = int(batch_size * self.n_sampled_goal // (self.n_sampled_goal + 1))
         if flatten_env and self.env_info.is_vector:
             # B in all, uniformly over every stored transition, as one batch (1, B).
@@ -177,7 +167,7 @@ class HERBuffer(ReplayBuffer):
         ``(E', n)`` are ring rows of the sub-envs ``envs`` (broadcast to ``rows``)."""
         n = rows.shape[1]
         goal_rows = self._goal_rows(rows, envs) % self.buffer_size
-        goals = self._storage["observations"]["achieved_goal"][goal_rows, envs]
+        goals = self._store.fields["observations"]["achieved_goal"][goal_rows, envs]
         for key in ("observations", "next_observations"):
             gathered[key]["desired_goal"][:, :n] = goals
         achieved = gathered["next_observations"]["achieved_goal"][:, :n]

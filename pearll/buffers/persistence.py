@@ -1,27 +1,28 @@
 """Saving and loading buffers: ``buffer.save(path)``, ``Buffer.load(path, env=None, mmap=False)``.
 
-One mechanism serves every buffer class; a class takes part through three methods.
+One mechanism serves every buffer class; a buffer takes part through three methods, which
+BaseBuffer implements once from the buffer's parts (:mod:`pearll.buffers.core.part`).
 
 The protocol
 ------------
 - ``_config() -> dict``: JSON-able keyword arguments such that ``cls(env, **config)`` builds an
-  empty buffer configured like this one. BaseBuffer gives ``buffer_size``, ``device``,
-  ``autoreset_mode`` and ``extra_fields``; a subclass adds its own constructor arguments
-  (ReplayBuffer ``n_step``/``gamma``, PrioritizedReplayBuffer ``alpha``/``beta``/...):
-  ``return {**super()._config(), "alpha": self.alpha}``.
+  empty buffer configured like this one: the settings each constructor recorded
+  (``_record_settings(alpha=...)``, or ``_record_settings_from(alpha="alpha")`` for one read
+  from an attribute when saving), those the class's constructor takes.
 - ``_state() -> dict``: everything that changes as the buffer is used, as a tree of dicts with
   str keys whose leaves are numpy arrays (one ``.npy`` file each, written straight from the
   array's memory), numpy scalars (a 0-d ``.npy``, so the dtype survives) or JSON values (kept in
-  the manifest). Keys starting with ``$`` are reserved. BaseBuffer gives ``storage`` (the packed
-  storage array and its layout) and ``rng`` (``rng.bit_generator.state``); RingBuffer adds
-  ``ring`` (every field of its :class:`~pearll.buffers.core.ring.Ring`) and ``frames``;
-  PrioritizedReplayBuffer its sum trees and counters. A subclass adds its own:
-  ``return {**super()._state(), "priorities": self._tree.nodes, "beta": self.beta}``.
-  An array whose length varies (compressed frames) is returned as ``array.view(AnyLength)``.
+  the manifest). Keys starting with ``$`` are reserved. Each part gives its entries
+  (``Part.state()``): the transition store ``storage`` (the packed storage array and its
+  layout) and ``frames``, the ring ``ring`` (every field of its
+  :class:`~pearll.buffers.core.ring.Ring`), PrioritizedReplayBuffer's priorities its sum trees
+  and counters, HERBuffer's episode index ``episodes``; BaseBuffer adds ``rng``
+  (``rng.bit_generator.state``). An array whose length varies (compressed frames) is returned
+  as ``array.view(AnyLength)``.
 - ``_set_state(state)``: put back what ``_state`` returned, into a buffer just built with
-  ``cls(env, **config)``: call ``super()._set_state(state)`` first, then assign your own keys
-  (and rebuild whatever holds references to the replaced arrays). Arrays may be memory-mapped
-  copy-on-write (writable; writes stay in memory).
+  ``cls(env, **config)``: each part's ``set_state`` takes its entries, then the buffer
+  rebuilds whatever holds references to replaced arrays (its writers and reader). Arrays may be
+  memory-mapped copy-on-write (writable; writes stay in memory).
 
 Before ``_set_state``, ``load`` compares the saved state with the fresh buffer's ``_state()``
 (:func:`check_like`: same keys, same array shapes and dtypes, same kinds of JSON values) and
@@ -30,7 +31,7 @@ configuration fixes, the bookkeeping's invariants), so a foreign or hand-edited 
 fails with a clear error instead of making a buffer that fails (or hangs) later, and
 ``_set_state`` need not check anything.
 
-While ``load`` runs the constructor, :func:`rebuilding` is true: BaseBuffer then skips its
+While ``load`` runs the constructor, :func:`rebuilding` is true: the buffer then skips its
 memory check (``load`` checks what it reads itself); the zeroed arrays the constructor
 allocates are replaced before any page of them is touched, so they cost no memory.
 

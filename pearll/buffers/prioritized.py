@@ -8,23 +8,22 @@ are set to zero in the same call that writes the ring, so they can never be draw
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Any
 
 import numpy as np
 
 from pearll.buffers.base import locked
-from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.prioritized_sampling import PrioritizedSampling
 from pearll.buffers.replay import ReplayBuffer
+from pearll.buffers.sampling.priorities import Priorities
 from pearll.buffers.sampling.sum_tree import SumTree
 from pearll.buffers.sampling.window_memory import sequence_priorities
 from pearll.buffers.writing.writer import Written
-from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
+from pearll.common.arguments import check_int
 from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 
 
-class PrioritizedReplayBuffer(ReplayBuffer):
+class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
     """Replay that draws transitions in proportion to ``priority ** alpha``.
 
     Args:
@@ -54,7 +53,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     largest such weight over the whole buffer, so weights share one scale across sub-envs and
     never exceed 1. Draws are stratified: sub-env e's total priority is cut into B equal
     segments and one sample is drawn from each (lower variance; every draw still has
-    probability ``P_e(i)``).
+    probability ``P_e(i)``). The draws (``sample``, sequence anchors, the pooled
+    ``draw_slots`` and ``pool_mass``) are in :mod:`pearll.buffers.prioritized_sampling`.
     """
 
     def __init__(
@@ -76,50 +76,39 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.alpha = _check_non_negative(alpha, "alpha")
         self.eps = _check_non_negative(eps, "eps")
         self._beta_start = _check_non_negative(beta, "beta")
-        if beta_steps is not None and (
-            isinstance(beta_steps, bool) or not isinstance(beta_steps, int | np.integer)
-            or beta_steps < 1
-        ):  # fmt: skip
-            raise ValueError(f"beta_steps: expected an int >= 1 or None, got {beta_steps!r}")
+        if beta_steps is not None:
+            beta_steps = check_int(beta_steps, "beta_steps", 1, "an int >= 1 or None", ValueError)
         self.beta_steps = beta_steps
-        self._samples_drawn = 0
         super().__init__(env, buffer_size, device, **kwargs)
-        self._tree = SumTree(self.num_envs, self.buffer_size)
-        self._max_priority = 1.0
+        names = ("alpha", "eps", "eta", "beta_steps")
+        self._record_settings_from(**dict(zip(names, names, strict=True)), beta="_beta_start")
+        self._priorities = Priorities(self.num_envs, self.buffer_size)
+        self._parts.add("priorities", self._priorities)
         self._observers.append(self._priorities_written)
         self._repairs.append(self._repair_priorities)
 
-    def _config(self) -> dict[str, Any]:
-        settings = {"alpha": self.alpha, "beta": self._beta_start, "eps": self.eps}
-        settings["eta"] = self.eta
-        return {**super()._config(), **settings, "beta_steps": self.beta_steps}
+    sized_parts = (*ReplayBuffer.sized_parts, Priorities)
 
-    def _state(self) -> dict[str, Any]:
-        tree = {"sums": self._tree._sums, "mins": self._tree._mins}
-        progress = {"max_priority": self._max_priority, "samples_drawn": self._samples_drawn}
-        return {**super()._state(), "priorities": tree, **progress}
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        super()._set_state(state)
-        self._tree._sums, self._tree._mins = (
-            state["priorities"]["sums"],
-            state["priorities"]["mins"],
-        )
-        self._max_priority = float(state["max_priority"])
-        self._samples_drawn = int(state["samples_drawn"])
-
-    def _required_bytes(self) -> int:
-        return super()._required_bytes() + SumTree.required_bytes(self.num_envs, self.buffer_size)
+    # The priorities part's state, under the names the sampling code reads.
+    @property
+    def _tree(self) -> SumTree:
+        return self._priorities.tree
 
     @property
-    def nbytes(self) -> int:
-        return super().nbytes + self._tree.nbytes
+    def _max_priority(self) -> float:
+        return self._priorities.max_priority
 
-    def reset(self) -> None:
-        super().reset()
-        self._tree = SumTree(self.num_envs, self.buffer_size)
-        self._max_priority = 1.0
-        self._samples_drawn = 0
+    @_max_priority.setter
+    def _max_priority(self, value: float) -> None:
+        self._priorities.max_priority = value
+
+    @property
+    def _samples_drawn(self) -> int:
+        return self._priorities.samples_drawn
+
+    @_samples_drawn.setter
+    def _samples_drawn(self, value: int) -> None:
+        self._priorities.samples_drawn = value
 
     @property
     def beta(self) -> float:
@@ -148,84 +137,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             np.concatenate([np.zeros(len(written.passed_rows)), new]),
         )
 
-    @locked
-    def sample(
-        self, batch_size: int, flatten_env: bool = False, dtype: str | TrajectoryType = "numpy"
-    ) -> PrioritizedTrajectories:
-        """``batch_size`` transitions per sub-env, drawn in proportion to priority ** alpha.
-
-        Shapes as ``ReplayBuffer.sample``; ``indices`` has the batch axes only and ``weights``
-        a trailing axis of 1 (see :class:`PrioritizedTrajectories`). With ``flatten_env`` on a
-        vector env: B transitions in all, drawn in proportion to priority ** alpha among every
-        stored transition of every sub-env (see :meth:`_sample_flat`). Raises RuntimeError if a
-        sub-env holds no transition or only transitions of priority zero (with
-        ``flatten_env``: if the whole buffer does).
-        """
-        check_batch_size(batch_size)
-        parse_trajectory_type(dtype)
-        if flatten_env and self.env_info.is_vector:
-            self._writer.recover_if_interrupted()
-            return self._sample_flat(batch_size, dtype)
-        rows, weights = self._draw_anchors(batch_size)
-        gathered = self._gather(rows)
-        gathered["indices"] = rows * self.num_envs + np.arange(self.num_envs)[:, None]
-        gathered["weights"] = weights
-        return self._package(gathered, flatten_env, dtype)
-
-    def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(E, B)`` rows drawn by priority (stratified) and their ``(E, B, 1)`` weights;
-        the draws of ``sample`` and the anchors of ``sample_sequences``."""
-        self._writer.recover_if_interrupted()
-        self._ring.require_transitions()
-        totals = self._tree.total()
-        if (totals <= 0).any():
-            raise RuntimeError(
-                f"cannot sample: every priority of sub-envs {np.flatnonzero(totals <= 0).tolist()}"
-                " is zero (eps=0 and zero priorities given); use eps > 0"
-            )
-        strata = (np.arange(batch_size) + self.rng.random((self.num_envs, batch_size))) / batch_size
-        rows = self._tree.find(strata * totals[:, None])
-        weights = self._weights(rows, np.arange(self.num_envs)[:, None], totals)
-        self._samples_drawn += 1
-        return rows, weights
-
-    def _sample_flat(self, batch_size: int, dtype: str | TrajectoryType) -> PrioritizedTrajectories:
-        """``batch_size`` transitions drawn by priority over the whole buffer, as one tree.
-
-        The sub-envs' totals are laid end to end and cut into B equal strata, one draw in
-        each; a draw falls in sub-env e's stretch with probability ``total_e / total`` and is
-        then found in e's tree, so transition i has ``P(i) = p_i / total``. Weights are
-        ``(N * P(i)) ** -beta`` (N every stored transition) over the largest such weight.
-        """
-        if not self._ring.count.any():
-            raise RuntimeError("cannot sample: the buffer holds no transition; add some first")
-        totals = self._tree.total()
-        total = float(totals.sum())
-        if total <= 0:
-            raise RuntimeError(
-                "cannot sample: every priority is zero (eps=0 and zero priorities given); "
-                "use eps > 0"
-            )
-        targets = (np.arange(batch_size) + self.rng.random(batch_size)) / batch_size * total
-        ends = np.cumsum(totals)
-        envs = np.searchsorted(ends, targets, side="right")
-        # Rounding can put a target at the very end: it belongs to the last positive stretch.
-        envs = np.minimum(envs, np.flatnonzero(totals > 0)[-1])
-        local = targets - (ends[envs] - totals[envs])
-        rows = np.empty(batch_size, dtype=np.int64)
-        for env in np.unique(envs):
-            chosen = envs == env
-            rows[chosen] = self._tree.find_in(int(env), local[chosen])
-        gathered = self._gather(rows[:, None], envs)
-        gathered["indices"] = (rows * self.num_envs + envs)[:, None]
-        count = float(self._ring.count.sum())
-        weights = (count * self._tree.get(envs, rows) / total) ** -self.beta
-        smallest = float(self._tree.min().min())
-        max_weight = (count * smallest / total) ** -self.beta
-        gathered["weights"] = (weights / max_weight)[:, None, None].astype(np.float32)
-        self._samples_drawn += 1
-        return self._package(gathered, True, dtype)
-
     def _repair_priorities(self) -> None:
         """After an interrupted add (see writing/writer.py): slots without a transition get
         priority 0 again and transitions left without one get the largest so far."""
@@ -237,14 +148,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         rows, envs = np.nonzero(stale | missing)
         values = np.where(missing[rows, envs], self._max_priority**self.alpha, 0.0)
         self._tree.update(envs, rows, values)
-
-    def _weights(self, rows: np.ndarray, envs: np.ndarray, totals: np.ndarray) -> np.ndarray:
-        """``(E, B, 1)`` float32 ``(N_e * P_e(i)) ** -beta / max weight`` (see the class)."""
-        beta, counts = self.beta, self._ring.count[:, None]
-        weights = (counts * self._tree.get(envs, rows) / totals[:, None]) ** -beta
-        # The largest weight belongs to each sub-env's smallest positive priority.
-        max_weight = ((counts[:, 0] * self._tree.min() / totals) ** -beta).max()
-        return (weights / max_weight)[..., None].astype(np.float32)
 
     @locked
     def update_priorities(self, indices: Any, priorities: Any) -> None:
@@ -281,7 +184,12 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                 f"priorities: expected shape {indices.shape} (that of indices) or "
                 f"{(*indices.shape, 1)}, got {priorities.shape}"
             )
-        indices, priorities = indices.reshape(-1), priorities.reshape(-1).astype(np.float64)
+        indices = indices.reshape(-1).astype(np.int64, copy=False)
+        priorities = priorities.reshape(-1).astype(np.float64, copy=False)
+        valid = self._ring.valid
+        if self._priorities.try_update_slots(indices, priorities, valid, self.alpha, self.eps):
+            return
+        # Something is out of range: find what, and say so (the compiled call changed nothing).
         slots = self.buffer_size * self.num_envs
         outside = (indices < 0) | (indices >= slots)
         if outside.any():
@@ -297,38 +205,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def _set_priorities(
         self, rows: np.ndarray, envs: np.ndarray, priorities: np.ndarray, keep: np.ndarray
     ) -> None:
-        """Store ``(priorities + eps) ** alpha`` at the slots where ``keep``; raises ValueError
-        (changing nothing) if one is too large for the sum tree's total to stay finite."""
-        # Each stored value at most max_float / buffer_size: a sub-env's total stays finite.
-        limit = _FLOAT64_MAX / self.buffer_size
-        shifted = priorities + self.eps
-        if len(shifted) and shifted.max() <= self._safe_priority:
-            scaled = shifted**self.alpha  # far from overflow: no errstate, no second check
-            too_large = None
-        else:
-            with np.errstate(over="ignore"):
-                scaled = shifted**self.alpha
-            too_large = ~(scaled <= limit)
-        if too_large is not None and too_large.any():
-            raise ValueError(
-                f"priorities: {priorities[too_large][:5]} are too large: (priority + eps) ** "
-                f"alpha (alpha={self.alpha}) must stay at most {limit:.3g} (the largest float64 "
-                f"over buffer_size={self.buffer_size}), so that the sum of priorities is finite"
-            )
-        values = priorities[keep] + self.eps
-        if len(values):
-            self._max_priority = max(self._max_priority, float(values.max()))
-        self._tree.update(envs[keep], rows[keep], scaled[keep])
-
-    @functools.cached_property
-    def _safe_priority(self) -> float:
-        """A priority + eps whose ``** alpha`` is surely at most the largest float64 over
-        ``buffer_size`` (with a margin for rounding), so the common case skips the exact
-        overflow check. (alpha and buffer_size never change.)"""
-        if self.alpha <= 0:
-            return np.inf
-        limit = math.log(_FLOAT64_MAX / self.buffer_size)
-        return 0.5 * math.exp(min(limit / self.alpha, 709.0))  # (709: exp's range)
+        """Store ``(priorities + eps) ** alpha`` where ``keep`` (see :meth:`Priorities.set`)."""
+        self._priorities.set(rows, envs, priorities, keep, self.alpha, self.eps)
 
     def _update_sequence_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """``update_priorities`` for sequence windows (see there)."""
@@ -352,9 +230,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if "indices" not in fields:
             return super()._record(fields)
         return PrioritizedTrajectories(**fields)
-
-
-_FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:

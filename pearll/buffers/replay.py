@@ -8,12 +8,14 @@ import numpy as np
 
 from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.pool_sampling import PoolSampling
 from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs, draw_rows
 from pearll.buffers.sequence_sampling import SequenceSampling
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.type_aliases import Trajectories
 
@@ -24,7 +26,7 @@ PAIR_FIELDS = (*READ_FIELDS, "next_observations")
 Replay = TypeVar("Replay", bound="ReplayBuffer")
 
 
-class ReplayBuffer(SequenceSampling, RingBuffer):
+class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
     """Off-policy replay: ``sample`` draws uniformly, with replacement, per sub-env.
 
     Observations and next observations share one array (half the observation memory): the
@@ -70,6 +72,10 @@ class ReplayBuffer(SequenceSampling, RingBuffer):
     ``gamma ** k`` for the k steps spanned; with ``n_step=1`` it is ``gamma`` everywhere.
     Without ``n_step``, ``discounts`` is None. A sample spans fewer steps at an episode end and
     at the newest transition (whose successors are not stored yet).
+
+    Pooled readers (the replay service): ``pool_mass``, ``draw_slots``, ``read_transitions``
+    and ``read_windows`` draw and read by slot over every sub-env at once (see
+    :mod:`pearll.buffers.pool_sampling`).
     """
 
     spare_rows = True
@@ -91,9 +97,7 @@ class ReplayBuffer(SequenceSampling, RingBuffer):
             env, buffer_size, device, frame_stack=frame_stack,
             frame_compression=frame_compression, **kwargs,
         )  # fmt: skip
-
-    def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "n_step": self.n_step, "gamma": self.gamma}
+        self._record_settings_from(n_step="n_step", gamma="gamma")
 
     @classmethod
     def from_minari(
@@ -155,13 +159,13 @@ class ReplayBuffer(SequenceSampling, RingBuffer):
         check_batch_size(batch_size)
         parse_trajectory_type(dtype)
         if flatten_env and self.env_info.is_vector:
-            if self.n_step is None and self._frames is None:
-                pairs = draw_flat_pairs(self.rng, self._ring, self._packed, batch_size)
+            if self.n_step is None and self._store.frames is None:
+                pairs = draw_flat_pairs(self.rng, self._ring, self._store.packed, batch_size)
                 return self._package_pairs(pairs, batch_size, True, dtype)
             rows, envs = draw_flat_rows(self.rng, self._ring, batch_size)
             return self._flat_trajectories(rows, envs, dtype)
-        if self.n_step is None and self._frames is None:
-            pairs = draw_pairs(self.rng, self._ring, self._packed, batch_size)
+        if self.n_step is None and self._store.frames is None:
+            pairs = draw_pairs(self.rng, self._ring, self._store.packed, batch_size)
             return self._package_pairs(pairs, batch_size, flatten_env, dtype)
         rows = draw_rows(self.rng, self._ring, batch_size)
         return self._trajectories(rows, flatten_env, dtype)
@@ -206,7 +210,7 @@ class ReplayBuffer(SequenceSampling, RingBuffer):
         """Trajectories of ``draw_pairs``' records, already in the batch shape asked for."""
         if self.env_info.is_vector and not flatten_env:
             pairs = pairs.reshape(self.num_envs, batch_size)
-        readers = self._packed.pair_readers
+        readers = self._store.packed.pair_readers
         fields = {name: readers[name](pairs) for name in PAIR_FIELDS}
         return self._record(convert(fields, dtype, self._device_spec))
 
@@ -216,7 +220,7 @@ class ReplayBuffer(SequenceSampling, RingBuffer):
         if self.n_step is None:
             return super()._gather(rows, envs, last_rows)
         returns = nstep_returns(
-            self._storage, self._ring.valid, rows, env_column(self.num_envs, envs),
+            self._store.fields, self._ring.valid, rows, env_column(self.num_envs, envs),
             self.n_step, self.gamma,
         )  # fmt: skip
         gathered = super()._gather(rows, envs, returns.last_rows)
@@ -234,8 +238,7 @@ def _check_n_step(n_step: Any, gamma: Any) -> tuple[int | None, float | None]:
             f"n_step and gamma go together: got n_step={n_step!r}, gamma={gamma!r}; give both "
             "for n-step returns or neither"
         )
-    if isinstance(n_step, bool) or not isinstance(n_step, int | np.integer) or n_step < 1:
-        raise ValueError(f"n_step: expected an int >= 1, got {n_step!r}")
+    n_step = check_int(n_step, "n_step", 1, "an int >= 1", ValueError)
     if isinstance(gamma, bool) or not isinstance(gamma, int | float | np.floating | np.integer):
         raise TypeError(f"gamma: expected a float in [0, 1], got {type(gamma).__name__}")
     if not 0.0 <= float(gamma) <= 1.0:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium.vector import AutoresetMode
 
 from pearll.buffers.base import BaseBuffer, locked
-from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.core.checks import check_batch_size, check_episode_ends_allowed
 from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.ring import Ring
 from pearll.buffers.core.steps import StepBatch, steps_from_args
@@ -45,7 +43,8 @@ class RingBuffer(BaseBuffer):
     sampling methods with :func:`~pearll.buffers.base.locked`.
     """
 
-    spare_rows: bool
+    spare_rows: ClassVar[bool]
+    sized_parts = (Ring,)
 
     def __init__(
         self,
@@ -58,73 +57,42 @@ class RingBuffer(BaseBuffer):
         **kwargs: Any,
     ) -> None:
         space = EnvInfo.of(env, kwargs.get("autoreset_mode")).observation_space
-        self._frame_options = FrameOptions.of(
+        options = FrameOptions.of(
             env, frame_stack, frame_compression, space, self.spare_rows, type(self).__name__
         )
-        self._frame_spec, self._frame_codec = self._frame_options.spec, self._frame_options.codec
+        super().__init__(env, buffer_size, device, frame_options=options, **kwargs)
+        self._record_settings(
+            frame_stack=None if options.spec is None else options.spec.to_json(),
+            frame_compression=None if options.codec is None else options.codec.name,
+        )
+        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
+        self._parts.add("ring", self._ring)
         # Parts that keep state about stored rows (PER's priorities, HER's episodes) add
         # themselves here; both write paths tell them of every write.
         self._observers: list[WriteObserver] = []
         # And how each such part mends its state after an add that was interrupted (writer.py).
         self._repairs: list[Callable[[], None]] = []
-        super().__init__(env, buffer_size, device, **kwargs)
-        self._ring = Ring.empty(self.buffer_size, self.num_envs, self.spare_rows)
         self._connect_parts()
 
     @property
     def frame_stack(self) -> FrameStackSpec | None:
         """How observations are frame-stacked (stored one frame per row), or None."""
-        return self._frame_spec
+        return self._frame_options.spec
 
     @property
     def frame_compression(self) -> str | None:
         """The codec compressing stored frames (``"lz4"``, ``"zstd"``), or None."""
-        return None if self._frame_codec is None else self._frame_codec.name
-
-    def _field_specs(self) -> dict[str, Any]:
-        specs = super()._field_specs()
-        if not self.spare_rows:
-            specs["next_observations"] = specs["observations"]
-        return specs
-
-    def _stored_specs(self) -> dict[str, Any]:
-        return self._frame_options.stored_specs(self._specs)
-
-    def _mirror_first_row(self) -> bool:
-        return self.spare_rows and self._frame_spec is None
-
-    def _bulk_bytes(self) -> int:
-        frames = self._frame_options.placed_bytes(*self._frame_store_size())
-        return super()._bulk_bytes() + frames
-
-    def _required_bytes(self) -> int:
-        valid_mask = self.buffer_size * self.num_envs
-        frames = self._frame_options.frame_bytes(*self._frame_store_size())
-        return super()._required_bytes() + valid_mask + frames
-
-    def _frame_store_size(self) -> tuple[Any, int, int]:
-        return self.env_info.observation_space, self.buffer_size, self.num_envs
-
-    def _allocate(self, packed: np.ndarray | None = None) -> dict[str, Any]:
-        self._frames = self._frame_options.make_store(*self._frame_store_size(), self._placement)
-        return super()._allocate(packed)
-
-    def _views(self) -> dict[str, Any]:
-        views = super()._views()
-        if self._frames is not None:
-            views["observations"] = self._frames.view
-        return views
-
-    @property
-    def nbytes(self) -> int:
-        frames = self._frames.nbytes if self._frames is not None else 0
-        return super().nbytes + self._ring.valid.nbytes + frames
+        codec = self._frame_options.codec
+        return None if codec is None else codec.name
 
     @locked
     def reset(self) -> None:
         super().reset()
-        self._ring.clear()
         self._connect_parts()
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self._connect_parts()  # the writers hold the new arrays
 
     def __getstate__(self) -> dict[str, Any]:
         # The writers hold closures and addresses (not picklable); a copy makes its own.
@@ -138,11 +106,12 @@ class RingBuffer(BaseBuffer):
     def _connect_parts(self) -> None:
         """(Re)build the writers and the reader on the current storage, frames and ring: at
         construction, and whenever the storage is allocated anew (reset, load, a copy)."""
-        views, frames, ring = self._storage, self._frames, self._ring
+        store, ring = self._store, self._ring
         self._writer = Writer(
-            self.env_info, self._packed, views, frames, ring, self._observers, self._repairs
-        )
-        self._reader = Reader(self._packed, views, frames, self.spare_rows)
+            self.env_info, store.packed, store.fields, store.frames, ring, self._observers,
+            self._repairs,
+        )  # fmt: skip
+        self._reader = Reader(store.packed, store.fields, store.frames, self.spare_rows)
         self._fast_writer = StepWriter.build(self._writer)
 
     @locked
@@ -155,29 +124,6 @@ class RingBuffer(BaseBuffer):
     def counts(self) -> np.ndarray:
         """``(E,)`` transitions stored per sub-env."""
         return self._ring.count.copy()
-
-    def _config(self) -> dict[str, Any]:
-        spec, codec = self._frame_spec, self._frame_codec
-        return {
-            **super()._config(),
-            "frame_stack": None if spec is None else spec.to_json(),
-            "frame_compression": None if codec is None else codec.name,
-        }
-
-    def _state(self) -> dict[str, Any]:
-        ring = {f.name: getattr(self._ring, f.name) for f in fields(Ring)}
-        state = {**super()._state(), "ring": ring}
-        if self._frames is not None:
-            state["frames"] = self._frames.state()
-        return state
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        super()._set_state(state)
-        self._ring.load(state["ring"])
-        if self._frames is not None:
-            self._frames.set_state(state["frames"])
-            self._storage = self._views()
-        self._connect_parts()  # the writers hold the new arrays
 
     # --- adding -----------------------------------------------------------------------------
 
@@ -253,7 +199,9 @@ class RingBuffer(BaseBuffer):
         if truncateds is None:
             truncateds = np.zeros(np.shape(rewards), dtype=bool)
         if episode_ends is not None:
-            self._check_episode_ends_allowed()
+            check_episode_ends_allowed(
+                self.spare_rows, self.env_info.autoreset_mode, type(self).__name__
+            )
         self._add(
             steps_from_args(
                 self.env_info, self._specs, observations, actions, rewards,
@@ -261,19 +209,6 @@ class RingBuffer(BaseBuffer):
                 extras=extras, episode_ends=episode_ends,
             )
         )  # fmt: skip
-
-    def _check_episode_ends_allowed(self) -> None:
-        if not self.spare_rows:
-            raise ValueError(
-                f"episode_ends: not supported by {type(self).__name__} (its advantages read "
-                "episode ends from the stored terminated/truncated flags); set truncateds instead"
-            )
-        if self.env_info.autoreset_mode is not AutoresetMode.DISABLED:
-            raise ValueError(
-                "episode_ends: only for buffers whose episodes the caller resets (a single env "
-                "or autoreset mode DISABLED), got a vector env in autoreset mode "
-                f"{self.env_info.autoreset_mode.name}, which resets only on terminated/truncated"
-            )
 
     @locked
     def _add(self, steps: StepBatch) -> None:

@@ -14,6 +14,7 @@ from pearll.buffers.reading.advantages import gae
 from pearll.buffers.reading.output import convert
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.writing.writer import Written
+from pearll.common.arguments import check_int
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.tree import tree_map
 from pearll.common.type_aliases import RolloutBatch, Trajectories
@@ -38,28 +39,17 @@ class RolloutBuffer(RingBuffer):
 
     spare_rows = False
 
+    own_fields = dict.fromkeys(ESTIMATES, SCALAR)
+
     def __init__(self, env: Any, buffer_size: int, device: Any = "auto", **kwargs: Any) -> None:
         super().__init__(env, buffer_size, device, **kwargs)
-        self._estimated = False  # compute_advantages ran after the last change
+        self._estimate = EstimateFlag()  # compute_advantages ran after the last change
+        self._parts.add("estimate", self._estimate)
         self._observers.append(self._rollout_written)
-
-    def _field_specs(self) -> dict[str, Any]:
-        return super()._field_specs() | dict.fromkeys(ESTIMATES, SCALAR)
 
     @property
     def next_observations(self):
         return self._public("next_observations")
-
-    def reset(self) -> None:
-        super().reset()
-        self._estimated = False
-
-    def _state(self) -> dict[str, Any]:
-        return {**super()._state(), "estimated": self._estimated}
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        super()._set_state(state)
-        self._estimated = bool(state["estimated"])
 
     @locked
     def clear(self) -> None:
@@ -71,11 +61,11 @@ class RolloutBuffer(RingBuffer):
         dropped. Arrays are not zeroed; their rows simply stop being transitions.
         """
         self._ring.clear(keep_episode_state=True)
-        self._estimated = False
+        self._estimate.current = False
 
     def _rollout_written(self, written: Written) -> None:
         """The write observer: new transitions have no advantages yet."""
-        self._estimated = False
+        self._estimate.current = False
 
     @locked
     def sample(
@@ -150,7 +140,7 @@ class RolloutBuffer(RingBuffer):
             grid[steps, envs] = flat
             return grid
 
-        storage = self._storage
+        storage = self._store.fields
         terminated = storage["dones"][rows, envs, 0] > 0
         ended = terminated | storage["truncateds"][rows, envs, 0]
         advantages, returns = gae(
@@ -169,7 +159,7 @@ class RolloutBuffer(RingBuffer):
         }
         for name, flat in estimates.items():
             storage[name][rows, envs] = flat
-        self._estimated = True
+        self._estimate.current = True
         return storage["advantages"][rows, envs], storage["returns"][rows, envs]
 
     def minibatches(
@@ -190,10 +180,9 @@ class RolloutBuffer(RingBuffer):
         or, with ``dtype="torch"``, tensors on the buffer's device.
         """
         check_batch_size(batch_size)
-        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
-            raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+        check_int(epochs, "epochs", 1, wrong_type=ValueError)
         parse_trajectory_type(dtype)
-        if not self._estimated:
+        if not self._estimate.current:
             raise RuntimeError(
                 "minibatches: call compute_advantages(values, next_values) after the last add"
             )
@@ -213,7 +202,7 @@ class RolloutBuffer(RingBuffer):
     def _rollout_batch(
         self, rows: np.ndarray, envs: np.ndarray, normalize: bool, dtype: str | TrajectoryType
     ) -> RolloutBatch:
-        storage = self._storage
+        storage = self._store.fields
         fields = {
             name: tree_map(lambda a: a[rows, envs], storage[name])
             for name in ("observations", "actions", "extras", *ESTIMATES)
@@ -243,3 +232,21 @@ def _per_transition(name: str, values: Any, n: int) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: expected finite numbers, got nan or inf")
     return array.astype(np.float32)
+
+
+class EstimateFlag:
+    """Whether the stored advantages and returns are those of the stored steps (a part)."""
+
+    nbytes = 0
+
+    def __init__(self) -> None:
+        self.current = False
+
+    def reset(self) -> None:
+        self.current = False
+
+    def state(self) -> dict[str, Any]:
+        return {"estimated": self.current}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.current = bool(state["estimated"])

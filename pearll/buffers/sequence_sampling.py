@@ -16,6 +16,7 @@ import numpy as np
 
 from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
+from pearll.buffers.pool_sampling import stored_slots
 from pearll.buffers.reading.output import convert, shape_env_axis
 from pearll.buffers.reading.sequences import gather_windows
 from pearll.buffers.sampling.sequences import Windows, check_window_args, window_rows
@@ -23,11 +24,52 @@ from pearll.buffers.sampling.uniform import draw_rows
 from pearll.buffers.sampling.window_memory import WindowMemory
 from pearll.buffers.writing.window_extras import write_window_extras
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
+from pearll.common.tree import tree_map
 from pearll.common.type_aliases import SequenceTrajectories
 
 
+class SampledWindows:
+    """A part: the :class:`WindowMemory` of a buffer, made on the first ``sample_sequences``
+    (a buffer that never samples sequences pays nothing on its adds), forgotten by ``reset``
+    and ``load`` (the rows it describes are gone), and not saved (docs/sequences.md)."""
+
+    def __init__(self, capacity: int, num_envs: int, observers: list[Any]) -> None:
+        self._shape, self._observers = (capacity, num_envs), observers
+        self.made: WindowMemory | None = None
+
+    def memory(self) -> WindowMemory:
+        """The memory, made now if it was not yet (it then observes every write)."""
+        if self.made is None:
+            self.made = WindowMemory(*self._shape)
+            self._observers.append(self.made.written)
+        return self.made
+
+    @property
+    def nbytes(self) -> int:
+        if self.made is None:
+            return 0
+        return sum(v.nbytes for v in vars(self.made).values() if isinstance(v, np.ndarray))
+
+    def reset(self) -> None:
+        if self.made is not None:
+            self._observers.remove(self.made.written)
+            self.made = None
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.reset()
+
+
 class SequenceSampling:
-    """``sample_sequences`` and ``update_extras`` for a RingBuffer in the ReplayBuffer layout."""
+    """``sample_sequences`` and ``update_extras`` for a RingBuffer in the ReplayBuffer layout
+    (a mixin before RingBuffer: it adds the part that remembers the windows handed out)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sampled_windows = SampledWindows(self.buffer_size, self.num_envs, self._observers)
+        self._parts.add("windows", self._sampled_windows)
 
     @locked
     def sample_sequences(
@@ -63,32 +105,63 @@ class SequenceSampling:
         parse_trajectory_type(dtype)
         anchors, weights = self._draw_anchors(batch_size)
         windows = self._windows_at(anchors, length, burn_in, boundary)
-        if self._window_memory is None:  # made on first use: other buffers' adds pay nothing
-            self._window_memory = WindowMemory(self.buffer_size, self.num_envs)
-            self._observers.append(self._window_memory.written)
-        self._window_memory.remember(anchors, windows, burn_in, length, boundary == "cross")
+        self._remember(anchors, windows, burn_in, length, boundary)
         return self._package_windows(windows, anchors, burn_in, flatten_env, dtype, weights)
 
-    _window_memory: WindowMemory | None = None
+    @locked
+    def read_windows(
+        self,
+        envs: Any,
+        rows: Any,
+        length: int,
+        *,
+        burn_in: int = 0,
+        boundary: str = "pad",
+        dtype: str | TrajectoryType = "numpy",
+    ) -> SequenceTrajectories:
+        """The windows anchored at the slots ``(envs[i], rows[i])`` (as ``draw_slots`` gave
+        them), exactly as ``sample_sequences`` builds a window at such an anchor.
+
+        Every array has shape ``(k, T, ...)`` (``T = burn_in + length``; ``mask``,
+        ``learn_mask``, ``is_first`` ``(k, T)``), ``indices`` ``(k,)`` int64 the anchors'
+        slots (``row * num_envs + env``); ``weights`` is None (the caller weighs its draws).
+        The windows are remembered as ``sample_sequences``' are, so ``update_priorities`` and
+        ``update_extras`` take their ``indices``. Raises TypeError / ValueError, reading and
+        remembering nothing, for bad window arguments or slots that hold no transition.
+        """
+        check_window_args(length, burn_in, boundary)
+        parse_trajectory_type(dtype)
+        envs, rows = stored_slots(self, envs, rows)
+        windows = self._windows_of_slots(envs, rows, length, burn_in, boundary)
+        anchors = rows[:, None]
+        self._remember(anchors, windows, burn_in, length, boundary, envs)
+        fields = gather_windows(
+            self._reader, windows.rows, windows.is_first, anchors, int(burn_in), self.num_envs,
+            envs,
+        )  # fmt: skip
+        fields = tree_map(lambda array: array[:, 0], fields)
+        return SequenceTrajectories(**convert(fields, dtype, self._device_spec))
+
+    @property
+    def _window_memory(self) -> WindowMemory | None:
+        """The memory of the windows handed out, None before the first ``sample_sequences``."""
+        return self._sampled_windows.made
+
+    def _remember(
+        self,
+        anchors: np.ndarray,
+        windows: Windows,
+        burn_in: int,
+        length: int,
+        boundary: str,
+        envs: np.ndarray | None = None,
+    ) -> None:
+        memory = self._sampled_windows.memory()
+        memory.remember(anchors, windows, burn_in, length, boundary == "cross", envs)
 
     def _draw_anchors(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``(E, B)`` anchor rows drawn uniformly over each sub-env's transitions; no weights."""
         return draw_rows(self.rng, self._ring, batch_size), None
-
-    def _forget_windows(self) -> None:
-        """Drop the memory of sampled windows (the rows it describes are gone)."""
-        if self._window_memory is not None:
-            self._observers.remove(self._window_memory.written)
-            self._window_memory = None
-
-    def reset(self) -> None:
-        with self._lock:
-            self._forget_windows()
-            super().reset()
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self._forget_windows()
-        super()._set_state(state)
 
     @locked
     def update_extras(self, indices: Any, name: str, values: Any) -> None:
@@ -116,9 +189,9 @@ class SequenceSampling:
                              f"the windows sampled at indices), got {values.shape}")  # fmt: skip
         values = values.reshape(len(rows), *expected[len(indices.shape) :])
         write_window_extras(
-            self._storage["extras"][name], memory, rows, envs, values, self._windows_at
+            self._store.fields["extras"][name], memory, rows, envs, values, self._windows_at
         )
-        self._packed.sync_mirror()
+        self._store.packed.sync_mirror()
 
     def _window_slots(self, indices: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rows, envs, indices)`` of sampled windows' anchor slots, checked."""
@@ -136,11 +209,33 @@ class SequenceSampling:
         return rows, envs, indices
 
     def _windows_at(self, anchors: np.ndarray, length: int, burn_in: int, boundary: str) -> Windows:
-        ring, views = self._ring, self._storage
+        ring, views = self._ring, self._store.fields
         return window_rows(
             ring.valid, views["dones"], views["truncateds"], ring.pos, ring.size, anchors,
             int(burn_in), int(length), boundary == "cross",
         )  # fmt: skip
+
+    def _windows_of_slots(
+        self, envs: np.ndarray, rows: np.ndarray, length: int, burn_in: int, boundary: str
+    ) -> Windows:
+        """``(k, 1, T)`` windows anchored at ``rows`` (k,), window i in sub-env ``envs[i]``: each
+        sub-env's anchors walked by the same kernel as ``sample_sequences``' (its columns)."""
+        k, steps = len(rows), int(burn_in) + int(length)
+        out = Windows(
+            np.full((k, 1, steps), -1, dtype=np.int64), np.zeros((k, 1, steps), dtype=bool),
+            np.empty((k, 1), dtype=np.int64), np.empty((k, 1), dtype=np.int64),
+        )  # fmt: skip
+        ring, views = self._ring, self._store.fields
+        for env in np.unique(envs):
+            mine, column = np.flatnonzero(envs == env), slice(env, env + 1)
+            part = window_rows(
+                ring.valid[:, column], views["dones"][:, column], views["truncateds"][:, column],
+                ring.pos[column], ring.size[column], rows[mine][None, :], int(burn_in),
+                int(length), boundary == "cross",
+            )  # fmt: skip
+            for whole, piece in zip(out, part, strict=True):
+                whole[mine, 0] = piece[0]
+        return out
 
     def _package_windows(
         self,

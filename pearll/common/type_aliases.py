@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -124,3 +124,28 @@ class SequenceTrajectories:
     is_first: Any
     indices: Any
     weights: Any = None
+
+
+class PoolSlots(NamedTuple):
+    """Slots drawn from a replay buffer's whole pool (``draw_slots``): every stored transition
+    of every sub-env, as if one buffer of one env held them.
+
+    ``envs``, ``rows`` (k,) int64: each draw's sub-env and row (its slot, the ``indices`` of
+    ``sample``, is ``row * num_envs + env``); ``masses`` (k,) float64: each draw's mass ``p_i``
+    (1 for uniform replay; ``(priority + eps) ** alpha`` for prioritized replay), so that the
+    draw had probability ``p_i / PoolMass.mass``.
+    """
+
+    envs: np.ndarray
+    rows: np.ndarray
+    masses: np.ndarray
+
+
+class PoolMass(NamedTuple):
+    """A replay buffer's pool in figures (``pool_mass``): ``count`` transitions stored,
+    ``mass`` their total mass (``count`` for uniform replay, the sum of stored priorities for
+    prioritized replay) and ``min_mass``, the smallest positive mass (inf if none)."""
+
+    count: int
+    mass: float
+    min_mass: float

@@ -6,6 +6,6 @@ a service does. See ``docs/distributed.md`` and :mod:`pearll.distributed.service
 
 from pearll.distributed.rate_limit import RateLimit, RateLimitTimeout
 from pearll.distributed.service import ReplayService, ShardLoss
-from pearll.distributed.shard import EnvSpaces
+from pearll.distributed.spaces import EnvSpaces
 
 __all__ = ["EnvSpaces", "RateLimit", "RateLimitTimeout", "ReplayService", "ShardLoss"]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pearll.common.type_aliases import Trajectories
+from pearll.common.type_aliases import SequenceTrajectories, Trajectories
 from pearll.distributed.rate_limit import RateLimit, RateLimiter
 from pearll.distributed.sampling import PoolMass, merge, shard_counts
 
@@ -183,15 +183,33 @@ class Front:
         await self.inserted(shard, mass)
 
     async def sample(self, batch_size: int, timeout: float | None) -> Trajectories:
+        request = lambda shard, k, ledger: shard.draw.remote(k, *ledger)  # noqa: E731
+        return await self._sample(batch_size, batch_size, timeout, request)
+
+    async def sample_sequences(
+        self, batch_size: int, length: int, burn_in: int, boundary: str, timeout: float | None
+    ) -> SequenceTrajectories:
+        """``batch_size`` windows; the limiter counts their learned steps, ``B * length``."""
+
+        def request(shard: Any, k: int, ledger: tuple[int, int]) -> Any:
+            return shard.draw_windows.remote(k, length, burn_in, boundary, *ledger)
+
+        return await self._sample(batch_size, batch_size * length, timeout, request, True)
+
+    async def _sample(
+        self, batch_size: int, counted: int, timeout: float | None, request: Any, windows=False
+    ) -> Any:
         await self._ready()
-        await self.limiter.sample(batch_size, self._timeout(timeout))
+        await self.limiter.sample(counted, self._timeout(timeout))
         try:
-            return await self._draw(batch_size)
+            return await self._draw(batch_size, request, windows)
         except BaseException:
-            await self.limiter.refund_sample(batch_size)  # a failed sample is not counted
+            await self.limiter.refund_sample(counted)  # a failed sample is not counted
             raise
 
-    async def _draw(self, batch_size: int) -> Trajectories:
+    async def _draw(self, batch_size: int, request: Any, windows: bool) -> Any:
+        """Split ``batch_size`` by the shards' masses, ``request(shard, k, ledger)`` each part
+        (one round of parallel calls), merge; a dead shard's part is drawn again elsewhere."""
         from ray.exceptions import RayActorError
 
         while True:
@@ -205,7 +223,7 @@ class Front:
             drawn = [s for s in range(self.num_shards) if counts[s]]
             ledger = (self.limiter.samples, self.samples_drawn + 1)
             parts = await asyncio.gather(
-                *(self.shards[s].draw.remote(int(counts[s]), *ledger) for s in drawn),
+                *(request(self.shards[s], int(counts[s]), ledger) for s in drawn),
                 return_exceptions=True,
             )
             results = dict(zip(drawn, parts, strict=True))
@@ -218,7 +236,7 @@ class Front:
                 self._unavailable(shard, error)
         beta = self._next_beta() if self.prioritized else None
         smallest = min((m.min_mass for m in masses), default=np.inf)
-        return merge(results, self.num_shards, self.rng, beta, smallest)
+        return merge(results, self.num_shards, self.rng, beta, smallest, windows)
 
     def _unavailable(self, shard: int, error: BaseException) -> None:
         """Leave ``shard`` out of sampling until it (re)starts: its actor died."""

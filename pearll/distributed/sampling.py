@@ -20,6 +20,12 @@ mixture, so, after the front shuffles the batch, each sample is transition i wit
 would give it. (Shards draw stratified within themselves, as PrioritizedReplayBuffer does
 within a sub-env: lower variance, same marginal probability for each draw.)
 
+Sequence windows (``sample_sequences``) are anchored at draws made exactly so: anchor i with
+probability ``p_i / M``. Each shard builds the windows at its anchors from its own rows, as its
+buffer's ``sample_sequences`` would (a window never crosses shards: a shard is one stream of
+steps), and remembers them, so sequence priority updates routed back to it refer to the steps
+it handed out. A window's weight is its anchor's.
+
 Importance weights are the global ones of that single buffer: with ``P(i) = p_i / M``,
 ``w_i = (N * P(i)) ** -beta / max_j (N * P(j)) ** -beta``. The largest weight belongs to the
 smallest positive mass ``p_min`` over all shards, so ``N`` and ``M`` cancel:
@@ -35,27 +41,27 @@ from typing import Any
 import numpy as np
 
 from pearll.buffers.prioritized import PrioritizedReplayBuffer
-from pearll.buffers.replay import ReplayBuffer
-from pearll.buffers.sampling.uniform import draw_rows_of
 from pearll.common.tree import tree_map
-from pearll.common.type_aliases import DictTrajectories, PrioritizedTrajectories, Trajectories
+from pearll.common.type_aliases import (
+    DictTrajectories,
+    PoolMass,
+    PrioritizedTrajectories,
+    SequenceTrajectories,
+    Trajectories,
+)
+
+__all__ = ["PoolMass", "ShardDraw", "draw", "draw_windows", "merge", "pool_mass", "pooled"]
 
 # The record fields that hold per-sample arrays (``extras`` and ``discounts`` may be None).
 _FIELDS = ("observations", "actions", "rewards", "next_observations", "dones", "extras")
-
-
-@dataclass
-class PoolMass:
-    """What the front needs from a shard to split a batch: see the module docstring."""
-
-    count: int  # N_s, transitions stored
-    mass: float  # M_s, the total the shard draws in proportion to
-    min_mass: float  # the smallest positive transition mass (inf when the shard is empty)
+# The same for windows: ``(k, T, ...)`` arrays, the masks ``(k, T)``.
+_WINDOW_FIELDS = (*_FIELDS, "truncateds", "mask", "learn_mask", "is_first")
 
 
 @dataclass
 class ShardDraw:
-    """``k`` transitions drawn by one shard: fields ``(k, ...)``, local slots and masses."""
+    """``k`` transitions (or windows) drawn by one shard: fields ``(k, ...)``, local slots (the
+    anchors' for windows) and masses."""
 
     fields: dict[str, Any]
     slots: np.ndarray  # (k,) int64 ``row * num_envs + env``, the shard buffer's own indices
@@ -64,12 +70,13 @@ class ShardDraw:
 
 
 def pooled(buffer: Any) -> bool:
-    """Whether :func:`draw` can pool ``buffer``'s sub-envs (its ``sample`` is the stock one).
+    """Whether :func:`draw` can pool ``buffer``'s sub-envs: it draws and reads by slot
+    (``draw_slots``, ``read_transitions``) and its ``sample`` reads what those read.
 
-    Subclasses that change what ``sample`` returns (HER relabels goals there) are drawn with
-    their own ``sample`` instead, which is only the pooled distribution for a single env.
+    A buffer that declares ``relabels_in_sample`` (HER relabels goals there) is drawn with its
+    own ``sample`` instead, which is only the pooled distribution for a single env.
     """
-    return type(buffer).sample in (ReplayBuffer.sample, PrioritizedReplayBuffer.sample)
+    return hasattr(buffer, "draw_slots") and not getattr(buffer, "relabels_in_sample", True)
 
 
 def prioritized(buffer: Any) -> bool:
@@ -77,58 +84,33 @@ def prioritized(buffer: Any) -> bool:
 
 
 def pool_mass(buffer: Any) -> PoolMass:
+    if hasattr(buffer, "pool_mass"):
+        return buffer.pool_mass()
     count = len(buffer)
-    if not prioritized(buffer):
-        return PoolMass(count, float(count), 1.0 if count else np.inf)
-    return PoolMass(count, float(buffer._tree.total().sum()), float(buffer._tree.min().min()))
+    return PoolMass(count, float(count), 1.0 if count else np.inf)
 
 
-def draw(buffer: Any, k: int, rng: np.random.Generator) -> ShardDraw:
-    """``k`` transitions of ``buffer``'s pool, each with probability ``p_i / M_s`` (see module)."""
+def draw(buffer: Any, k: int) -> ShardDraw:
+    """``k`` transitions of ``buffer``'s pool, each with probability ``p_i / M_s`` (see module),
+    drawn by the buffer's own sampler from its own random stream."""
     if not pooled(buffer):
         return _draw_by_sample(buffer, k)
-    if prioritized(buffer):
-        totals = buffer._tree.total()
-        envs, rows = _prioritized_rows(buffer, totals, k, rng)
-        masses = buffer._tree.get(envs, rows)
-        min_mass = float(buffer._tree.min().min())
-    else:
-        envs, rows = _uniform_rows(buffer, k, rng)
-        masses, min_mass = np.ones(k), 1.0
-    gathered = buffer._gather(rows[:, None], envs)
-    fields = tree_map(lambda a: a[:, 0], gathered)
-    return ShardDraw(fields, rows * buffer.num_envs + envs, masses, min_mass)
+    envs, rows, masses = buffer.draw_slots(k)
+    batch = buffer.read_transitions(envs, rows)
+    fields = {name: getattr(batch, name) for name in (*_FIELDS, "discounts")}
+    return ShardDraw(fields, rows * buffer.num_envs + envs, masses, buffer.pool_mass().min_mass)
 
 
-def _prioritized_rows(
-    buffer: Any, totals: np.ndarray, k: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified over the shard's mass: the k strata of ``[0, M_s)`` laid across sub-envs."""
-    if totals.sum() <= 0:
-        raise RuntimeError("cannot sample: every priority in the shard is zero; use eps > 0")
-    targets = (np.arange(k) + rng.random(k)) / k * totals.sum()
-    bounds = np.cumsum(totals)
-    envs = np.minimum(np.searchsorted(bounds, targets, side="right"), len(totals) - 1)
-    # Rounding can put a target in a sub-env of zero mass: move it to the last one with mass.
-    envs = np.where(totals[envs] > 0, envs, np.flatnonzero(totals > 0)[-1])
-    rows = np.empty(k, dtype=np.int64)
-    for env in np.unique(envs):
-        mine = envs == env
-        local = targets[mine] - (bounds[env] - totals[env])
-        rows[mine] = buffer._tree.find_in(int(env), np.clip(local, 0.0, None))
-    return envs, rows
-
-
-def _uniform_rows(buffer: Any, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    counts = buffer.counts
-    if counts.sum() == 0:
-        raise RuntimeError("cannot sample: the shard holds no transition")
-    envs = rng.choice(len(counts), size=k, p=counts / counts.sum())
-    rows = np.empty(k, dtype=np.int64)
-    for env in np.unique(envs):
-        mine = envs == env
-        rows[mine] = draw_rows_of(rng, buffer._ring, int(env), int(mine.sum()))
-    return envs, rows
+def draw_windows(buffer: Any, k: int, length: int, burn_in: int, boundary: str) -> ShardDraw:
+    """``k`` sequence windows anchored at draws of ``buffer``'s pool (as :func:`draw` draws
+    transitions), each built by the buffer from its own rows (``read_windows``: a window
+    never leaves its shard), and remembered there for sequence priority updates."""
+    if not hasattr(buffer, "read_windows"):
+        raise TypeError(f"{type(buffer).__name__} has no sequence windows (read_windows)")
+    envs, rows, masses = buffer.draw_slots(k)
+    batch = buffer.read_windows(envs, rows, length, burn_in=burn_in, boundary=boundary)
+    fields = {name: getattr(batch, name) for name in _WINDOW_FIELDS}
+    return ShardDraw(fields, batch.indices, masses, buffer.pool_mass().min_mass)
 
 
 def _draw_by_sample(buffer: Any, k: int) -> ShardDraw:
@@ -154,12 +136,15 @@ def merge(
     rng: np.random.Generator,
     beta: float | None,
     min_mass: float = np.inf,
-) -> Trajectories:
+    windows: bool = False,
+) -> Trajectories | SequenceTrajectories:
     """One shuffled ``(B, ...)`` batch from the shards' draws.
 
     With ``beta`` (prioritized replay) the record is :class:`PrioritizedTrajectories` with global
     ``indices`` (``slot * num_shards + shard``) and the global weights of the module docstring;
-    ``min_mass`` is the smallest mass the front heard of from shards not in ``draws``.
+    ``min_mass`` is the smallest mass the front heard of from shards not in ``draws``. With
+    ``windows`` (draws of :func:`draw_windows`) it is :class:`SequenceTrajectories`, whose
+    global ``indices`` (the anchors') are there with uniform replay too.
     """
     shards = sorted(draws)
     parts = [draws[s] for s in shards]
@@ -174,19 +159,53 @@ def merge(
         name: None if value is None else tree_map(lambda a: a[order], value)
         for name, value in fields.items()
     }
-    if beta is None:
+    if beta is None and not windows:
         record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
         return record(**fields)
     indices = np.concatenate([p.slots * num_shards + s for s, p in zip(shards, parts, strict=True)])
-    masses = np.concatenate([p.masses for p in parts])
-    min_mass = min(min_mass, *(p.min_mass for p in parts), masses.min())
-    weights = (masses / min_mass) ** -beta
-    return PrioritizedTrajectories(
-        **fields, indices=indices[order], weights=weights[order, None].astype(np.float32)
-    )
+    weights = None
+    if beta is not None:
+        masses = np.concatenate([p.masses for p in parts])
+        min_mass = min(min_mass, *(p.min_mass for p in parts), masses.min())
+        weights = ((masses / min_mass) ** -beta)[order, None].astype(np.float32)
+    record = SequenceTrajectories if windows else PrioritizedTrajectories
+    return record(**fields, indices=indices[order], weights=weights)
 
 
 def split_indices(indices: np.ndarray, num_shards: int) -> dict[int, np.ndarray]:
     """Global indices -> ``{shard: positions}`` (positions into the flat ``indices``)."""
     shards = indices % num_shards
     return {int(s): np.flatnonzero(shards == s) for s in np.unique(shards)}
+
+
+def route_priorities(
+    indices: np.ndarray, priorities: np.ndarray, num_shards: int
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{shard: (slots, values)}`` for ``update_priorities``, checked before anything is sent.
+
+    ``priorities`` is shaped like ``indices`` (or with a trailing axis of 1): finite values
+    >= 0; or, for ``sample_sequences`` batches, like ``indices`` plus ``(length,)``: finite
+    signed TD errors, ``values`` then ``(n, length)`` per shard. Raises ValueError otherwise.
+    """
+    if indices.dtype.kind not in "iu" or (indices < 0).any():
+        raise ValueError("indices: expected the non-negative integers sample returned")
+    sequence = (
+        priorities.ndim == indices.ndim + 1
+        and priorities.shape[:-1] == indices.shape
+        and priorities.shape[-1] > 1
+    )
+    if not sequence and priorities.shape not in (indices.shape, (*indices.shape, 1)):
+        raise ValueError(
+            f"priorities: expected shape {indices.shape} (that of indices), {(*indices.shape, 1)}"
+            f" or {(*indices.shape, 'length')} (TD errors of sequences), got {priorities.shape}"
+        )
+    if priorities.dtype.kind not in "iuf" or not np.isfinite(priorities).all():
+        raise ValueError("priorities: expected finite real numbers")
+    if not sequence and (priorities < 0).any():
+        raise ValueError("priorities: expected values >= 0 (or sequence TD errors)")
+    indices = indices.reshape(-1)
+    values = priorities.reshape(len(indices), -1) if sequence else priorities.reshape(-1)
+    return {
+        shard: (indices[where] // num_shards, values[where])
+        for shard, where in split_indices(indices, num_shards).items()
+    }

@@ -37,24 +37,24 @@ and rebuilds itself from the shards (see :mod:`pearll.distributed.front`).
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 import numpy as np
 
-from pearll.buffers.reading.output import convert
-from pearll.common.tree import tree_map
-from pearll.common.type_aliases import Trajectories
+from pearll.buffers.sampling.sequences import check_window_args
+from pearll.common.arguments import check_int
+from pearll.common.type_aliases import SequenceTrajectories, Trajectories
+from pearll.distributed.calls import as_numpy, converted, get_sample
+from pearll.distributed.calls import ray_module as _ray
+from pearll.distributed.calls import retry_while_restarting as _retry_while_restarting
 from pearll.distributed.checkpoint import CheckpointInfo, supports_checkpoints
 from pearll.distributed.front import Front, ShardLoss, shard_name
 from pearll.distributed.rate_limit import RateLimit
-from pearll.distributed.sampling import split_indices
+from pearll.distributed.sampling import route_priorities
 from pearll.distributed.shard import Shard, ShardInfo
 
 __all__ = ["Front", "ReplayService", "ShardLoss"]
-
-FRONT_RESTART_SECONDS = 60.0  # how long stats/losses/sync wait for a restarting actor
 
 
 class ReplayService:
@@ -172,47 +172,61 @@ class ReplayService:
         self, batch_size: int, timeout: float | None = None, dtype: str = "numpy", device="cpu"
     ) -> Trajectories:
         """``batch_size`` transitions, ``(B, ...)``, drawn across shards as from one buffer."""
-        from ray.exceptions import RayActorError
-
-        try:
-            batch = _ray().get(self.sample_async(batch_size, timeout))
-        except RayActorError as error:
-            if "front" not in str(error) and self.front._actor_id.hex() not in str(error):
-                raise
-            raise RuntimeError(
-                "the replay service's front actor died during this sample; it restarts and "
-                "rebuilds itself from the shards: retry the sample"
-            ) from error
-        return _convert(batch, dtype, device)
+        return converted(get_sample(self.front, self.sample_async(batch_size, timeout)), dtype,
+                         device)  # fmt: skip
 
     def sample_async(self, batch_size: int, timeout: float | None = None) -> Any:
         """The ObjectRef of a numpy :meth:`sample` batch: start the next draw, train, then get."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        _check_batch_size(batch_size)
         return self.front.sample.remote(batch_size, timeout)
 
+    def sample_sequences(
+        self, batch_size: int, length: int, *, burn_in: int = 0, boundary: str = "pad",
+        timeout: float | None = None, dtype: str = "numpy", device: Any = "cpu",
+    ) -> SequenceTrajectories:  # fmt: skip
+        """``batch_size`` windows of ``burn_in + length`` steps, ``(B, T, ...)``, drawn across
+        shards as ``ReplayBuffer.sample_sequences`` draws from one buffer of one env.
+
+        Anchors are drawn over the pool of every shard (uniformly by stored count, or by
+        priority with the global weights of :meth:`sample`); each shard builds the windows at
+        its anchors from its own rows (a window never crosses shards), with the semantics of
+        ``sample_sequences`` (docs/sequences.md). ``indices`` are global anchor slots for
+        :meth:`update_priorities` (TD errors shaped ``(B, length)`` give R2D2 sequence
+        priorities). The rate limiter counts ``B * length`` samples (the learned steps).
+        """
+        pending = self.sample_sequences_async(batch_size, length, burn_in=burn_in,
+                                              boundary=boundary, timeout=timeout)  # fmt: skip
+        return converted(get_sample(self.front, pending), dtype, device)
+
+    def sample_sequences_async(
+        self, batch_size: int, length: int, *, burn_in: int = 0, boundary: str = "pad",
+        timeout: float | None = None,
+    ) -> Any:  # fmt: skip
+        """The ObjectRef of a numpy :meth:`sample_sequences` batch (arguments checked here)."""
+        _check_batch_size(batch_size)
+        check_window_args(length, burn_in, boundary)
+        return self.front.sample_sequences.remote(
+            batch_size, int(length), int(burn_in), boundary, timeout
+        )
+
     def update_priorities(self, indices: Any, priorities: Any) -> None:
-        """Send each shard the priorities of its samples (``indices`` as ``sample`` returned)."""
+        """Send each shard the priorities of its samples (``indices`` as ``sample`` or
+        ``sample_sequences`` returned; for windows ``priorities`` may be their TD errors,
+        ``(B, length)``)."""
         _ray().get(self.update_priorities_async(indices, priorities))
 
     def update_priorities_async(self, indices: Any, priorities: Any) -> list[Any]:
-        """As :meth:`update_priorities`, returning one ObjectRef per shard touched."""
+        """As :meth:`update_priorities`, returning one ObjectRef per shard touched.
+
+        Shapes and values are checked here before anything is sent; what only a shard can
+        check (a TD length other than its windows', indices that are no window's) raises there.
+        """
         if not self.info.prioritized:
             raise TypeError(f"{self.info.buffer_class} has no priorities to update")
-        indices, priorities = _numpy(indices), _numpy(priorities)
-        if priorities.shape not in (indices.shape, (*indices.shape, 1)):
-            raise ValueError(
-                f"priorities: expected shape {indices.shape} (that of indices) or "
-                f"{(*indices.shape, 1)}, got {priorities.shape}"
-            )
-        if indices.dtype.kind not in "iu" or (indices < 0).any():
-            raise ValueError("indices: expected the non-negative integers sample returned")
-        indices, priorities = indices.reshape(-1), priorities.reshape(-1)
+        routed = route_priorities(as_numpy(indices), as_numpy(priorities), self.num_shards)
         return [
-            self.shards[shard].update_priorities.remote(
-                indices[where] // self.num_shards, priorities[where]
-            )
-            for shard, where in split_indices(indices, self.num_shards).items()
+            self.shards[shard].update_priorities.remote(slots, values)
+            for shard, (slots, values) in routed.items()
         ]
 
     # --- operations -------------------------------------------------------------------------
@@ -260,46 +274,6 @@ class ReplayService:
         return self.shards[shard]
 
 
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError as error:
-        raise ImportError(
-            "pearll.distributed needs Ray: pip install 'pearll[ray]' (or pip install ray)"
-        ) from error
-    return ray
-
-
-def _retry_while_restarting(call: Any, seconds: float = FRONT_RESTART_SECONDS) -> Any:
-    """``ray.get(call())``, called again while an actor it needs restarts (calls that only read
-    or report, so repeating them is harmless)."""
-    from ray.exceptions import ActorUnavailableError
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return _ray().get(call())
-        except ActorUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _convert(batch: Trajectories, dtype: str, device: Any) -> Trajectories:
-    if dtype == "numpy":
-        return batch
-    fields = {name: getattr(batch, name) for name in batch.__dataclass_fields__}
-    # Ray hands out read-only arrays; torch wants writable ones (one copy, as from a buffer).
-    converted = {
-        name: value
-        if value is None or name == "indices"
-        else convert(tree_map(np.array, value), dtype, device)
-        for name, value in fields.items()
-    }
-    return type(batch)(**converted)
+def _check_batch_size(batch_size: Any) -> None:
+    # ValueError for a non-int too, as the service has always said.
+    check_int(batch_size, "batch_size", 1, "a positive int", ValueError)

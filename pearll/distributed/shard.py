@@ -23,7 +23,18 @@ import numpy as np
 from pearll.distributed.checkpoint import CheckpointInfo, ShardCheckpoints
 from pearll.distributed.front import ShardLedger
 from pearll.distributed.rate_limit import RateLimitTimeout
-from pearll.distributed.sampling import PoolMass, ShardDraw, draw, pool_mass, pooled, prioritized
+from pearll.distributed.sampling import (
+    PoolMass,
+    ShardDraw,
+    draw,
+    draw_windows,
+    pool_mass,
+    pooled,
+    prioritized,
+)
+from pearll.distributed.spaces import EnvSpaces, resolve_env, steps_in
+
+__all__ = ["EnvSpaces", "Shard", "ShardInfo"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,53 +43,10 @@ REPORT_DELAY = 0.01
 
 
 @dataclass(frozen=True)
-class EnvSpaces:
-    """The spaces a buffer is built from, without an env (picklable, sent to the shard actors).
-
-    ``num_envs`` None is a single env; an int is a vector env of that many sub-envs, whose
-    ``autoreset_mode`` (a gymnasium ``AutoresetMode`` or its name) matters for adds.
-    """
-
-    observation_space: Any
-    action_space: Any
-    num_envs: int | None = None
-    autoreset_mode: Any = None
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return {} if self.autoreset_mode is None else {"autoreset_mode": self.autoreset_mode}
-
-    @classmethod
-    def of(cls, env: Any) -> EnvSpaces:
-        """The spaces of a gymnasium Env or VectorEnv."""
-        num_envs = getattr(env, "num_envs", None)
-        if num_envs is None:
-            return cls(env.observation_space, env.action_space)
-        mode = (getattr(env, "metadata", None) or {}).get("autoreset_mode")
-        return cls(env.single_observation_space, env.single_action_space, num_envs, mode)
-
-
-def resolve_env(env: Any) -> Any:
-    """``env`` itself if it has spaces (EnvSpaces, an Env), else the result of calling it."""
-    if hasattr(env, "observation_space") or not callable(env):
-        return env
-    return env()
-
-
-@dataclass(frozen=True)
 class ShardInfo:
     num_envs: int
     prioritized: bool
     buffer_class: str
-
-
-def steps_in(rewards: Any, vector: bool, batch: bool) -> int:
-    """Steps an add carries: T (batch) times E (vector env), counted before validation."""
-    shape = np.shape(rewards)
-    steps = shape[0] if batch and shape else 1
-    if vector:
-        steps *= shape[1 if batch else 0] if len(shape) > int(batch) else 1
-    return int(steps)
 
 
 class Shard:
@@ -267,7 +235,22 @@ class Shard:
         that a restarted front (or a new service on this checkpoint) can resume them."""
         self.samples = max(self.samples, samples)
         self.samples_drawn = max(self.samples_drawn, samples_drawn)
-        return draw(self.buffer, k, self.buffer.rng)
+        return draw(self.buffer, k)
+
+    def draw_windows(
+        self,
+        k: int,
+        length: int,
+        burn_in: int,
+        boundary: str,
+        samples: int = 0,
+        samples_drawn: int = 0,
+    ) -> ShardDraw:
+        """``k`` sequence windows built from this shard's rows (see ``sampling.draw_windows``);
+        the counters as for :meth:`draw`."""
+        self.samples = max(self.samples, samples)
+        self.samples_drawn = max(self.samples_drawn, samples_drawn)
+        return draw_windows(self.buffer, k, length, burn_in, boundary)
 
     def record_loss(self, loss: Any) -> None:
         self.losses.append(loss)

@@ -95,23 +95,23 @@ def test_no_extra_fields_means_empty_extras_and_no_keywords():
 def test_nbytes_counts_the_extra_fields():
     env = make_env(2)
     plain, extended = ReplayBuffer(env, 10), ReplayBuffer(env, 10, extra_fields=EXTRAS)
-    row_growth = extended._packed.row_bytes - plain._packed.row_bytes
+    row_growth = extended._store.packed.row_bytes - plain._store.packed.row_bytes
     # A packed row holds obs 12 + action 8 + reward 4 + done 4 + truncated 1 bytes, the extras'
     # 4 + 16 + 8, and alignment padding.
-    assert extended._packed.row_bytes >= 12 + 8 + 4 + 4 + 1 + 4 + 16 + 8
+    assert extended._store.packed.row_bytes >= 12 + 8 + 4 + 4 + 1 + 4 + 16 + 8
     # 10 rows and the mirror of row 0, for each of the 2 sub-envs.
     assert extended.nbytes == plain.nbytes + 11 * 2 * row_growth
 
 
 def snapshot(buffer):
-    return copy.deepcopy(buffer._storage), copy.deepcopy(buffer._ring)
+    return copy.deepcopy(buffer._store.fields), copy.deepcopy(buffer._ring)
 
 
 def assert_unchanged(buffer, before):
     storage, ring = before
     for name in storage:
         for key, value in _leaves(storage[name]):
-            np.testing.assert_array_equal(_get(buffer._storage[name], key), value)
+            np.testing.assert_array_equal(_get(buffer._store.fields[name], key), value)
     for attr in ("pos", "size", "valid", "count", "prev_ended"):
         np.testing.assert_array_equal(getattr(buffer._ring, attr), getattr(ring, attr))
 

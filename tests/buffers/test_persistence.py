@@ -169,7 +169,7 @@ def test_box_action_space_and_numpy_files_readable_without_pearll(tmp_path):
     dtype, shape = np.dtype(slot["dtype"]), tuple(slot["shape"])
     end = slot["offset"] + dtype.itemsize * int(np.prod(shape))
     actions = packed[:, :6, slot["offset"] : end].copy().view(dtype).reshape(1, 6, *shape)
-    assert np.array_equal(actions.swapaxes(0, 1), buffer._storage["actions"])
+    assert np.array_equal(actions.swapaxes(0, 1), buffer._store.fields["actions"])
     assert ReplayBuffer.load(tmp_path / "ckpt").env_info.action_space == env.action_space
 
 
@@ -185,7 +185,7 @@ def test_mmap_load_maps_large_arrays_and_never_writes_the_files(tmp_path):
     buffer.save(tmp_path / "ckpt")
     saved = copy.deepcopy(buffer)
     loaded = ReplayBuffer.load(tmp_path / "ckpt", mmap=True)
-    assert isinstance(loaded._packed.packed, np.memmap)
+    assert isinstance(loaded._store.packed.packed, np.memmap)
     assert_same_output(loaded, buffer)
     loaded.add_trajectory(obs, 1, 2.0, obs, True)
     verify_checkpoint(tmp_path / "ckpt")  # the files are as saved
@@ -251,7 +251,7 @@ def test_a_copy_keeps_working_like_the_original(buffer_class, duplicate):
     assert_same_state(duplicate_, original)
     assert_same_output(duplicate_, original)
     # Views are not pickled as arrays of their own: about one copy of the storage.
-    assert len(pickle.dumps(original)) < 2 * original._packed.nbytes + 10_000
+    assert len(pickle.dumps(original)) < 2 * original._store.packed.nbytes + 10_000
 
 
 def continue_both(runner, buffers, steps: int) -> None:

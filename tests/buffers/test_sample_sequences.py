@@ -120,7 +120,7 @@ def test_kernel_equals_its_specification_at_every_anchor(
     num_envs, capacity, steps, burn_in, length, cross
 ):
     buffer, _ = filled(num_envs, MODES[1], capacity, steps, max_len=4)
-    ring, views = buffer._ring, buffer._storage
+    ring, views = buffer._ring, buffer._store.fields
     for e in range(buffer.num_envs):
         rows = ring.ordered_rows(e)
         anchors = np.zeros((buffer.num_envs, len(rows)), dtype=np.int64)
@@ -244,11 +244,11 @@ BAD = [
 def test_bad_input_is_refused_and_draws_nothing(kwargs, error, name):
     buffer, _ = filled(2, MODES[0], 20, 30)
     state = buffer.rng.bit_generator.state
-    packed = buffer._packed.packed.copy()
+    packed = buffer._store.packed.packed.copy()
     with pytest.raises(error, match=name):
         buffer.sample_sequences(**kwargs)
     assert buffer.rng.bit_generator.state == state
-    np.testing.assert_array_equal(buffer._packed.packed, packed)
+    np.testing.assert_array_equal(buffer._store.packed.packed, packed)
 
 
 def test_an_empty_sub_env_is_refused_and_draws_nothing():

@@ -86,7 +86,7 @@ def test_update_extras_skips_steps_overwritten_since():
 def test_update_extras_refuses_bad_input_and_changes_nothing():
     buffer, _, _ = make()
     out = buffer.sample_sequences(4, 3, burn_in=1)
-    before = buffer._packed.packed.copy()
+    before = buffer._store.packed.packed.copy()
     with pytest.raises(KeyError, match="nope"):
         buffer.update_extras(out.indices, "nope", np.zeros((4, 4, 2)))
     with pytest.raises(ValueError, match="shape"):
@@ -94,7 +94,7 @@ def test_update_extras_refuses_bad_input_and_changes_nothing():
     never = np.setdiff1d(np.arange(buffer.buffer_size), out.indices)[:1]
     with pytest.raises(ValueError, match="anchor"):
         buffer.update_extras(never, "h", np.zeros((1, 4, 2)))
-    np.testing.assert_array_equal(buffer._packed.packed, before)
+    np.testing.assert_array_equal(buffer._store.packed.packed, before)
 
 
 @pytest.mark.parametrize("num_envs", [None, 2])

@@ -13,13 +13,11 @@ import pytest
 
 ray = pytest.importorskip("ray", exc_type=ImportError)  # a broken install skips too
 
-from gymnasium.vector import SyncVectorEnv  # noqa: E402
-
 from pearll.buffers import PrioritizedReplayBuffer, ReplayBuffer  # noqa: E402
 from pearll.distributed import EnvSpaces, RateLimit, RateLimitTimeout, ReplayService  # noqa: E402
 from pearll.distributed.checkpoint import supports_checkpoints  # noqa: E402
 from tests.compare import row, same_transition  # noqa: E402
-from tests.distributed.streams import episodes, key, priority_of  # noqa: E402
+from tests.distributed.streams import ShardWriter, episodes, key, priority_of, tagged  # noqa: E402
 from tests.fixtures import MODES, TaggedEnv  # noqa: E402
 from tests.reference import ReferenceBuffer, Runner  # noqa: E402
 
@@ -27,21 +25,6 @@ SINGLE = EnvSpaces.of(TaggedEnv())
 
 
 pytestmark = pytest.mark.usefixtures("local_ray")
-
-
-class ShardWriter:
-    """What tests.reference.Runner feeds, sent to one shard of the service."""
-
-    def __init__(self, service: ReplayService, shard: int) -> None:
-        self.service, self.shard = service, shard
-
-    def add_batch_trajectories(self, *args, **kwargs):
-        self.service.add_batch_trajectories(self.shard, *args, **kwargs)
-
-
-def tagged(first_tag: int, num_envs: int, mode) -> SyncVectorEnv:
-    fns = [(lambda t=first_tag + i: TaggedEnv(tag=t)) for i in range(num_envs)]
-    return SyncVectorEnv(fns, autoreset_mode=mode)
 
 
 @pytest.mark.parametrize("mode", MODES)

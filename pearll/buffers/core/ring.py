@@ -16,7 +16,7 @@ written row is a transition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numba import njit
@@ -86,6 +86,28 @@ class Ring:
     @property
     def num_envs(self) -> int:
         return len(self.pos)
+
+    @staticmethod
+    def bytes_for(capacity: int, num_envs: int) -> int:
+        """What :attr:`nbytes` counts for a ring of this size: its transition mask (the cursors
+        are a few bytes per sub-env, not counted)."""
+        return capacity * num_envs
+
+    # --- the part protocol (core/part.py) ---------------------------------------------------
+
+    @property
+    def nbytes(self) -> int:
+        return self.valid.nbytes
+
+    def reset(self) -> None:
+        self.clear()
+
+    def state(self) -> dict:
+        """``ring``: every field (cursors, fill levels, the transition mask)."""
+        return {"ring": {f.name: getattr(self, f.name) for f in fields(self)}}
+
+    def set_state(self, state: dict) -> None:
+        self.load(state["ring"])
 
     def clear(self, keep_episode_state: bool = False) -> None:
         """Forget every row, in place; ``keep_episode_state`` keeps ``prev_ended`` (whether

@@ -211,3 +211,26 @@ def _extra_spec(name: str, declared: Any) -> FieldSpec:
     if dtype.kind not in "biuf":
         raise ValueError(f"extra_fields[{name!r}]: expected a numeric dtype, got {dtype}")
     return FieldSpec(tuple(int(n) for n in shape), dtype)
+
+
+def buffer_field_specs(
+    info: Any,
+    extra_specs: dict[str, FieldSpec],
+    next_observations: bool,
+    own_fields: dict[str, Any],
+) -> dict[str, Any]:
+    """Name -> FieldSpec tree of every per-step field of a buffer of ``info``'s env (an
+    EnvInfo): the transition's fields, the declared ``extras``, a ``next_observations`` array
+    if ``next_observations`` (next observations apart), and the class's ``own_fields``."""
+    observations = spec_from_space(info.observation_space)
+    specs: dict[str, Any] = {
+        "observations": observations,
+        "actions": spec_from_space(info.action_space),
+        "rewards": SCALAR_FLOAT,
+        "dones": SCALAR_FLOAT,
+        "truncateds": SCALAR_BOOL,
+        "extras": dict(extra_specs),
+    }
+    if next_observations:
+        specs["next_observations"] = observations
+    return specs | own_fields

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pearll.common.arguments import check_int
+
 
 def gae(
     rewards: np.ndarray,
@@ -91,8 +93,7 @@ def n_step_returns(
     step t itself; the bootstrap is 0 if that m-th step terminated. ``n=1`` gives the one-step
     target ``r_t + gamma * (1 - terminated_t) * V(s'_t)``; ``n >= T`` the Monte-Carlo returns.
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
+    check_int(n, "n", 1, wrong_type=ValueError)
     r, bootstrap, cut = _targets(rewards, next_values, terminated, ended, gamma)
     horizon = len(r)
     returns = np.zeros_like(r)

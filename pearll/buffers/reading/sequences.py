@@ -24,11 +24,13 @@ def gather_windows(
     anchors: np.ndarray,
     burn_in: int,
     num_envs: int,
+    envs: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The fields of the windows at ``rows`` (E, B, T) (-1: padding), ``(E, B, T, ...)``
     each, and the masks; ``is_first`` (E, B, T) bool comes with the rows (see
     sampling/sequences.py). ``anchors`` (E, B): each window's anchor row (read in place of
-    padding before zeroing).
+    padding before zeroing). ``envs`` (E,) int64: the sub-env of each leading index
+    (default: sub-env e at index e; pooled windows pass one window per index).
     Returns the stored fields (``truncateds`` among them), ``mask``, ``learn_mask`` (float32,
     (E, B, T)), ``is_first`` (bool, (E, B, T)) and ``indices`` (int64, (E, B): the anchors'
     slots, ``row * num_envs + env``).
@@ -37,9 +39,9 @@ def gather_windows(
     shape = rows.shape
     # Padding reads the window's anchor (a stored row), to be zeroed below.
     safe = np.where(mask, rows, anchors[:, :, None]).reshape(shape[0], -1)
-    envs = env_column(num_envs) if num_envs > 1 else None
-    fields = reader.gather(safe)
-    fields |= reader.packed.gather(safe, envs, ("truncateds",), False)
+    columns = env_column(num_envs, envs) if num_envs > 1 else None
+    fields = reader.gather(safe, envs)
+    fields |= reader.packed.gather(safe, columns, ("truncateds",), False)
     padding = ~mask
 
     def shaped(array: np.ndarray) -> np.ndarray:
@@ -52,7 +54,8 @@ def gather_windows(
     float_mask = mask.astype(np.float32)
     learn_mask = float_mask.copy()
     learn_mask[:, :, :burn_in] = 0.0
-    slots = anchors * num_envs + np.arange(num_envs)[:, None] if num_envs > 1 else anchors
+    env_of = np.arange(num_envs) if envs is None else np.asarray(envs)
+    slots = anchors * num_envs + env_of[:, None] if num_envs > 1 else anchors
     return fields | {
         "mask": float_mask,
         "learn_mask": learn_mask,

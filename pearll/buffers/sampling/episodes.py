@@ -15,7 +15,7 @@ consecutive ids are ever needed at once. Everything is O(1) per step and per sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numba import njit
@@ -43,9 +43,25 @@ class EpisodeIndex:
     def bytes_for(capacity: int, num_envs: int) -> int:
         return 2 * capacity * num_envs * np.dtype(np.int64).itemsize
 
+    # --- the part protocol (core/part.py) ---------------------------------------------------
+
     @property
     def nbytes(self) -> int:
         return self.episode_of.nbytes + self.final_row.nbytes
+
+    def reset(self) -> None:
+        """No episode, no row written: as :meth:`empty`, in place."""
+        for array in (self.written, self.current, self.episode_of, self.final_row):
+            array[...] = 0
+
+    def state(self) -> dict:
+        """``episodes``: every field (counters, episode ids of rows, final rows of episodes)."""
+        return {"episodes": {f.name: getattr(self, f.name) for f in fields(self)}}
+
+    def set_state(self, state: dict) -> None:
+        saved = state["episodes"]
+        for name in ("written", "current", "episode_of", "final_row"):
+            getattr(self, name)[...] = saved[name]
 
     def record(self, plan: WritePlan) -> None:
         """Update for a ``(T, E)`` batch about to be committed with ``plan``.
@@ -78,6 +94,23 @@ class EpisodeIndex:
         self.final_row[ids % self.capacity, envs] = self.written[envs]
         self.current[envs] += 1
         self.written[envs] += 1
+
+    def rebuild(self, valid: np.ndarray, pos: np.ndarray, size: np.ndarray) -> None:
+        """Work the index out again from a ring in the ReplayBuffer layout (its ``valid``
+        ``(capacity, E)``, ``pos`` and ``size`` ``(E,)``): the repair after an add that was
+        interrupted before the index followed it (writer.py).
+
+        A held row that is not a transition ends an episode there (it holds that episode's
+        final observation), including rows an interrupted write invalidated and never
+        committed: no transition then takes its goals from them. Absolute rows restart at
+        ``pos + capacity`` for the pending row and episode ids at 1; only rows and ids relative
+        to each other mean anything, so :meth:`extents` of every stored transition is what it
+        was (tested), but one thing the ring does not know: in a full ring, whether the oldest
+        held row began its episode. The oldest episode's ``first`` is then that row, so its
+        first observation may be among the goals of EPISODE (still of the same episode). One
+        compiled call (an interrupt cannot stop it half way).
+        """
+        _rebuild(valid, pos, size, self.written, self.current, self.episode_of, self.final_row)
 
     def extents(
         self, rows: np.ndarray, envs: np.ndarray | None = None
@@ -118,3 +151,27 @@ def _record_step(written, current, episode_of, final_row, rows, envs, ended):
             final_row[current[e] % capacity, e] = written[e]
             current[e] += 1
             written[e] += 1
+
+
+@njit(cache=True, nogil=True)
+def _rebuild(valid, pos, size, written, current, episode_of, final_row):
+    """EpisodeIndex.rebuild's loop: per sub-env, its held rows oldest first. Episode 0 is a
+    stand-in that ends before the oldest held row, so the first episode held starts there (not
+    at row 0, which :meth:`EpisodeIndex.extents` assumes of episode 0)."""
+    capacity, num_envs = valid.shape
+    for e in range(num_envs):
+        pending = pos[e] + capacity  # any absolute row of the pending row's ring row will do
+        held = min(size[e], capacity - 1)  # rows before the pending one
+        # Before a full ring's oldest held row its episode may have started earlier (the rows
+        # are gone); in a ring not yet full the oldest row is the first episode's start.
+        final_row[0, e] = pending - held - (2 if size[e] == capacity else 1)
+        episode = 1
+        for i in range(held, 0, -1):
+            absolute = pending - i
+            row = absolute % capacity
+            if valid[row, e]:
+                episode_of[row, e] = episode
+            else:  # the final observation of the episode so far (or an invalidated row)
+                final_row[episode % capacity, e] = absolute
+                episode += 1
+        written[e], current[e] = pending, episode

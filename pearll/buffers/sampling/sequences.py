@@ -30,6 +30,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from pearll.common.arguments import check_int
+
 BOUNDARIES = ("pad", "cross")
 
 
@@ -51,10 +53,7 @@ def check_window_args(length: object, burn_in: object, boundary: object) -> None
     """Raise TypeError / ValueError unless ``length`` is an int >= 1, ``burn_in`` an int >= 0
     and ``boundary`` one of :data:`BOUNDARIES`."""
     for name, value, low in (("length", length, 1), ("burn_in", burn_in, 0)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise TypeError(f"{name}: expected an int >= {low}, got {type(value).__name__}")
-        if value < low:
-            raise ValueError(f"{name}: expected an int >= {low}, got {value}")
+        check_int(value, name, low, f"an int >= {low}")
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary: expected one of {BOUNDARIES}, got {boundary!r}")
 

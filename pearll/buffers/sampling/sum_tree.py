@@ -44,6 +44,26 @@ class SumTree:
     def nbytes(self) -> int:
         return self._sums.nbytes + self._mins.nbytes
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """``(levels + 1,)`` int64: where each level starts in a tree's node array."""
+        return self._offsets
+
+    @property
+    def sums(self) -> np.ndarray:
+        """``(num_trees, nodes)`` float64: each node's sum, levels top to bottom (for saving)."""
+        return self._sums
+
+    @property
+    def mins(self) -> np.ndarray:
+        """``(num_trees, nodes)`` float64: each node's smallest positive leaf below it."""
+        return self._mins
+
+    def clear(self) -> None:
+        """Every leaf back to zero, in place."""
+        self._sums[...] = 0.0
+        self._mins[...] = np.inf
+
     @staticmethod
     def required_bytes(num_trees: int, capacity: int) -> int:
         """What ``SumTree(num_trees, capacity)`` allocates: two float64 values per node."""
@@ -67,7 +87,7 @@ class SumTree:
         Arguments are 1-D arrays of one length (int64, int64, float64, values >= 0); the caller
         checks them. Costs ``O(len(leaves) * BRANCHING * log_BRANCHING(capacity))``.
         """
-        _update(
+        update_leaves(
             self._sums, self._mins, self._offsets,
             np.ascontiguousarray(trees, dtype=np.int64),
             np.ascontiguousarray(leaves, dtype=np.int64),
@@ -124,7 +144,8 @@ def _level_sizes(capacity: int) -> list[int]:
 
 
 @njit(cache=True, nogil=True)
-def _update(sums, mins, offsets, trees, leaves, values, k):  # pragma: no cover - compiled
+def update_leaves(sums, mins, offsets, trees, leaves, values, k):  # pragma: no cover - compiled
+    """SumTree.update's loop (also called from other compiled code: priorities.py)."""
     depth = len(offsets) - 2
     stride = k**depth  # >= leaves per tree: key = tree * stride + local orders nodes by tree
     keys = np.empty(len(leaves), dtype=np.int64)
@@ -146,8 +167,44 @@ def _update(sums, mins, offsets, trees, leaves, values, k):  # pragma: no cover 
                 keys[distinct] = parent
                 distinct += 1
         count = distinct
-        for j in range(count):
-            tree, local = keys[j] // stride, keys[j] % stride
+        # Four parents at a time: four independent chains of additions keep the CPU busy while
+        # each sum is still added child by child, in order (so every sum is bit-for-bit the
+        # same as one parent at a time).
+        j = 0
+        while j + 4 <= count:
+            t0, t1, t2, t3 = (
+                keys[j] // stride,
+                keys[j + 1] // stride,
+                keys[j + 2] // stride,
+                keys[j + 3] // stride,
+            )
+            l0, l1, l2, l3 = (
+                keys[j] % stride,
+                keys[j + 1] % stride,
+                keys[j + 2] % stride,
+                keys[j + 3] % stride,
+            )
+            base = offsets[level + 1]
+            f0, f1, f2, f3 = base + l0 * k, base + l1 * k, base + l2 * k, base + l3 * k
+            s0 = s1 = s2 = s3 = 0.0
+            m0 = m1 = m2 = m3 = np.inf
+            for c in range(k):
+                s0 += sums[t0, f0 + c]
+                s1 += sums[t1, f1 + c]
+                s2 += sums[t2, f2 + c]
+                s3 += sums[t3, f3 + c]
+                m0 = min(m0, mins[t0, f0 + c])
+                m1 = min(m1, mins[t1, f1 + c])
+                m2 = min(m2, mins[t2, f2 + c])
+                m3 = min(m3, mins[t3, f3 + c])
+            top = offsets[level]
+            sums[t0, top + l0], mins[t0, top + l0] = s0, m0
+            sums[t1, top + l1], mins[t1, top + l1] = s1, m1
+            sums[t2, top + l2], mins[t2, top + l2] = s2, m2
+            sums[t3, top + l3], mins[t3, top + l3] = s3, m3
+            j += 4
+        for rest in range(j, count):
+            tree, local = keys[rest] // stride, keys[rest] % stride
             first = offsets[level + 1] + local * k
             total, smallest = 0.0, np.inf
             for child in range(first, first + k):

@@ -70,10 +70,18 @@ class WindowMemory:
         self.stamps[written.passed_rows, written.passed_envs] = self.clock
 
     def remember(
-        self, anchors: np.ndarray, windows: Windows, burn_in: int, length: int, cross: bool
+        self,
+        anchors: np.ndarray,
+        windows: Windows,
+        burn_in: int,
+        length: int,
+        cross: bool,
+        envs: np.ndarray | None = None,
     ) -> None:
-        """Record the windows just sampled at ``anchors`` (E, B)."""
-        envs = np.broadcast_to(np.arange(anchors.shape[0])[:, None], anchors.shape)
+        """Record the windows just sampled at ``anchors`` (E, B): window ``[e, b]`` of sub-env
+        ``envs[e]`` (default: sub-env e)."""
+        envs = np.arange(anchors.shape[0]) if envs is None else np.asarray(envs)
+        envs = np.broadcast_to(envs[:, None], anchors.shape)
         new = np.empty(anchors.shape, dtype=WINDOW_RECORD)
         new["sampled_at"], new["burn_in"], new["length"], new["cross"] = (
             self.clock,

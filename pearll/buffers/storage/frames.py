@@ -174,7 +174,7 @@ class FrameStore:
     @staticmethod
     def required_bytes(space: spaces.Box, capacity: int, num_envs: int) -> int:
         frame = int(np.prod(space.shape[1:], dtype=np.int64)) * np.dtype(space.dtype).itemsize
-        return num_envs * capacity * frame
+        return num_envs * capacity * frame + num_envs * np.dtype(np.int64).itemsize  # + steps
 
     @property
     def nbytes(self) -> int:

@@ -12,8 +12,9 @@ either not made its new transitions readable yet, or made all of them readable, 
 other change it can leave is that some of the oldest transitions, the ones it was about to
 overwrite, are gone. Observers (PER's priorities, HER's episode index, a rollout's estimate)
 hear of the write once it is committed; if an interrupt comes before they have, the next add
-(or a prioritized sample) finds the add unfinished and runs the observers' repairs first (PER:
-slots without a transition back to priority 0, transitions left without one given the largest).
+(or a prioritized or HER sample) finds the add unfinished and runs the observers' repairs
+first (PER: slots without a transition back to priority 0, transitions left without one given
+the largest; HER: its episode index worked out again from the ring).
 """
 
 from __future__ import annotations

@@ -242,11 +242,11 @@ def test_exact_casts_are_stored_on_every_path(name, batched):
 def test_inexact_casts_are_refused_on_every_path_and_nothing_is_written(name, batched):
     messages = []
     for buffer in cast_buffers():
-        before = buffer._packed.packed.copy()
+        before = buffer._store.packed.packed.copy()
         with pytest.raises(TypeError, match="expected values castable to") as error:
             add(buffer, REFUSED[name], batched)
         messages.append(str(error.value))
-        np.testing.assert_array_equal(buffer._packed.packed, before)
+        np.testing.assert_array_equal(buffer._store.packed.packed, before)
         assert len(buffer) == 0
     assert messages[0] == messages[1]
 

@@ -18,13 +18,13 @@ OBS = np.zeros(4, dtype=np.float32)
 
 
 def snapshot(buffer):
-    return copy.deepcopy((buffer._storage, buffer._ring, buffer.rng.bit_generator.state))
+    return copy.deepcopy((buffer._store.fields, buffer._ring, buffer.rng.bit_generator.state))
 
 
 def assert_unchanged(buffer, before):
     storage, ring, rng_state = before
     for name, tree in storage.items():
-        tree_map(np.testing.assert_array_equal, buffer._storage[name], tree)
+        tree_map(np.testing.assert_array_equal, buffer._store.fields[name], tree)
     for name in ("pos", "size", "valid", "count", "prev_ended"):
         np.testing.assert_array_equal(getattr(buffer._ring, name), getattr(ring, name))
     assert buffer.rng.bit_generator.state == rng_state

@@ -106,7 +106,7 @@ def test_a_sub_env_without_transitions_raises_before_drawing():
     buffer = ReplayBuffer(make_env(2, MODES[0]), 8, seed=0)
     state = buffer.rng.bit_generator.state
     with pytest.raises(RuntimeError, match=r"no transition for sub-envs \[0, 1\]"):
-        draw_pairs(buffer.rng, buffer._ring, buffer._packed, 4)
+        draw_pairs(buffer.rng, buffer._ring, buffer._store.packed, 4)
     assert buffer.rng.bit_generator.state == state
 
 
@@ -118,9 +118,9 @@ def test_next_observations_wrap_around_through_the_mirror_row():
         obs, next_obs = np.full(3, step, np.float32), np.full(3, step + 1, np.float32)
         buffer.add_trajectory(obs, 0, 1.0, next_obs, False, False)
     assert buffer._ring.pos[0] == 0 and buffer._ring.valid[3, 0]
-    pairs = draw_pairs(buffer.rng, buffer._ring, buffer._packed, 200)
+    pairs = draw_pairs(buffer.rng, buffer._ring, buffer._store.packed, 200)
     observations, next_observations = (
-        buffer._packed.pair_readers[name](pairs)[:, 0] for name in PAIR
+        buffer._store.packed.pair_readers[name](pairs)[:, 0] for name in PAIR
     )
     assert set(observations) == {9, 10, 11}
     np.testing.assert_array_equal(next_observations, observations + 1)

@@ -145,11 +145,11 @@ def test_copies_keep_working():
 def test_frame_lengths_that_do_not_match_the_data_are_refused():
     # A checkpoint whose files pass their checksums but disagree (hand-edited, or foreign).
     _, packed, _ = twins("lz4", 2, steps=10)
-    state = packed._frames.state()
+    state = packed._store.frames.state()
     state["lengths"] = state["lengths"].copy()
     state["lengths"][0, 0] += 1
     with pytest.raises(CheckpointError, match="frame lengths add up to"):
-        packed._frames.set_state(state)
+        packed._store.frames.set_state(state)
 
 
 def test_memory_reserved_and_used_per_atari_transition():
@@ -159,7 +159,7 @@ def test_memory_reserved_and_used_per_atari_transition():
 
     plain = ReplayBuffer(AtariLike(), 1_000, frame_stack=K)
     packed = ReplayBuffer(AtariLike(), 1_000, frame_stack=K, frame_compression="lz4")
-    assert packed._required_bytes() < plain._required_bytes() / 2
+    assert packed._store.required_bytes < plain._store.required_bytes / 2
     empty = packed.nbytes
     stack = np.zeros((K, 84, 84), np.uint8)
     stack[:, 20:40, 30:50] = 200  # a square: compresses well, as Atari frames do

@@ -28,7 +28,7 @@ def test_memmap_buffers_match_the_reference(tmp_path, buffer_class, num_envs, mo
     for chunk in (1, 4, 1, 13, 1, 1, 7):
         runner.add(chunk) if chunk == 1 else runner.add_batch(chunk)
         assert_rows_match(buffer.all(flatten_env=True), flat_expected(reference, num_envs))
-    assert isinstance(buffer._packed.packed, np.memmap)
+    assert isinstance(buffer._store.packed.packed, np.memmap)
 
 
 @pytest.mark.parametrize(

@@ -93,10 +93,11 @@ def _counting(try_add, taken):
 
 
 def assert_same_state(fast, general):
-    np.testing.assert_array_equal(fast._packed.packed, general._packed.packed)
-    if fast._frames is not None:
-        np.testing.assert_array_equal(fast._frames.frames, general._frames.frames)
-        np.testing.assert_array_equal(fast._frames.episode_step, general._frames.episode_step)
+    np.testing.assert_array_equal(fast._store.packed.packed, general._store.packed.packed)
+    fast_frames, general_frames = fast._store.frames, general._store.frames
+    if fast_frames is not None:
+        np.testing.assert_array_equal(fast_frames.frames, general_frames.frames)
+        np.testing.assert_array_equal(fast_frames.episode_step, general_frames.episode_step)
     for name in RING_FIELDS:
         np.testing.assert_array_equal(getattr(fast._ring, name), getattr(general._ring, name))
     if isinstance(fast, PrioritizedReplayBuffer):

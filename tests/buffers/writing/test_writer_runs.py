@@ -68,7 +68,7 @@ def test_batches_of_episodes_match_the_fancy_index_path(
             fancy.add_batch_trajectories(*batch)
         with mock.patch.object(writer, "MIN_RUN_STEPS", min_run):
             sliced.add_batch_trajectories(*batch)
-    np.testing.assert_array_equal(sliced._packed.packed, fancy._packed.packed)
+    np.testing.assert_array_equal(sliced._store.packed.packed, fancy._store.packed.packed)
     for name in ("pos", "size", "valid", "count", "prev_ended"):
         np.testing.assert_array_equal(getattr(sliced._ring, name), getattr(fancy._ring, name))
     if prioritized and kind != "her":
