@@ -68,6 +68,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_her $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_sb3 $(ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_adds $(ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_sequences $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_VENV)

@@ -1,6 +1,7 @@
-"""Sequence sampling: pearll's ``sample_sequences`` against TorchRL's ``SliceSampler``.
+"""Sequence sampling: pearll's ``sample_sequences`` against TorchRL's ``SliceSampler`` (and
+flashbax's trajectory buffer on Atari frame stacks, benchmarks/bench_sequences_atari.py).
 
-    PYTHONPATH=. .venv-bench/bin/python -m benchmarks.bench_sequences [--quick]
+    PYTHONPATH=. .venv-bench/bin/python -m benchmarks.bench_sequences [--quick] [--only PART]
 
 Both buffers hold the same CartPole-sized steps (4 float32 observations, episodes of 10 to 500
 steps, those of 500 truncated, the others terminated) and are timed in turn, round after round
@@ -11,14 +12,17 @@ boundaries cached until the storage is written, so in a training loop, with adds
 samples, each sample after an add pays the default's price again). Its slices are
 ``burn_in + length`` long and end at an episode's end (``strict_length=False``), about what
 ``boundary="pad"`` gives; TorchRL has no burn-in, masks or true final observations at
-truncation. Then pearll's cost as the buffer grows (memory, and memmap for the largest).
-Writes benchmarks/RESULTS_SEQUENCES.md.
+truncation. Then pearll's cost as the buffer grows, 1e5 to 1e7 stored steps (memory, and
+memmap for the largest), all sizes in one interleaved run, in CPU time, plotted to
+benchmarks/sequence_scaling.png. Then 200k stored Atari steps. Writes
+benchmarks/RESULTS_SEQUENCES.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import statistics
 import tempfile
@@ -33,6 +37,7 @@ import numpy as np
 from pearll.buffers import ReplayBuffer
 
 RESULTS = Path(__file__).with_name("RESULTS_SEQUENCES.md")
+PLOT = Path(__file__).with_name("sequence_scaling.png")
 CASES = ((32, 80, 40), (16, 64, 0))  # (batch_size, length, burn_in)
 
 
@@ -106,21 +111,26 @@ def fill_torchrl(steps: int, slice_len: int, batch: int, cached: bool):
     return buffer
 
 
-def timed(op: Callable[[], object], calls: int) -> float:
-    start = time.perf_counter()
+def timed(op: Callable[[], object], calls: int, clock: Callable[[], float]) -> float:
+    start = clock()
     for _ in range(calls):
         op()
-    return (time.perf_counter() - start) / calls
+    return (clock() - start) / calls
 
 
-def interleaved(ops: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict:
-    """Median ms per call of each op, the ops timed in turn round after round."""
+def interleaved(
+    ops: dict[str, Callable[[], object]], rounds: int, calls: int, cpu: bool = False
+) -> dict:
+    """Median ms per call of each op, the ops timed in turn round after round; wall time, or
+    with ``cpu`` this process's CPU time (time spent descheduled on a shared machine not
+    counted; single-threaded ops only)."""
+    clock = time.process_time if cpu else time.perf_counter
     times: dict[str, list[float]] = {name: [] for name in ops}
     for op in ops.values():
-        timed(op, 2)  # warm-up (compilation, caches)
+        timed(op, 2, clock)  # warm-up (compilation, caches)
     for _ in range(rounds):
         for name, op in ops.items():
-            times[name].append(timed(op, calls) * 1e3)
+            times[name].append(timed(op, calls, clock) * 1e3)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -155,23 +165,81 @@ def peers_table(steps: int, rounds: int, calls: int) -> list[str]:
 
 
 def growth_table(sizes: list[int], memmap_sizes: list[int], rounds: int, calls: int) -> list:
+    """pearll's cost at every size, all buffers built first and timed in one interleaved run
+    (so machine load hits every size alike); plotted to PLOT."""
     lines = [
         "### pearll's cost as the buffer grows\n",
+        "All sizes built first, then timed in one interleaved run, in CPU time of the process "
+        "(pearll samples on one thread; time descheduled on the shared machine is not counted);"
+        " memmap pages read once before timing (a buffer that was just written is resident).\n",
         "| stored steps | storage | "
         + " | ".join(f"({b}, {n}, burn_in={k}) ms" for b, n, k in CASES)
         + " |",
         "| --- | --- |" + " --- |" * len(CASES),
     ]
-    for steps, storage in [(s, "memory") for s in sizes] + [(s, "memmap") for s in memmap_sizes]:
-        with tempfile.TemporaryDirectory() as directory:
-            kwargs = {"storage": "memmap", "storage_dir": directory} if storage == "memmap" else {}
+    points = [(s, "memory") for s in sizes] + [(s, "memmap") for s in memmap_sizes]
+    with contextlib.ExitStack() as stack:
+        ops = {}
+        for steps, storage in points:
+            kwargs = {}
+            if storage == "memmap":
+                directory = stack.enter_context(tempfile.TemporaryDirectory())
+                kwargs = {"storage": "memmap", "storage_dir": directory}
             buffer = fill_pearll(steps, **kwargs)
-            medians = interleaved(sampling_ops(buffer), rounds, calls)
-            del buffer
-        cells = " | ".join(f"{v:.3f}" for v in medians.values())
-        lines.append(f"| {steps:,} | {storage} | {cells} |")
-        print(lines[-1], flush=True)
-    return [*lines, ""]
+            touch(buffer)
+            for case, op in sampling_ops(buffer).items():
+                ops[(steps, storage, case)] = op
+        medians = interleaved(ops, rounds, calls, cpu=True)
+    table = {}
+    for steps, storage in points:
+        cells = [medians[(steps, storage, f"{b},{n},{k}")] for b, n, k in CASES]
+        table[(steps, storage)] = cells
+        lines.append(f"| {steps:,} | {storage} | {' | '.join(f'{v:.3f}' for v in cells)} |")
+    largest = [max(v[i] for v in table.values()) for i in range(len(CASES))]
+    smallest = [min(v[i] for v in table.values()) for i in range(len(CASES))]
+    spread = ", ".join(
+        f"({b}, {n}, burn_in={k}) {hi / lo:.2f}x"
+        for (b, n, k), hi, lo in zip(CASES, largest, smallest, strict=True)
+    )
+    lines += ["", f"Slowest / fastest size: {spread}.", ""]
+    print("\n".join(lines[4:]), flush=True)
+    plot(table)
+    return lines
+
+
+def touch(buffer: ReplayBuffer) -> None:
+    """Read every stored field once (a memmap buffer's pages mapped, as after writing it)."""
+    for name in ("observations", "actions", "rewards", "dones", "truncateds"):
+        np.asarray(getattr(buffer, name)).sum()
+
+
+def plot(table: dict[tuple[int, str], list[float]]) -> None:
+    """ms per call against stored steps, one line per case, to PLOT (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for i, (b, n, k) in enumerate(CASES):
+        for storage, style in (("memory", "o-"), ("memmap", "s--")):
+            points = [(s, v[i]) for (s, kind), v in table.items() if kind == storage]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axes.plot(xs, ys, style, color=f"C{i}",
+                          label=f"sample_sequences({b}, {n}, burn_in={k}), {storage}")  # fmt: skip
+    axes.set_xscale("log")
+    axes.set_ylim(bottom=0)
+    axes.set_xlabel("stored steps (CartPole-sized)")
+    axes.set_ylabel("CPU ms per call (median)")
+    axes.set_title("pearll sample_sequences: cost as the buffer grows")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=120)
+    print(f"wrote {PLOT}")
 
 
 def sampling_ops(buffer: ReplayBuffer) -> dict[str, Callable[[], object]]:
@@ -183,7 +251,7 @@ def sampling_ops(buffer: ReplayBuffer) -> dict[str, Callable[[], object]]:
 
 def versions() -> str:
     found = []
-    for name in ("numpy", "numba", "torch", "torchrl", "tensordict"):
+    for name in ("numpy", "numba", "torch", "torchrl", "tensordict", "jax", "flashbax"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found.append(f"{name} {metadata.version(name)}")
     return ", ".join(found)
@@ -191,21 +259,43 @@ def versions() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="1e5 steps only, fewer rounds")
-    parser.add_argument("--memmap", type=int, default=0, help="also time this many on memmap")
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer rounds")
+    parser.add_argument("--memmap", type=int, help="time this many on memmap (default 1e7)")
+    parser.add_argument("--atari", type=int, help="stored Atari steps (default 200k; 0: skip)")
+    parser.add_argument("--only", choices=["cartpole", "growth", "atari"], nargs="*",
+                        help="run only these parts")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results file")
+    parser.add_argument("--atari-peers", nargs="*", default=["torchrl", "flashbax"],
+                        choices=["torchrl", "flashbax"], help="the Atari peers timed")  # fmt: skip
     args = parser.parse_args()
     rounds, calls = (5, 5) if args.quick else (15, 10)
-    sizes = [100_000] if args.quick else [100_000, 1_000_000]
+    sizes = [100_000] if args.quick else [100_000, 1_000_000, 3_000_000]
+    memmap = args.memmap if args.memmap is not None else (0 if args.quick else 10_000_000)
+    atari = args.atari if args.atari is not None else (5_000 if args.quick else 200_000)
+    parts = set(args.only or ["cartpole", "growth", "atari"])
     lines = [
         "# Sequence sampling\n",
         f"`python -m benchmarks.bench_sequences` on {platform.processor() or platform.machine()}"
         f", Python {platform.python_version()}, {versions()}; {rounds} interleaved rounds of "
-        f"{calls} calls each, medians.\n",
+        f"{calls} calls each, medians. Load average at the start: {load()}.\n",
     ]
-    lines += peers_table(sizes[-1], rounds, calls)
-    lines += growth_table(sizes, [args.memmap] if args.memmap else [], rounds, calls)
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    if "cartpole" in parts:
+        lines += peers_table(1_000_000 if not args.quick else 100_000, rounds, calls)
+    if "growth" in parts:
+        lines += growth_table(sizes, [memmap] if memmap else [], rounds, calls)
+    if "atari" in parts and atari:
+        from benchmarks.bench_sequences_atari import atari_tables
+
+        args.out.write_text("\n".join(lines))  # what is done so far, should the rest fail
+        settings = (3, 2) if args.quick else (6, 3)
+        lines += atari_tables(atari, CASES, interleaved, *settings, only=args.atari_peers)
+    lines.append(f"Load average at the end: {load()}.\n")
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+def load() -> str:
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
 if __name__ == "__main__":

@@ -2,11 +2,17 @@
 
 One env, an LSTM Q-network, epsilon-greedy exploration that carries the recurrent state through
 each episode. Learning samples windows of ``burn_in + length`` steps (``boundary="pad"``): the
-network is unrolled from a zero state over the burn-in without gradients (R2D2's burn-in, so
-the learned steps start from a warmed-up state), then over the learned steps, and the loss is
-the double-DQN TD error at each learned step that is real (``learn_mask``). The state is the
-zero state at each episode's first step and stays zero over padding. With a
-PrioritizedReplayBuffer the loss is importance-weighted and the signed TD errors of the
+network is unrolled over the burn-in (R2D2's burn-in: no loss there, so the learned steps
+start from a warmed-up state; gradients do flow back through it), then over the learned steps,
+and the loss is the double-DQN TD error at each learned step that is real (``learn_mask``),
+against R2D2's n-step targets (``n_step`` rewards summed inside the window, fewer at its last
+real steps, no bootstrap after a termination, a bootstrap from the true final observation
+after a truncation). With ``stored_state`` (the default, R2D2's "stored state") the LSTM state
+the actor had before each step is stored with it (the extra field :data:`STATE_FIELD`) and a
+window is unrolled from the state stored at its first real step, so training sees the states
+of long episodes that acting sees (from a zero state, a window of 30 steps knows nothing of an
+episode's step 300); else from the zero state. Acting starts each episode from the zero state.
+With a PrioritizedReplayBuffer the loss is importance-weighted and the signed TD errors of the
 learned steps go back through ``update_priorities`` (sequence priorities).
 
 Its test env: :func:`pearll.envs.cartpole_pomdp.cartpole_no_velocity` (CartPole observed as
@@ -46,7 +52,21 @@ class R2D2Config:
     epsilon_end: float = 0.01
     exploration_steps: int = 15_000  # epsilon decays linearly over this many env steps
     max_grad_norm: float = 10.0
+    n_step: int = 5  # R2D2's n-step targets inside each window (1: one-step double DQN)
     torch_threads: int = 1
+    # Unroll windows from the actor's stored LSTM state (the buffer needs the extra field:
+    # extra_fields=r2d2_extra_fields(config)); False: from the zero state.
+    stored_state: bool = True
+
+
+STATE_FIELD = "recurrent_state"
+
+
+def r2d2_extra_fields(config: R2D2Config | None = None) -> dict[str, tuple]:
+    """The ``extra_fields`` a buffer for :func:`train_r2d2` declares: with ``stored_state``
+    the actor's LSTM state before each step, ``(2 * hidden_size,)`` float32 (h then c)."""
+    config = config or R2D2Config()
+    return {STATE_FIELD: ((2 * config.hidden_size,), np.float32)} if config.stored_state else {}
 
 
 class RecurrentQNetwork(nn.Module):
@@ -85,8 +105,9 @@ def train_r2d2(
 ) -> R2D2Result:
     """Train recurrent double DQN on a single gymnasium ``env`` with Discrete actions.
 
-    ``buffer``: a ReplayBuffer (or PrioritizedReplayBuffer) built for ``env``. ``callback`` is
-    called after each finished episode; returning True stops training.
+    ``buffer``: a ReplayBuffer (or PrioritizedReplayBuffer) built for ``env`` with
+    ``extra_fields=r2d2_extra_fields(config)``. ``callback`` is called after each finished
+    episode; returning True stops training.
     """
     config = config or R2D2Config()
     with torch_threads(config.torch_threads):
@@ -106,11 +127,12 @@ def _train(env, buffer, total_steps, config, seed, callback) -> R2D2Result:
     target.load_state_dict(online.state_dict())
     optimizer = torch.optim.Adam(online.parameters(), lr=config.learning_rate)
     result = R2D2Result(online)
+    stored = bool(config.stored_state)
     state, episode_return = online.zero_state(1), 0.0
     for step in range(1, total_steps + 1):
         with torch.no_grad():
             x = torch.as_tensor(np.asarray(observation, np.float32).reshape(1, 1, -1))
-            q, state = online(x, state)
+            q, next_state = online(x, state)
             q = q[:, 0]
         progress = min(1.0, step / config.exploration_steps)
         epsilon = config.epsilon_start + progress * (config.epsilon_end - config.epsilon_start)
@@ -119,7 +141,19 @@ def _train(env, buffer, total_steps, config, seed, callback) -> R2D2Result:
         else:
             action = int(q.argmax(dim=1).item())
         next_observation, reward, terminated, truncated, _ = env.step(action)
-        buffer.add_trajectory(observation, action, reward, next_observation, terminated, truncated)
+        extras = {STATE_FIELD: torch.cat(state, dim=2).reshape(-1).numpy()} if stored else {}
+        try:
+            buffer.add_trajectory(
+                observation, action, reward, next_observation, terminated, truncated, **extras
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            if stored and step == 1:
+                raise ValueError(
+                    "train_r2d2: config.stored_state needs a buffer built with "
+                    f"extra_fields=r2d2_extra_fields(config) ({error})"
+                ) from error
+            raise
+        state = next_state
         episode_return += float(reward)
         observation = next_observation
         result.env_steps = step
@@ -137,6 +171,34 @@ def _train(env, buffer, total_steps, config, seed, callback) -> R2D2Result:
             if callback is not None and callback(record):
                 break
     return result
+
+
+def n_step_targets(
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    next_values: torch.Tensor,
+    real: torch.Tensor,
+    gamma: float,
+    n: int,
+) -> torch.Tensor:
+    """R2D2's n-step double-DQN targets of windows whose real steps are ``0 .. real - 1``.
+
+    ``rewards``, ``dones`` (B, T) per step; ``next_values`` (B, T): the bootstrap value after
+    step j (the target network's Q of the online network's greedy action at step j + 1);
+    ``real`` (B,). Step j sums the rewards of its next ``m = min(n, real - j)`` steps and
+    bootstraps after the last of them unless that step terminated (only a window's last real
+    step can: a pad window stays in its episode).
+    """
+    size, steps = rewards.shape
+    j = torch.arange(steps)[None, :]
+    m = (real[:, None] - j).clamp(min=1, max=n)
+    padded = torch.cat([rewards, rewards.new_zeros(size, n)], dim=1)
+    returns = rewards.new_zeros(size, steps)
+    for i in range(n):
+        returns = returns + gamma**i * padded[:, i : i + steps] * (i < m)
+    last = (j + m - 1).clamp(max=steps - 1)
+    bootstrap = next_values.gather(1, last) * (1 - dones.gather(1, last))
+    return returns + gamma**m * bootstrap
 
 
 def _gradient_step(online, target, optimizer, buffer, config: R2D2Config) -> None:
@@ -162,13 +224,19 @@ def _gradient_step(online, target, optimizer, buffer, config: R2D2Config) -> Non
     inputs = torch.cat([obs, torch.zeros_like(obs[:, :1])], dim=1)
     inputs[rows, real] = next_obs[rows, real - 1]
     learn = aligned(batch.learn_mask)[..., 0] * (torch.arange(steps)[None, :] < real[:, None])
-    q_online, _ = online(inputs)
+    start = None
+    if config.stored_state:
+        # The actor's state before the window's first real step (aligned index 0).
+        first = aligned(batch.extras[STATE_FIELD].float())[:, 0]
+        hidden = first.shape[1] // 2
+        start = (first[None, :, :hidden].contiguous(), first[None, :, hidden:].contiguous())
+    q_online, _ = online(inputs, start)
     with torch.no_grad():
-        q_target, _ = target(inputs)
+        q_target, _ = target(inputs, start)
         next_actions = q_online[:, 1:].argmax(dim=2, keepdim=True)
         next_values = q_target[:, 1:].gather(2, next_actions).squeeze(2)
         rewards, dones = aligned(batch.rewards)[..., 0], aligned(batch.dones)[..., 0]
-        targets = rewards + config.gamma * (1 - dones) * next_values
+        targets = n_step_targets(rewards, dones, next_values, real, config.gamma, config.n_step)
     actions = aligned(batch.actions.long())
     values = q_online[:, :-1].gather(2, actions).squeeze(2)
     losses = nn.functional.smooth_l1_loss(values, targets, reduction="none") * learn

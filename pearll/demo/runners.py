@@ -139,14 +139,19 @@ def train_r2d2_agent(
 # --- Buffers. -------------------------------------------------------------------------------
 
 
-def make_replay_buffer(env: gym.Env, config: RunConfig) -> BaseBuffer:
-    """``ReplayBuffer`` or ``PrioritizedReplayBuffer`` per ``config.buffer``, n-step if asked."""
-    n_step = {} if config.n_step == 1 else {"n_step": config.n_step, "gamma": N_STEP_GAMMA}
+def make_replay_buffer(
+    env: gym.Env, config: RunConfig, extra_fields: dict | None = None
+) -> BaseBuffer:
+    """``ReplayBuffer`` or ``PrioritizedReplayBuffer`` per ``config.buffer``, n-step if asked,
+    declaring ``extra_fields`` (if given)."""
+    kwargs = {} if config.n_step == 1 else {"n_step": config.n_step, "gamma": N_STEP_GAMMA}
+    if extra_fields:
+        kwargs["extra_fields"] = extra_fields
     if config.buffer == "prioritized":
         from pearll.buffers import PrioritizedReplayBuffer
 
-        return PrioritizedReplayBuffer(env, config.buffer_size, seed=config.seed, **n_step)
-    return ReplayBuffer(env, config.buffer_size, seed=config.seed, **n_step)
+        return PrioritizedReplayBuffer(env, config.buffer_size, seed=config.seed, **kwargs)
+    return ReplayBuffer(env, config.buffer_size, seed=config.seed, **kwargs)
 
 
 def make_her_buffer(env: gym.Env, config: RunConfig) -> BaseBuffer:
@@ -214,9 +219,12 @@ def _run_dqn_on(
 
 
 def run_r2d2(config: RunConfig, reporter: ProgressReporter) -> RunResult:
+    from pearll.agents.r2d2 import r2d2_extra_fields
+
     env = StepProgress(gym.make(config.env_id), reporter)
     try:
-        buffer = make_replay_buffer(env, config)
+        # The actor's LSTM state is stored with each step (R2D2's stored state).
+        buffer = make_replay_buffer(env, config, r2d2_extra_fields())
         env_steps = train_r2d2_agent(env, buffer, config, reporter.episode)
     finally:
         env.close()

@@ -17,6 +17,14 @@ import numpy as np
 
 from pearll.buffers.sampling.sequences import Windows
 
+# A slot's last sampled window: when (write clock), its layout (burn_in, length, boundary) and
+# how many of its burn-in and learned steps were real. 32 bytes, aligned.
+WINDOW_RECORD = np.dtype(
+    [("sampled_at", np.int64), ("burn_in", np.int32), ("length", np.int32),
+     ("burn", np.int32), ("learned", np.int32), ("cross", np.bool_)],
+    align=True,
+)  # fmt: skip
+
 
 class WindowMemory:
     """Each anchor slot's last sampled window, and each slot's last write (see the module)."""
@@ -25,12 +33,36 @@ class WindowMemory:
         shape = (capacity, num_envs)
         self.clock = 0
         self.stamps = np.zeros(shape, dtype=np.int64)  # clock of each slot's last overwrite
-        self.sampled_at = np.full(shape, -1, dtype=np.int64)  # -1: never an anchor
-        self.burn_in = np.zeros(shape, dtype=np.int64)
-        self.length = np.zeros(shape, dtype=np.int64)
-        self.burn = np.zeros(shape, dtype=np.int64)
-        self.learned = np.zeros(shape, dtype=np.int64)
-        self.cross = np.zeros(shape, dtype=bool)
+        # One record per slot, so remembering a window writes one cache line, not one per
+        # field; written through at allocation, so that no sample pays a first-touch page
+        # fault on it (random slots of a large buffer would, call after call).
+        self.records = np.empty(shape, dtype=WINDOW_RECORD)
+        self.records.fill(np.array((-1, 0, 0, 0, 0, False), dtype=WINDOW_RECORD))
+
+    # Field views of the records, each (capacity, E).
+    @property
+    def sampled_at(self) -> np.ndarray:  # clock when last sampled; -1: never an anchor
+        return self.records["sampled_at"]
+
+    @property
+    def burn_in(self) -> np.ndarray:
+        return self.records["burn_in"]
+
+    @property
+    def length(self) -> np.ndarray:
+        return self.records["length"]
+
+    @property
+    def burn(self) -> np.ndarray:
+        return self.records["burn"]
+
+    @property
+    def learned(self) -> np.ndarray:
+        return self.records["learned"]
+
+    @property
+    def cross(self) -> np.ndarray:
+        return self.records["cross"]
 
     def written(self, written: Any) -> None:
         """The write observer: the slots an add passed over are stamped with a new clock."""
@@ -50,10 +82,15 @@ class WindowMemory:
         ``envs[e]`` (default: sub-env e)."""
         envs = np.arange(anchors.shape[0]) if envs is None else np.asarray(envs)
         envs = np.broadcast_to(envs[:, None], anchors.shape)
-        at = (anchors, envs)
-        self.sampled_at[at] = self.clock
-        self.burn_in[at], self.length[at], self.cross[at] = burn_in, length, cross
-        self.burn[at], self.learned[at] = windows.burn, windows.learned
+        new = np.empty(anchors.shape, dtype=WINDOW_RECORD)
+        new["sampled_at"], new["burn_in"], new["length"], new["cross"] = (
+            self.clock,
+            burn_in,
+            length,
+            cross,
+        )
+        new["burn"], new["learned"] = windows.burn, windows.learned
+        self.records[anchors, envs] = new
 
     def known(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
         """Whether each slot was ever an anchor."""
