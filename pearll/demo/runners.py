@@ -18,6 +18,12 @@ from gymnasium import spaces
 from pearll.buffers import BaseBuffer, ReplayBuffer
 from pearll.demo.episodes import Episode
 from pearll.demo.progress import ProgressReporter, StepProgress
+from pearll.demo.spaces import (
+    dqn_space_problem,
+    her_space_problem,
+    ppo_space_problem,
+    r2d2_space_problem,
+)
 
 BIT_FLIPPING_ID = "pearll/BitFlipping-v0"
 if BIT_FLIPPING_ID not in gym.registry:
@@ -32,7 +38,6 @@ if CARTPOLE_NO_VELOCITY_ID not in gym.registry:
         reward_threshold=475.0,
     )
 
-GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 N_STEP_GAMMA = 0.99  # discount of n-step returns in the buffer; must equal the DQN trainer's
 PPO_NUM_ENVS = 4
 
@@ -239,44 +244,6 @@ def run_ppo(config: RunConfig, reporter: ProgressReporter) -> RunResult:
 # --- What each algorithm can handle. --------------------------------------------------------
 
 
-def is_goal_dict(space: spaces.Space) -> bool:
-    """A Gymnasium-Robotics style goal space: a Dict with observation and both goals."""
-    return isinstance(space, spaces.Dict) and all(key in space.spaces for key in GOAL_KEYS)
-
-
-def _discrete_actions(algo: str, action_space: spaces.Space) -> str | None:
-    if isinstance(action_space, spaces.Discrete):
-        return None
-    return f"{algo} needs a Discrete action space; this env's is {action_space}"
-
-
-def dqn_space_problem(observation_space: spaces.Space, action_space: spaces.Space) -> str | None:
-    """Why DQN cannot run on these spaces, or None: Discrete actions, Box or goal-dict obs."""
-    if not (isinstance(observation_space, spaces.Box) or is_goal_dict(observation_space)):
-        return (
-            f"dqn needs a Box observation space or a goal Dict (keys {', '.join(GOAL_KEYS)}); "
-            f"this env's is {observation_space}"
-        )
-    return _discrete_actions("dqn", action_space)
-
-
-def her_space_problem(observation_space: spaces.Space, action_space: spaces.Space) -> str | None:
-    """Why HER (DQN on a HERBuffer) cannot run on these spaces, or None."""
-    if not is_goal_dict(observation_space):
-        return (
-            f"her needs a goal Dict observation space (keys {', '.join(GOAL_KEYS)}); "
-            f"this env's is {observation_space}"
-        )
-    return _discrete_actions("her", action_space)
-
-
-def ppo_space_problem(observation_space: spaces.Space, action_space: spaces.Space) -> str | None:
-    """Why PPO cannot run on these spaces, or None: a 1-D Box observation, Discrete actions."""
-    if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
-        return f"ppo needs a 1-D Box observation space; this env's is {observation_space}"
-    return _discrete_actions("ppo", action_space)
-
-
 @dataclass(frozen=True)
 class Algo:
     """An ``--algo`` choice: its runner, defaults, and what it can train on.
@@ -323,10 +290,7 @@ ALGOS: dict[str, Algo] = {
         default_env=CARTPOLE_NO_VELOCITY_ID,
         default_steps=150_000,
         default_buffer_size=100_000,
-        space_problem=lambda obs, act: (
-            _discrete_actions("r2d2", act)
-            or (None if isinstance(obs, spaces.Box) else f"r2d2 needs a Box observation, got {obs}")
-        ),
+        space_problem=r2d2_space_problem,
         buffers=BUFFERS,
     ),
     "her": Algo(

@@ -10,19 +10,11 @@ import inspect
 import io
 
 import pytest
-from gymnasium import spaces
 
 from pearll.buffers import ReplayBuffer
 from pearll.demo import runners
 from pearll.demo.progress import ProgressReporter
-from pearll.demo.runners import (
-    ALGOS,
-    RunConfig,
-    dqn_space_problem,
-    her_space_problem,
-    make_replay_buffer,
-    ppo_space_problem,
-)
+from pearll.demo.runners import ALGOS, RunConfig, make_replay_buffer
 from tests.demo.support import GOAL_ENV_ID, random_dqn_trainer, scripted_ppo_trainer
 
 
@@ -86,41 +78,6 @@ def test_n_step_replay_buffer():
 
     buffer = make_replay_buffer(gym.make("CartPole-v1"), config(n_step=3))
     assert type(buffer) is ReplayBuffer and buffer.n_step == 3
-
-
-BOX = spaces.Box(-1, 1, (4,))
-IMAGE = spaces.Box(0, 255, (8, 8, 3))
-GOAL = spaces.Dict({key: spaces.MultiBinary(4) for key in runners.GOAL_KEYS})
-OTHER_DICT = spaces.Dict({"position": BOX})
-DISCRETE = spaces.Discrete(3)
-
-
-@pytest.mark.parametrize(
-    ("check", "observation_space", "action_space", "problem"),
-    [
-        (dqn_space_problem, BOX, DISCRETE, None),
-        (dqn_space_problem, IMAGE, DISCRETE, None),
-        (dqn_space_problem, GOAL, DISCRETE, None),
-        (dqn_space_problem, BOX, BOX, "dqn needs a Discrete action space"),
-        (dqn_space_problem, OTHER_DICT, DISCRETE, "dqn needs a Box observation space"),
-        (dqn_space_problem, DISCRETE, DISCRETE, "dqn needs a Box observation space"),
-        (her_space_problem, GOAL, DISCRETE, None),
-        (her_space_problem, BOX, DISCRETE, "her needs a goal Dict"),
-        (her_space_problem, OTHER_DICT, DISCRETE, "her needs a goal Dict"),
-        (her_space_problem, GOAL, BOX, "her needs a Discrete action space"),
-        (ppo_space_problem, BOX, DISCRETE, None),
-        (ppo_space_problem, IMAGE, DISCRETE, "ppo needs a 1-D Box"),
-        (ppo_space_problem, GOAL, DISCRETE, "ppo needs a 1-D Box"),
-        (ppo_space_problem, BOX, spaces.MultiDiscrete([2, 2]), "ppo needs a Discrete action"),
-    ],
-)
-def test_space_checks(check, observation_space, action_space, problem):
-    found = check(observation_space, action_space)
-    if problem is None:
-        assert found is None
-    else:
-        assert problem in found
-        assert str(action_space if "action" in problem else observation_space) in found
 
 
 @pytest.mark.parametrize("name", list(ALGOS))
