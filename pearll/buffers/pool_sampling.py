@@ -16,7 +16,7 @@ import numpy as np
 
 from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
-from pearll.buffers.reading.output import convert
+from pearll.buffers.reading.output import convert, record_of
 from pearll.buffers.sampling.uniform import draw_flat_rows
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.tree import tree_map
@@ -68,7 +68,7 @@ class PoolSampling:
         envs, rows = stored_slots(self, envs, rows)
         gathered = self._gather(rows[:, None], envs)
         fields = tree_map(lambda array: array[:, 0], gathered)
-        return self._record(convert(fields, dtype, self._device_spec))
+        return record_of(convert(fields, dtype, self._device_spec))
 
 
 def stored_slots(buffer: Any, envs: Any, rows: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,6 @@ from pearll.buffers.sampling.sum_tree import SumTree
 from pearll.buffers.sampling.window_memory import sequence_priorities
 from pearll.buffers.writing.writer import Written
 from pearll.common.arguments import check_int
-from pearll.common.type_aliases import PrioritizedTrajectories, Trajectories
 
 
 class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
@@ -224,12 +223,6 @@ class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
         priorities = sequence_priorities(td_errors, memory.learned[rows, envs], self.eta)
         keep = memory.intact(rows, envs, memory.sampled_at[rows, envs])
         self._set_priorities(rows, envs, priorities, keep)
-
-    def _record(self, fields: dict[str, Any]) -> Trajectories:
-        # last() and all() read in order, not by priority: plain records, without weights.
-        if "indices" not in fields:
-            return super()._record(fields)
-        return PrioritizedTrajectories(**fields)
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:

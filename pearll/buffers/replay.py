@@ -11,7 +11,7 @@ from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.pool_sampling import PoolSampling
 from pearll.buffers.reading.gather import READ_FIELDS, env_column
 from pearll.buffers.reading.nstep import nstep_returns
-from pearll.buffers.reading.output import convert
+from pearll.buffers.reading.output import convert, record_of
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs, draw_rows
 from pearll.buffers.sequence_sampling import SequenceSampling
@@ -212,7 +212,7 @@ class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
             pairs = pairs.reshape(self.num_envs, batch_size)
         readers = self._store.packed.pair_readers
         fields = {name: readers[name](pairs) for name in PAIR_FIELDS}
-        return self._record(convert(fields, dtype, self._device_spec))
+        return record_of(convert(fields, dtype, self._device_spec))
 
     def _gather(
         self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None

@@ -18,13 +18,13 @@ from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.ring import Ring
 from pearll.buffers.core.steps import StepBatch, steps_from_args
 from pearll.buffers.reading.gather import Reader, concatenate_batches
-from pearll.buffers.reading.output import convert, shape_env_axis
+from pearll.buffers.reading.output import convert, record_of, shape_env_axis
 from pearll.buffers.storage.frame_options import FrameOptions
 from pearll.buffers.storage.frames import FrameStackSpec
 from pearll.buffers.writing.step_writer import StepWriter
 from pearll.buffers.writing.writer import WriteObserver, Writer
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
-from pearll.common.type_aliases import DictTrajectories, Observation, Trajectories
+from pearll.common.type_aliases import Observation, Trajectories
 
 
 class RingBuffer(BaseBuffer):
@@ -269,9 +269,4 @@ class RingBuffer(BaseBuffer):
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType
     ) -> Trajectories:
         shaped = shape_env_axis(gathered, self.env_info.is_vector, flatten_env)
-        return self._record(convert(shaped, dtype, self._device_spec))
-
-    def _record(self, fields: dict[str, Any]) -> Trajectories:
-        """The record type of this buffer's output, filled with ``fields``."""
-        record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
-        return record(**fields)
+        return record_of(convert(shaped, dtype, self._device_spec))

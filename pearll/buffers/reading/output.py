@@ -14,6 +14,7 @@ import numpy as np
 
 from pearll.common.enumerations import TrajectoryType, parse_trajectory_type
 from pearll.common.tree import tree_map
+from pearll.common.type_aliases import DictTrajectories, PrioritizedTrajectories, Trajectories
 
 
 def import_torch() -> Any:
@@ -76,3 +77,13 @@ def _first(array: np.ndarray) -> np.ndarray:
 
 def _merge_env_axis(array: np.ndarray) -> np.ndarray:
     return array.reshape((-1, *array.shape[2:]))
+
+
+def record_of(fields: dict[str, Any]) -> Trajectories:
+    """The record a read returns, chosen by its fields: PrioritizedTrajectories when they carry
+    importance ``weights`` (a prioritized draw; ``last``/``all`` read in order, without), else
+    DictTrajectories for Dict observations, else Trajectories."""
+    if "weights" in fields:
+        return PrioritizedTrajectories(**fields)
+    record = DictTrajectories if isinstance(fields["observations"], dict) else Trajectories
+    return record(**fields)
