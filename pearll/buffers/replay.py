@@ -9,8 +9,7 @@ import numpy as np
 from pearll.buffers.base import locked
 from pearll.buffers.core.checks import check_batch_size
 from pearll.buffers.pool_sampling import PoolSampling
-from pearll.buffers.reading.gather import READ_FIELDS, env_column
-from pearll.buffers.reading.nstep import nstep_returns
+from pearll.buffers.reading.gather import READ_FIELDS
 from pearll.buffers.reading.output import convert, record_of
 from pearll.buffers.ring_buffer import RingBuffer
 from pearll.buffers.sampling.uniform import draw_flat_pairs, draw_flat_rows, draw_pairs, draw_rows
@@ -213,20 +212,6 @@ class ReplayBuffer(SequenceSampling, PoolSampling, RingBuffer):
         readers = self._store.packed.pair_readers
         fields = {name: readers[name](pairs) for name in PAIR_FIELDS}
         return record_of(convert(fields, dtype, self._device_spec))
-
-    def _gather(
-        self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
-    ) -> dict[str, Any]:
-        if self.n_step is None:
-            return super()._gather(rows, envs, last_rows)
-        returns = nstep_returns(
-            self._store.fields, self._ring.valid, rows, env_column(self.num_envs, envs),
-            self.n_step, self.gamma,
-        )  # fmt: skip
-        gathered = super()._gather(rows, envs, returns.last_rows)
-        gathered["rewards"] = returns.rewards
-        gathered["discounts"] = returns.discounts
-        return gathered
 
 
 def _check_n_step(n_step: Any, gamma: Any) -> tuple[int | None, float | None]:

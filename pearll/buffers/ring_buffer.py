@@ -18,6 +18,7 @@ from pearll.buffers.core.env_info import EnvInfo
 from pearll.buffers.core.ring import Ring
 from pearll.buffers.core.steps import StepBatch, steps_from_args
 from pearll.buffers.reading.gather import Reader, concatenate_batches
+from pearll.buffers.reading.nstep import NStepReader
 from pearll.buffers.reading.output import convert, record_of, shape_env_axis
 from pearll.buffers.storage.frame_options import FrameOptions
 from pearll.buffers.storage.frames import FrameStackSpec
@@ -45,6 +46,9 @@ class RingBuffer(BaseBuffer):
 
     spare_rows: ClassVar[bool]
     sized_parts = (Ring,)
+    # n-step returns at read time (ReplayBuffer's constructor takes them; None: one step).
+    n_step: int | None = None
+    gamma: float | None = None
 
     def __init__(
         self,
@@ -96,7 +100,7 @@ class RingBuffer(BaseBuffer):
 
     def __getstate__(self) -> dict[str, Any]:
         # The writers hold closures and addresses (not picklable); a copy makes its own.
-        parts = ("_writer", "_fast_writer", "_reader")
+        parts = ("_writer", "_fast_writer", "_reader", "_transition_reader")
         return {k: v for k, v in super().__getstate__().items() if k not in parts}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -112,6 +116,13 @@ class RingBuffer(BaseBuffer):
             self._repairs,
         )  # fmt: skip
         self._reader = Reader(store.packed, store.fields, store.frames, self.spare_rows)
+        # What sample, last and all read: n-step samples if the buffer was built for them
+        # (sequences read single steps through self._reader).
+        self._transition_reader = (
+            self._reader
+            if self.n_step is None
+            else NStepReader(self._reader, ring.valid, self.n_step, self.gamma)
+        )
         self._fast_writer = StepWriter.build(self._writer)
 
     @locked
@@ -262,8 +273,9 @@ class RingBuffer(BaseBuffer):
     def _gather(
         self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
     ) -> dict[str, Any]:
-        """The fields of the transitions at ``rows`` (see :meth:`Reader.gather`)."""
-        return self._reader.gather(rows, envs, last_rows)
+        """The fields of the transitions at ``rows`` (see :meth:`Reader.gather`; n-step
+        samples with ``n_step``, see :class:`NStepReader`)."""
+        return self._transition_reader.gather(rows, envs, last_rows)
 
     def _package(
         self, gathered: dict[str, Any], flatten_env: bool, dtype: str | TrajectoryType

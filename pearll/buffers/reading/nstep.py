@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from pearll.buffers.reading.gather import Reader, env_column
+
 
 @dataclass
 class NStepReturns:
@@ -63,3 +65,29 @@ def nstep_returns(
         discounts=(np.float64(gamma) ** length)[..., None].astype(np.float32),
         last_rows=(rows + length - 1) % capacity,
     )
+
+
+class NStepReader:
+    """A :class:`Reader` whose transitions span up to ``n_step`` steps of their episode: the
+    same ``gather``, with ``rewards`` the discounted sums, ``next_observations`` and ``dones``
+    read at each sample's last step, and ``discounts`` ``(E, B, 1)`` float32 ``gamma ** k``.
+
+    ``valid``: the ring's ``(capacity, E)`` transition mask (updated in place by the ring)."""
+
+    def __init__(self, reader: Reader, valid: np.ndarray, n_step: int, gamma: float) -> None:
+        self.reader, self.valid, self.n_step, self.gamma = reader, valid, n_step, gamma
+
+    def gather(
+        self, rows: np.ndarray, envs: Any = None, last_rows: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """``Reader.gather`` of n-step samples starting at ``rows`` (``last_rows``: unused,
+        worked out here)."""
+        reader = self.reader
+        returns = nstep_returns(
+            reader.views, self.valid, rows, env_column(reader.num_envs, envs), self.n_step,
+            self.gamma,
+        )  # fmt: skip
+        gathered = reader.gather(rows, envs, returns.last_rows)
+        gathered["rewards"] = returns.rewards
+        gathered["discounts"] = returns.discounts
+        return gathered
