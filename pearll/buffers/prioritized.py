@@ -199,12 +199,7 @@ class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
         if bad.any():
             raise ValueError(f"priorities: expected finite values >= 0, got {priorities[bad][:5]}")
         rows, envs = np.divmod(indices.astype(np.int64), self.num_envs)
-        self._set_priorities(rows, envs, priorities, self._ring.valid[rows, envs])
-
-    def _set_priorities(
-        self, rows: np.ndarray, envs: np.ndarray, priorities: np.ndarray, keep: np.ndarray
-    ) -> None:
-        """Store ``(priorities + eps) ** alpha`` where ``keep`` (see :meth:`Priorities.set`)."""
+        keep = self._ring.valid[rows, envs]
         self._priorities.set(rows, envs, priorities, keep, self.alpha, self.eps)
 
     def _update_sequence_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
@@ -222,7 +217,7 @@ class PrioritizedReplayBuffer(PrioritizedSampling, ReplayBuffer):
             raise ValueError("priorities: expected finite TD errors, got inf or nan")
         priorities = sequence_priorities(td_errors, memory.learned[rows, envs], self.eta)
         keep = memory.intact(rows, envs, memory.sampled_at[rows, envs])
-        self._set_priorities(rows, envs, priorities, keep)
+        self._priorities.set(rows, envs, priorities, keep, self.alpha, self.eps)
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:

@@ -46,9 +46,7 @@ class SampledWindows:
 
     @property
     def nbytes(self) -> int:
-        if self.made is None:
-            return 0
-        return sum(v.nbytes for v in vars(self.made).values() if isinstance(v, np.ndarray))
+        return 0 if self.made is None else self.made.nbytes
 
     def reset(self) -> None:
         if self.made is not None:

@@ -39,6 +39,10 @@ class WindowMemory:
         self.records = np.empty(shape, dtype=WINDOW_RECORD)
         self.records.fill(np.array((-1, 0, 0, 0, 0, False), dtype=WINDOW_RECORD))
 
+    @property
+    def nbytes(self) -> int:
+        return self.stamps.nbytes + self.records.nbytes
+
     # Field views of the records, each (capacity, E).
     @property
     def sampled_at(self) -> np.ndarray:  # clock when last sampled; -1: never an anchor

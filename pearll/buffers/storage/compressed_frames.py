@@ -39,7 +39,12 @@ from pearll.buffers.checkpoint.protocol import AnyLength
 from pearll.buffers.errors import CheckpointError
 from pearll.buffers.storage.codecs import CODECS, Codec, resolve_codec
 from pearll.buffers.storage.compressed_view import CompressedFrames
-from pearll.buffers.storage.frames import FrameStackSpec, FrameStore
+from pearll.buffers.storage.frames import (
+    FrameStackSpec,
+    FrameStore,
+    frame_bytes,
+    step_counter_bytes,
+)
 
 # Re-exported: this module is where the documentation points for all of it.
 __all__ = ["CODECS", "Codec", "CompressedFrameStore", "CompressedFrames", "resolve_codec"]
@@ -65,7 +70,7 @@ class CompressedFrameStore(FrameStore):
         self, spec: FrameStackSpec, space: spaces.Box, capacity: int, num_envs: int, codec: Codec
     ) -> None:
         self.codec = codec
-        self.frame_bytes = int(np.prod(space.shape[1:], dtype=np.int64)) * space.dtype.itemsize
+        self.frame_bytes = frame_bytes(space)
         self._decompress = codec.decompressor(self.frame_bytes)
         self._local = threading.local()
         super().__init__(spec, space, capacity, num_envs)
@@ -113,8 +118,8 @@ class CompressedFrameStore(FrameStore):
 
     @staticmethod
     def required_bytes(space: spaces.Box, capacity: int, num_envs: int) -> int:
-        frame = int(np.prod(space.shape[1:], dtype=np.int64)) * np.dtype(space.dtype).itemsize
-        return num_envs * capacity * (int(frame * RESERVED_FRACTION) + FRAME_OVERHEAD)
+        reserved = int(frame_bytes(space) * RESERVED_FRACTION) + FRAME_OVERHEAD
+        return num_envs * capacity * reserved + step_counter_bytes(num_envs)
 
     @property
     def nbytes(self) -> int:

@@ -177,8 +177,7 @@ class FrameStore:
 
     @staticmethod
     def required_bytes(space: spaces.Box, capacity: int, num_envs: int) -> int:
-        frame = int(np.prod(space.shape[1:], dtype=np.int64)) * np.dtype(space.dtype).itemsize
-        return num_envs * capacity * frame + num_envs * np.dtype(np.int64).itemsize  # + steps
+        return num_envs * capacity * frame_bytes(space) + step_counter_bytes(num_envs)
 
     @property
     def nbytes(self) -> int:
@@ -277,3 +276,13 @@ def _broken_rows(depth, valid, newest_rows, envs, size):
                 rows[count], cols[count] = row, env
                 count += 1
     return rows[:count], cols[:count]
+
+
+def frame_bytes(space: spaces.Box) -> int:
+    """Bytes of one frame of a stacked observation space ``(k, *frame)``."""
+    return int(np.prod(space.shape[1:], dtype=np.int64)) * np.dtype(space.dtype).itemsize
+
+
+def step_counter_bytes(num_envs: int) -> int:
+    """Bytes of a frame store's per-sub-env episode step counters (``episode_step``, int64)."""
+    return num_envs * np.dtype(np.int64).itemsize
