@@ -18,6 +18,8 @@ episode's first frame at its start, as gymnasium's FrameStackObservation pads).
   ``burn_in + length`` steps that ignore episode ends: the least work of all), timed to
   ``block_until_ready``. Timed after TorchRL's storage is freed (the machine has no room for
   both), against pearll again, so each table's ratios come from one interleaved run.
+- floor: one ``np.copyto`` of as many bytes as pearll returns, between arrays allocated and
+  touched beforehand: no sampler returning those arrays can be faster (the memory bandwidth).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 K, FRAME = 4, (84, 84)
+FLOOR = "one copy of pearll's output bytes"
 Interleave = Callable[[dict[str, Callable[[], object]], int, int], dict[str, float]]
 
 
@@ -139,19 +142,30 @@ def flashbax_sampler(built, steps: int, batch: int, span: int):
     return lambda: jax.block_until_ready(sample(state, next(keys)).experience)
 
 
+def output_copy(batch: int, span: int) -> Callable[[], None]:
+    """The floor of any sampler returning what pearll returns: one copy of its bytes (the
+    observation and next-observation stacks of ``batch * span`` steps) between arrays already
+    allocated and touched, at the machine's memory bandwidth."""
+    source = np.ones((2, batch, span, K, *FRAME), np.uint8)
+    target = np.empty_like(source)
+    return lambda: np.copyto(target, source)
+
+
 def peer_rows(peer, pearll, built, samplers, cases, interleaved, rounds, calls) -> list[str]:
-    """One table row per case: pearll and the peer's samplers timed in one interleaved run."""
+    """One table row per case: pearll, the peer's samplers and the copy floor timed in one
+    interleaved run."""
     rows = []
     for batch, length, burn_in in cases:
         ops = {"pearll": lambda b=batch, n=length, k=burn_in: pearll.sample_sequences(
             b, n, burn_in=k)} | samplers(built, batch, burn_in + length)  # fmt: skip
+        ops[FLOOR] = output_copy(batch, burn_in + length)
         medians = interleaved(ops, rounds, calls)
         del ops
-        mine = medians.pop("pearll")
+        mine, floor = medians.pop("pearll"), medians.pop(FLOOR)
         fastest = min(medians.values())
         cells = "; ".join(f"{name} {v:.2f} ({v / mine:.1f}x)" for name, v in medians.items())
         call = f"sample_sequences({batch}, {length}, burn_in={burn_in})"
-        rows.append(f"| {call} | {mine:.2f} | {cells} | {fastest / mine:.1f}x |")
+        rows.append(f"| {call} | {mine:.2f} | {cells} | {fastest / mine:.1f}x | {floor:.2f} |")
         print(peer, rows[-1], flush=True)
     return rows
 
@@ -186,8 +200,8 @@ def atari_tables(
         rows = peer_rows(peer, pearll, built, samplers, cases, interleaved, rounds, calls)
         lines += [
             f"Against {peer} (ratios: peer / pearll, above 1 pearll is faster):\n",
-            "| call | pearll ms | peer ms (ratio) | fastest peer / pearll |",
-            "| --- | --- | --- | --- |",
+            "| call | pearll ms | peer ms (ratio) | fastest peer / pearll | floor ms |",
+            "| --- | --- | --- | --- | --- |",
             *rows,
             "",
         ]

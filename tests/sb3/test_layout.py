@@ -9,10 +9,13 @@ CNN policy receives (VecFrameStack, then VecTransposeImage).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stable_baselines3.common import buffers as sb3_buffers
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
@@ -127,3 +130,76 @@ def test_a_restart_mid_episode_warns_that_its_first_stacks_are_zero_padded():
     step = next(s for s in sb3_steps(other, 20, seed=9) if s[0][0, ..., 0].any() and not s[4][0])
     with pytest.warns(RuntimeWarning, match="zero-padded"):
         buffer.add(*step)
+
+
+def _altered(step, rng, which):
+    """A copy of ``step`` with one byte changed in sub-env 0: its observation's oldest frame
+    ("obs", so it no longer follows on) or its next observation's oldest frame ("next", so the
+    next stack is not the stack shifted)."""
+    obs, next_obs, *rest = copy.deepcopy(step)
+    target = obs if which == "obs" else next_obs
+    target[0, 0].flat[int(rng.integers(target[0, 0].size))] ^= 1
+    return (obs, next_obs, *rest)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    num_envs=st.sampled_from([1, 2]),
+    transpose=st.booleans(),  # VecTransposeImage's views, or C-contiguous stacks
+    plan=st.lists(
+        st.tuples(st.sampled_from(["steps", "restart", "obs", "next"]), st.integers(1, 15)),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_the_fast_path_of_stacks_is_the_general_one(num_envs, transpose, plan):
+    """Stacks as stored (channels first) take add's fast path when they follow on; it must
+    hold what the general path holds, and refuse what it refuses, on streams with restarts,
+    observations that do not follow on by one byte of an old frame, and unshifted stacks."""
+
+    def env():
+        return stacked(num_envs, (6, 5, 1), channels_first=not transpose, transpose=transpose)
+
+    venv = env()
+    args = (400 * num_envs, venv.observation_space, venv.action_space)
+    fast, general = (
+        ReplayBuffer(*args, device="cpu", n_envs=num_envs, frame_stack=K, seed=0) for _ in range(2)
+    )
+    assert fast._frame_bytes  # these stacks can take the fast path
+    general._plain = False  # never the fast path
+    general_adds = 0
+    add_general = fast._add_general
+
+    def counted(*step):
+        nonlocal general_adds
+        general_adds += 1
+        return add_general(*step)
+
+    fast._add_general = counted
+    rng, seed = np.random.default_rng(0), 0
+    stream = sb3_steps(venv, 10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # restarts mid-episode warn
+        for action, count in plan:
+            if action == "restart":
+                seed += 1
+                stream = sb3_steps(env(), 10_000, seed)
+            for i in range(count):
+                step = next(stream)
+                if action in ("obs", "next") and i == count - 1:
+                    step = _altered(step, rng, action)
+                outcomes = []
+                for buffer in (fast, general):
+                    try:
+                        buffer.add(*copy.deepcopy(step))
+                        outcomes.append(None)
+                    except ValueError as error:
+                        outcomes.append(str(error))
+                assert outcomes[0] == outcomes[1]
+                if outcomes[0] is not None:  # refused: the stream goes on from a good step
+                    seed += 1
+                    stream = sb3_steps(env(), 10_000, seed)
+    assert held_by_ours(fast) == held_by_ours(general)
+    assert (fast.pos, fast.full, fast.size()) == (general.pos, general.full, general.size())
+    adds = fast.pos + fast.full * fast.buffer_size
+    assert adds < 8 or general_adds < adds  # the fast path was taken

@@ -37,26 +37,41 @@ class CompressedStepFrames:
     def put(self, written: int, obs: np.ndarray, next_obs: np.ndarray) -> None:
         """Store the newest frames of ``obs`` and ``next_obs`` (``(E, k, *frame)``, or
         ``(k, *frame)`` for a single env) of the ``written`` slots listed."""
-        store, control, last, dtype = self._store, self._control, self._last, self._dtype
+        dtype = self._dtype
         if obs.dtype is not dtype and obs.dtype != dtype:  # an exact cast, as the general path's
             obs = obs.astype(dtype)
         if next_obs.dtype is not dtype and next_obs.dtype != dtype:
             next_obs = next_obs.astype(dtype)
-        capacity, compress, vector = self._capacity, self._compress, self._vector
+        store, control, last, compress = self._store, self._control, self._last, self._compress
+        capacity, rows_at, envs_at = self._capacity, self._rows_at, self._envs_at
         frames = store.frames  # (read at each add: a load gives the store a new list)
         change = 0
         for i in range(written):
-            row, env = control.item(self._rows_at + i), control.item(self._envs_at + i)
-            at = env * capacity + row
-            raw, kept = (obs[env, -1] if vector else obs[-1]).tobytes(), last[env]
-            if kept is None or frames[at] is not kept[0] or raw != kept[1]:
-                blob = compress(raw)
+            row = control.item(rows_at + i)
+            if self._vector:
+                env = control.item(envs_at + i)
+                frame, next_frame = obs[env, -1], next_obs[env, -1]
+            else:
+                env, frame, next_frame = 0, obs[-1], next_obs[-1]
+            at, kept = env * capacity + row, last[env]
+            # The frame is compared in place (bytes.startswith reads any C-contiguous buffer;
+            # both are one frame long): the common case copies and compresses no frame.
+            if kept is None or frames[at] is not kept[0] or not _same(kept[1], frame):
+                blob = compress(frame.tobytes())
                 change += len(blob) - len(frames[at])
                 frames[at] = blob
             next_at = at + 1 if row + 1 < capacity else env * capacity
-            raw = (next_obs[env, -1] if vector else next_obs[-1]).tobytes()
+            raw = next_frame.tobytes()
             blob = compress(raw)
             change += len(blob) - len(frames[next_at])
             frames[next_at] = blob
             last[env] = (blob, raw)
         store.payload_bytes += change  # what buffer.nbytes reports, as CompressedFrameStore.put
+
+
+def _same(raw: bytes, frame: np.ndarray) -> bool:
+    """Whether ``frame``'s bytes (C order) are ``raw``, of the same length."""
+    try:
+        return raw.startswith(memoryview(frame).cast("B"))
+    except TypeError:  # not C-contiguous: no flat view of it
+        return raw == frame.tobytes()

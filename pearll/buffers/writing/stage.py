@@ -124,11 +124,13 @@ def make_control(
     action_space: spaces.Space,
     frames: Any = None,
     frame_slots: tuple[Slot, Slot] | None = None,
+    next_slot: Slot | None = None,
 ) -> np.ndarray:
     """The kernel's ``control`` array: constants, addresses, action bounds (see step_kernel).
 
     With ``frames`` (a FrameStore), ``frame_slots`` are where a staged row holds the step's
-    newest frame and its next observation's (staged unless the store is compressed)."""
+    newest frame and its next observation's (staged unless the store is compressed);
+    ``next_slot`` is where it holds the next observation (None: nowhere, frame stacks)."""
     low, high = action_bounds(action_space)
     slots, array = packed.slots, np.asarray(packed.packed)
     stack = frames.spec.size if frames is not None else 0
@@ -154,6 +156,8 @@ def make_control(
     control[kernel.DONES_OFFSET] = slots["dones"].offset
     control[kernel.REWARDS_OFFSET] = slots["rewards"].offset
     control[kernel.TRUNCATEDS_OFFSET] = slots["truncateds"].offset
+    control[kernel.ACTIONS_OFFSET] = slots["actions"].offset
+    control[kernel.NEXT_STAGED_AT] = -1 if next_slot is None else next_slot.offset
     control[kernel.ACTION_SIZE] = low.size
     control[kernel.NUM_ENVS], control[kernel.STAGE_BYTES] = stage.shape
     control[kernel.CAPACITY] = ring.capacity

@@ -62,7 +62,11 @@ REWARDS_OFFSET = 29  # where the float32 reward sits in a packed row
 # 1: the caller stores the frames (compressed frame stores): it ran invalidate_step
 # (step_invalidate.py) first, so this call neither copies frames nor invalidates anything.
 FRAMES_PUT = 30
-HEADER = 31
+# Where a staged row holds the actions and (spare rows) the next observation: for the
+# compiled staging (stage_kernel.py).
+ACTIONS_OFFSET = 31
+NEXT_STAGED_AT = 32
+HEADER = 33
 # Then, as float64: the low bounds (k), the high bounds (k), each sub-env's action (E * k);
 # then the report, int64: the rows written (E), their envs (E), the rows passed over
 # (PASSED_PER_ENV * E), their envs (as many); see report_start.

@@ -11,7 +11,11 @@ SAME_STEP final observations) in three stages:
    checking, go to the general path).
 2. Staging: each field is assigned into a ``(E, stage_bytes)`` uint8 block laid out like a
    packed row (the same numpy assignments, so the same casts, as the general path's), and the
-   action also, as float64, into the kernel's ``control`` array for the range check.
+   action also, as float64, into the kernel's ``control`` array for the range check. A
+   vector-env step whose arrays all have their fields' own dtypes (with ``truncated=False``
+   and no extra fields: the usual step) is staged by compiled code instead, in the same call
+   as stage 3 (stage_kernel.py, compiled_step.py): staging is a copy there, with no cast to
+   decide, and one call costs less than the assignments.
 3. One compiled call (:func:`~pearll.buffers.writing.step_kernel.write_step`): checks every action
    against the space's bounds, then copies each sub-env's staged row into its ring, and updates
    the ring's bookkeeping as ``Ring.plan``/``Ring.commit`` do.
@@ -41,9 +45,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from pearll.buffers.writing import step_kernel as kernel
+from pearll.buffers.writing.compiled_step import CompiledStaging
 from pearll.buffers.writing.compressed_step import CompressedStepFrames
-from pearll.buffers.writing.final_rows import stage_final_rows
-from pearll.buffers.writing.observation_leaves import ObservationLeaves, with_final_observations
+from pearll.buffers.writing.final_steps import FinalStepWrites
+from pearll.buffers.writing.observation_leaves import ObservationLeaves
 from pearll.buffers.writing.stage import (
     StageLayout,
     action_dtypes,
@@ -56,6 +61,7 @@ from pearll.buffers.writing.stage import (
     shifted,
     step_view,
 )
+from pearll.buffers.writing.stage_kernel import compiled_staging
 from pearll.buffers.writing.step_checks import StepChecks
 from pearll.buffers.writing.step_invalidate import compiled_invalidate_step
 from pearll.buffers.writing.step_report import report_written
@@ -66,7 +72,7 @@ _COUNT_MASK = (1 << kernel.COUNT_BITS) - 1
 NEEDS_FINAL_OBS = kernel.NEEDS_FINAL_OBS
 
 
-class StepWriter(StepChecks):
+class StepWriter(StepChecks, CompiledStaging, FinalStepWrites):
     """Writes one validated env step into a RingBuffer's storage and ring."""
 
     def __init__(self, writer: Writer):
@@ -93,13 +99,14 @@ class StepWriter(StepChecks):
                           else slots["next_observations"])  # fmt: skip
             space = info.observation_space
             self._leaves = ObservationLeaves(stage, space, obs_slots, next_slots, vector, lead)
-            self._obs_shape, self._obs_dtypes = None, frozenset()
+            self._obs_shape, self._obs_dtypes, self._obs_dtype = None, frozenset(), None
         elif self._frames is None:
             self._obs_shape, obs_dtype = lead + obs_slot.shape, obs_slot.dtype
-            self._obs_dtypes = castable_dtypes(obs_dtype)
+            self._obs_dtypes, self._obs_dtype = castable_dtypes(obs_dtype), obs_dtype
         else:
             self._obs_shape = lead + tuple(info.observation_space.shape)
-            self._obs_dtypes = castable_dtypes(self._frames.dtype)
+            self._obs_dtype = self._frames.dtype
+            self._obs_dtypes = castable_dtypes(self._obs_dtype)
             self._staged_frames = tuple(env_view(stage, slot) for slot in frame_slots)
         self._same_step = info.autoreset_mode is AutoresetMode.SAME_STEP
         space = info.action_space
@@ -117,6 +124,7 @@ class StepWriter(StepChecks):
         )
         self._action_shape = lead + given_action_shape(space)
         self._action_dtypes = action_dtypes(slots["actions"].dtype)
+        self._action_dtype = slots["actions"].dtype
         self._scalar_action = not vector and isinstance(space, spaces.Discrete)
         # Extra fields sit in the packed row: staged like the others.
         self._extras = tuple(
@@ -124,9 +132,10 @@ class StepWriter(StepChecks):
             for name, slot in slots["extras"].items()
         )
         self._extra_names = {name for name, *_ in self._extras}
-        self._control = make_control(
-            packed, stage, ring, obs_slot, info.autoreset_mode, space, self._frames, frame_slots
-        )
+        staged_at = None if self._leaves is not None or self._frames is not None else (
+            next_slot if spare else slots["next_observations"])  # fmt: skip
+        self._control = make_control(packed, stage, ring, obs_slot, info.autoreset_mode, space,
+                                     self._frames, frame_slots, staged_at)  # fmt: skip
         action_size = int(self._control[kernel.ACTION_SIZE])
         # A compressed frame store (its frames have a codec) is given its frames by the writer.
         compressed = self._frames is not None and self._frames.codec is not None
@@ -146,6 +155,14 @@ class StepWriter(StepChecks):
         self._stages_arrays = self._leaves is None and self._frames is None
         self._stages_frames = self._frames is not None and not compressed
         self._reporting = False  # control[REPORT] is set at the first add with observers
+        self._trunc_zero = True  # the staged truncated flags are all zeros (see _write)
+        self._stage_and_write = compiled_staging(
+            vector,
+            self._leaves is None and not self._extras and not compressed,
+            obs_slot,
+            self._frames,
+        )
+        self._staging_f32 = self._staging_f64 = None  # its entry points, at the first adds
         if self._leaves is not None:
             self.try_add = self._try_vector_dict if vector else self._try_single_dict
         else:
@@ -202,11 +219,11 @@ class StepWriter(StepChecks):
         staged_obs, staged_next, staged_action, staged_reward, staged_done, staged_trunc = (
             self._staged
         )
-        leaves = self._leaves
-        if leaves is not None and not leaves.stage(obs, next_obs):
+        arrays = self._stages_arrays
+        if not arrays and self._leaves is not None and not self._leaves.stage(obs, next_obs):
             return False
         try:
-            if self._stages_arrays:
+            if arrays:
                 staged_obs[...] = obs
                 staged_next[...] = next_obs
             staged_action[...] = action
@@ -218,8 +235,11 @@ class StepWriter(StepChecks):
         except OverflowError:  # a Python int too large for the field: the general path's error
             return False
         staged_done[...] = done
-        staged_trunc[...] = trunc
-        if self._stages_frames:  # the newest frame of each stack
+        # Most steps pass trunc=False: the flags staged for the last one are then zeros already.
+        if trunc is not False or not self._trunc_zero:
+            staged_trunc[...] = trunc
+            self._trunc_zero = trunc is False
+        if not arrays and self._stages_frames:  # the newest frame of each stack
             staged_frame, staged_next_frame = self._staged_frames
             if self._vector:
                 staged_frame[...] = obs[:, -1]
@@ -231,17 +251,10 @@ class StepWriter(StepChecks):
         if writer.unfinished:
             writer.recover_if_interrupted()
         if observers:
-            # Set before the compiled call: an interrupt between it and the observers leaves
-            # the add unfinished, and the next one repairs what the observers keep.
-            writer.unfinished = True
-            if not self._reporting:
-                self._control[kernel.REPORT] = 1
-                self._reporting = True
-        if self._compressed is None:
-            result = self._write_step(self._control)
-        else:
-            result = self._write_compressed(obs, next_obs)
-        if result == NEEDS_FINAL_OBS and self._stages_arrays:
+            self._start_report()
+        result = (self._write_step(self._control) if self._compressed is None
+                  else self._write_compressed(obs, next_obs))  # fmt: skip
+        if result < 0 and result == NEEDS_FINAL_OBS and arrays:
             result = self._write_with_final_rows(done, trunc, info)
         if result < 0:  # nothing was written
             writer.unfinished = False
@@ -250,10 +263,22 @@ class StepWriter(StepChecks):
                                                       trunc, extras, info)  # fmt: skip
             return False  # out of range: the general path raises
         if observers:
-            ended = np.logical_or(done, trunc) if self._vector else np.array([done or trunc])
-            report_written(observers, self._control, self._report_at, result, ended)
-            writer.unfinished = False
+            self._report(result, done, trunc)
         return True
+
+    def _start_report(self) -> None:
+        # Set before the compiled call: an interrupt between it and the observers leaves
+        # the add unfinished, and the next one repairs what the observers keep.
+        self._writer.unfinished = True
+        if not self._reporting:
+            self._control[kernel.REPORT] = 1
+            self._reporting = True
+
+    def _report(self, result: int, done: Any, trunc: Any) -> None:
+        """Tell the observers what the step wrote (listed in the report), then the add is done."""
+        ended = np.logical_or(done, trunc) if self._vector else np.array([done or trunc])
+        report_written(self._observers, self._control, self._report_at, result, ended)
+        self._writer.unfinished = False
 
     def _write_compressed(self, obs: ndarray, next_obs: ndarray) -> int:
         """The step into a compressed frame store: invalidate, put the frames, write and
@@ -265,35 +290,3 @@ class StepWriter(StepChecks):
         self._compressed.put(invalidated & _COUNT_MASK, obs, next_obs)
         written = self._write_step(control)  # the same checks, on the same staged step: pass
         return written + (invalidated >> kernel.COUNT_BITS << kernel.COUNT_BITS)
-
-    def _write_with_final_rows(self, done: Any, trunc: Any, info: Any) -> int:
-        """Array observations of a SAME_STEP step that ended an episode (the kernel declined
-        it, writing nothing): the final observations from ``info`` staged over the ended
-        sub-envs' next observations, and the kernel run again. Returns its result, or
-        ACTION_OUT_OF_RANGE (any negative: left to the general path) if ``info`` is unusual."""
-        staged_next, shape, dtypes = self._staged[1], self._obs_shape, self._obs_dtypes
-        if not stage_final_rows(staged_next, shape[1:], dtypes, self._lead, done, trunc, info):
-            return kernel.ACTION_OUT_OF_RANGE
-        control = self._control
-        control[kernel.SAME_STEP] = 0
-        try:
-            return self._write_step(control)
-        finally:
-            control[kernel.SAME_STEP] = 1
-
-    def _write_final_observations(
-        self, obs, action, reward, next_obs, done, trunc, extras, info
-    ) -> bool:
-        """A SAME_STEP step of Dict or frame-stacked observations that ended an episode (the
-        kernel declined it, writing nothing): staged again with the final observations from
-        ``info`` as next observations."""
-        ended = np.logical_or(done, trunc).reshape(len(self._stage))
-        true_next = with_final_observations(next_obs, info, ended)
-        if true_next is None:
-            return False
-        control = self._control
-        control[kernel.SAME_STEP] = 0
-        try:
-            return self._write(obs, action, reward, true_next, done, trunc, extras, None)
-        finally:
-            control[kernel.SAME_STEP] = 1

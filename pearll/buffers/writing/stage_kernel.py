@@ -1,0 +1,179 @@
+"""Staging and writing one vector-env step in one compiled call: the step writer's usual case.
+
+Staging in Python (stage.py) costs one numpy assignment per field, about a tenth of a
+microsecond each, which is more than the compiled write that follows. When each array of a
+vector-env step already has its field's dtype, staging is a plain copy (no cast to decide), so
+:func:`stage_and_write_step` (array observations) and :func:`stage_frames_and_write_step`
+(frame stacks: the two newest frames instead of the observations) copy each sub-env's fields
+into the staging block, in the layout the Python staging uses, and then run
+:func:`~pearll.buffers.writing.step_kernel.write_step` on it, in the same call.
+
+The caller (StepWriter._try_vector) checks classes, shapes and dtypes as for the Python
+staging, and takes this path only when the observations and actions have exactly their
+fields' dtypes, the rewards are float32 or float64 (cast to float32 as numpy casts them:
+round to nearest), the done flags are bool, ``truncated`` is ``False`` (the staged truncated
+flags are zeros already), and there are no extra fields. Specification: the Python staging
+(StepWriter._write); tests compare the staged bytes and the buffer's state after each step.
+
+The step writer calls the compiled function's entry point for the one signature its fields
+allow (:func:`entry_point`; arrays of any strides), which skips numba's type dispatch, most
+of the cost of a call with six arrays. It compiles at the first add (or loads from numba's
+disk cache), once for float32 and once for float64 rewards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import carray, from_dtype, njit, types
+from numba.extending import overload
+
+from pearll.buffers.writing import step_kernel as kernel
+from pearll.buffers.writing.step_kernel import pointer, write_step
+
+
+@njit(cache=True)
+def stage_and_write_step(control, obs, next_obs, action, reward, done):
+    """Stage ``obs``, ``next_obs`` ``(E, ...)`` (the observation field's dtype), ``action``
+    ``(E,)`` or ``(E, k)`` (the action field's dtype), ``reward`` ``(E,)`` float32/float64 and
+    ``done`` ``(E,)`` bool, then :func:`write_step`: its result."""
+    at, stage_bytes = control[kernel.STAGE_AT], control[kernel.STAGE_BYTES]
+    obs_at, next_at = control[kernel.OBS_OFFSET], control[kernel.NEXT_STAGED_AT]
+    for e in range(control[kernel.NUM_ENVS]):
+        row = at + e * stage_bytes
+        _copy_row(carray(pointer(row + obs_at), obs.shape[1:], obs.dtype), obs, e, 0)
+        _copy_row(carray(pointer(row + next_at), next_obs.shape[1:], next_obs.dtype), next_obs,
+                  e, 0)  # fmt: skip
+        _stage_rest(control, row, e, action, reward, done)
+    return write_step(control)
+
+
+@njit(cache=True)
+def stage_frames_and_write_step(control, obs, next_obs, action, reward, done):
+    """As :func:`stage_and_write_step` for frame stacks ``(E, k, *frame)`` of the frame
+    store's dtype: the newest frame of each stack is staged, not the stacks."""
+    at, stage_bytes = control[kernel.STAGE_AT], control[kernel.STAGE_BYTES]
+    frames_at, frame_bytes = control[kernel.STAGED_FRAMES_AT], control[kernel.FRAME_BYTES]
+    for e in range(control[kernel.NUM_ENVS]):
+        row = at + e * stage_bytes
+        frame = carray(pointer(row + frames_at), obs.shape[2:], obs.dtype)
+        _copy_row(frame, obs, e, obs.shape[1] - 1)
+        following = carray(pointer(row + frames_at + frame_bytes), obs.shape[2:], obs.dtype)
+        _copy_row(following, next_obs, e, obs.shape[1] - 1)
+        _stage_rest(control, row, e, action, reward, done)
+    return write_step(control)
+
+
+@njit(cache=True)
+def _stage_rest(control, row, e, action, reward, done):
+    """Sub-env ``e``'s action (into its field and, as float64, into ``control`` for the range
+    check), reward (float32) and done flag (float32 0 or 1) into the staged row at ``row``."""
+    k = control[kernel.ACTION_SIZE]
+    staged_action = carray(pointer(row + control[kernel.ACTIONS_OFFSET]), k, action.dtype)
+    checked = control.view(np.float64)
+    start = kernel.HEADER + 2 * k + e * k  # where make_control puts each sub-env's action
+    for j in range(k):
+        value = _action_value(action, e, j)
+        staged_action[j] = value
+        checked[start + j] = value
+    carray(pointer(row + control[kernel.REWARDS_OFFSET]), 1, np.float32)[0] = reward[e]
+    carray(pointer(row + control[kernel.DONES_OFFSET]), 1, np.float32)[0] = 1.0 if done[e] else 0.0
+
+
+def _copy_row(target, source, e, frame):
+    """``target[...] = source[e]``, or with frame stacks (``source`` ``(E, k, *frame)``)
+    ``target[...] = source[e, frame]`` (compiled: the overload below)."""
+    target[...] = source[e] if source.ndim == target.ndim + 1 else source[e, frame]
+
+
+@overload(_copy_row)
+def _copy_row_compiled(target, source, e, frame):
+    # One item is the axes after the sub-env's (and the stack's, for frames): chosen here, by
+    # the arrays' ranks, so that each compiled version indexes as its arrays allow.
+    stacked = source.ndim == target.ndim + 2
+    first = 2 if stacked else 1
+
+    def copy(target, source, e, frame):
+        if _trailing_contiguous(source, first):  # one run of bytes: copied in vector registers
+            start = source.ctypes.data + e * source.strides[0]
+            if stacked:
+                start += frame * source.strides[1]
+            nbytes = target.size * source.itemsize
+            copied = carray(pointer(target.ctypes.data), nbytes, np.uint8)
+            given = carray(pointer(start), nbytes, np.uint8)
+            for b in range(nbytes):
+                copied[b] = given[b]
+        else:
+            _assign(target, source, e, frame)
+
+    return copy
+
+
+def _assign(target, source, e, frame):
+    """The element-by-element copy of :func:`_copy_row` (compiled: the overload below)."""
+
+
+@overload(_assign)
+def _assign_compiled(target, source, e, frame):
+    if source.ndim == target.ndim + 2:
+
+        def assign_frame(target, source, e, frame):
+            target[...] = source[e, frame]
+
+        return assign_frame
+
+    def assign(target, source, e, frame):
+        target[...] = source[e]
+
+    return assign
+
+
+@njit(cache=True)
+def _trailing_contiguous(array, first):
+    """Whether axes ``first`` on of ``array`` are C-contiguous (axes of length 1 aside)."""
+    expected = array.itemsize
+    for axis in range(array.ndim - 1, first - 1, -1):
+        if array.shape[axis] > 1 and array.strides[axis] != expected:
+            return False
+        expected *= array.shape[axis]
+    return True
+
+
+def _action_value(action, e, j):
+    """Value ``j`` of sub-env ``e``'s action: ``action[e]`` (Discrete) or ``action[e, j]``."""
+    return action[e] if action.ndim == 1 else action[e, j]
+
+
+@overload(_action_value)
+def _action_value_compiled(action, e, j):
+    if action.ndim == 1:
+        return lambda action, e, j: action[e]
+    return lambda action, e, j: action[e, j]
+
+
+def compiled_staging(vector: bool, plain_fields: bool, obs_slot: Any, frames: Any) -> Any:
+    """The compiled staging for a step writer's parts (a numba dispatcher), or None where it
+    does not apply: single envs, Dict observations, extra fields, compressed frames
+    (``plain_fields`` False) and scalar observations (Discrete spaces) take the Python one."""
+    if not (vector and plain_fields):
+        return None
+    if frames is not None:
+        return stage_frames_and_write_step if len(frames.frame_shape) >= 1 else None
+    return stage_and_write_step if len(obs_slot.shape) >= 1 else None
+
+
+def entry_point(staging: Any, obs: tuple[np.dtype, int], action: tuple[np.dtype, int],
+                reward: np.dtype) -> Any:  # fmt: skip
+    """The entry point of ``staging`` (one of the two functions above) compiled for arrays of
+    any strides: observations of dtype and rank ``obs`` (both), actions ``action``, rewards
+    ``reward`` (rank 1) and bool done flags. It raises TypeError, having run nothing, if an
+    argument is not an array of its type."""
+
+    def array(dtype: np.dtype, ndim: int) -> Any:
+        return types.Array(from_dtype(np.dtype(dtype)), ndim, "A")
+
+    signature = (types.Array(types.int64, 1, "C"), array(*obs), array(*obs), array(*action),
+                 array(reward, 1), array(np.bool_, 1))  # fmt: skip
+    staging.compile(signature)
+    return staging.overloads[signature].entry_point
