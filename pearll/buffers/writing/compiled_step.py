@@ -1,7 +1,7 @@
 """The step writer's use of the compiled staging (stage_kernel.py): a vector-env step whose
-arrays have their fields' own dtypes, no extra fields and ``truncated=False`` (StepChecks.
-_try_vector decides) is staged and written in one compiled call, through the entry point
-compiled for the writer's fields at its first add."""
+arrays have their fields' own dtypes, bool done and truncated flags (or ``truncated=False``)
+and no extra fields (StepChecks._try_vector decides) is staged and written in one compiled
+call, through the entry point compiled for the writer's fields at its first add."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class CompiledStaging:
     _control: np.ndarray
     _staged: tuple
     _trunc_zero: bool
+    _no_truncations: np.ndarray  # (E,) False: what truncated=False stages
     _stage_and_write: Any  # stage_kernel's function for these parts, or None
     _staging_f32: Any  # its entry points for float32 and float64 rewards, once compiled
     _staging_f64: Any
@@ -38,32 +39,31 @@ class CompiledStaging:
     _start_report: Any
     _report: Any
 
-    def _write_compiled(self, obs, action, reward, next_obs, done, info) -> bool:
+    def _write_compiled(self, obs, action, reward, next_obs, done, trunc, info) -> bool:
         """``_write`` of a vector-env step whose arrays have their fields' own dtypes, no
-        extras and ``trunc=False`` (see StepChecks._try_vector): staged and written in one
-        compiled call (stage_kernel.py)."""
+        extras and bool (or ``False``) truncated flags (see StepChecks._try_vector): staged and
+        written in one compiled call (stage_kernel.py)."""
         observers, writer = self._observers, self._writer
         if writer.unfinished:
             writer.recover_if_interrupted()
         if observers:
             self._start_report()
-        if not self._trunc_zero:
-            self._staged[5][...] = False
-            self._trunc_zero = True
         entry = self._staging_f32 if reward.dtype is FLOAT32 else self._staging_f64
         if entry is None:
             entry = self._compile_staging(reward.dtype)
+        flags = self._no_truncations if trunc is False else trunc
         try:
-            result = entry(self._control, obs, next_obs, action, reward, done)
+            result = entry(self._control, obs, next_obs, action, reward, done, flags)
         except TypeError:  # an array numba cannot take (see stage_kernel.entry_point): unrun
-            return self._write(obs, action, reward, next_obs, done, False, {}, info)
+            return self._write(obs, action, reward, next_obs, done, trunc, {}, info)
+        self._trunc_zero = trunc is False  # (what it staged)
         if result < 0:  # nothing was written
             writer.unfinished = False
             if result == NEEDS_FINAL_OBS:  # a SAME_STEP episode end: staged in Python, below
-                return self._write(obs, action, reward, next_obs, done, False, {}, info)
+                return self._write(obs, action, reward, next_obs, done, trunc, {}, info)
             return False  # out of range: the general path raises
         if observers:
-            self._report(result, done, False)
+            self._report(result, done, trunc)
         return True
 
     def _compile_staging(self, reward_dtype: np.dtype) -> Any:

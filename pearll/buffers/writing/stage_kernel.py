@@ -11,8 +11,8 @@ into the staging block, in the layout the Python staging uses, and then run
 The caller (StepWriter._try_vector) checks classes, shapes and dtypes as for the Python
 staging, and takes this path only when the observations and actions have exactly their
 fields' dtypes, the rewards are float32 or float64 (cast to float32 as numpy casts them:
-round to nearest), the done flags are bool, ``truncated`` is ``False`` (the staged truncated
-flags are zeros already), and there are no extra fields. Specification: the Python staging
+round to nearest), the done and truncated flags are bool arrays (``truncated=False`` is
+given as zeros), and there are no extra fields. Specification: the Python staging
 (StepWriter._write); tests compare the staged bytes and the buffer's state after each step.
 
 The step writer calls the compiled function's entry point for the one signature its fields
@@ -34,10 +34,10 @@ from pearll.buffers.writing.step_kernel import pointer, write_step
 
 
 @njit(cache=True)
-def stage_and_write_step(control, obs, next_obs, action, reward, done):
+def stage_and_write_step(control, obs, next_obs, action, reward, done, trunc):
     """Stage ``obs``, ``next_obs`` ``(E, ...)`` (the observation field's dtype), ``action``
-    ``(E,)`` or ``(E, k)`` (the action field's dtype), ``reward`` ``(E,)`` float32/float64 and
-    ``done`` ``(E,)`` bool, then :func:`write_step`: its result."""
+    ``(E,)`` or ``(E, k)`` (the action field's dtype), ``reward`` ``(E,)`` float32/float64,
+    ``done`` and ``trunc`` ``(E,)`` bool, then :func:`write_step`: its result."""
     at, stage_bytes = control[kernel.STAGE_AT], control[kernel.STAGE_BYTES]
     obs_at, next_at = control[kernel.OBS_OFFSET], control[kernel.NEXT_STAGED_AT]
     for e in range(control[kernel.NUM_ENVS]):
@@ -45,12 +45,12 @@ def stage_and_write_step(control, obs, next_obs, action, reward, done):
         _copy_row(carray(pointer(row + obs_at), obs.shape[1:], obs.dtype), obs, e, 0)
         _copy_row(carray(pointer(row + next_at), next_obs.shape[1:], next_obs.dtype), next_obs,
                   e, 0)  # fmt: skip
-        _stage_rest(control, row, e, action, reward, done)
+        _stage_rest(control, row, e, action, reward, done, trunc)
     return write_step(control)
 
 
 @njit(cache=True)
-def stage_frames_and_write_step(control, obs, next_obs, action, reward, done):
+def stage_frames_and_write_step(control, obs, next_obs, action, reward, done, trunc):
     """As :func:`stage_and_write_step` for frame stacks ``(E, k, *frame)`` of the frame
     store's dtype: the newest frame of each stack is staged, not the stacks."""
     at, stage_bytes = control[kernel.STAGE_AT], control[kernel.STAGE_BYTES]
@@ -61,14 +61,15 @@ def stage_frames_and_write_step(control, obs, next_obs, action, reward, done):
         _copy_row(frame, obs, e, obs.shape[1] - 1)
         following = carray(pointer(row + frames_at + frame_bytes), obs.shape[2:], obs.dtype)
         _copy_row(following, next_obs, e, obs.shape[1] - 1)
-        _stage_rest(control, row, e, action, reward, done)
+        _stage_rest(control, row, e, action, reward, done, trunc)
     return write_step(control)
 
 
 @njit(cache=True)
-def _stage_rest(control, row, e, action, reward, done):
+def _stage_rest(control, row, e, action, reward, done, trunc):
     """Sub-env ``e``'s action (into its field and, as float64, into ``control`` for the range
-    check), reward (float32) and done flag (float32 0 or 1) into the staged row at ``row``."""
+    check), reward (float32), done flag (float32 0 or 1) and truncated flag (bool) into the
+    staged row at ``row``."""
     k = control[kernel.ACTION_SIZE]
     staged_action = carray(pointer(row + control[kernel.ACTIONS_OFFSET]), k, action.dtype)
     checked = control.view(np.float64)
@@ -79,6 +80,7 @@ def _stage_rest(control, row, e, action, reward, done):
         checked[start + j] = value
     carray(pointer(row + control[kernel.REWARDS_OFFSET]), 1, np.float32)[0] = reward[e]
     carray(pointer(row + control[kernel.DONES_OFFSET]), 1, np.float32)[0] = 1.0 if done[e] else 0.0
+    carray(pointer(row + control[kernel.TRUNCATEDS_OFFSET]), 1, np.bool_)[0] = trunc[e]
 
 
 def _copy_row(target, source, e, frame):
@@ -152,28 +154,40 @@ def _action_value_compiled(action, e, j):
     return lambda action, e, j: action[e, j]
 
 
-def compiled_staging(vector: bool, plain_fields: bool, obs_slot: Any, frames: Any) -> Any:
+def compiled_staging(
+    vector: bool, plain_fields: bool, obs_slot: Any, frames: Any, action_dtype: np.dtype
+) -> Any:
     """The compiled staging for a step writer's parts (a numba dispatcher), or None where it
     does not apply: single envs, Dict observations, extra fields, compressed frames
-    (``plain_fields`` False) and scalar observations (Discrete spaces) take the Python one."""
+    (``plain_fields`` False), scalar observations (Discrete spaces) and dtypes numba has no
+    type for (float16) take the Python one."""
     if not (vector and plain_fields):
         return None
-    if frames is not None:
-        return stage_frames_and_write_step if len(frames.frame_shape) >= 1 else None
-    return stage_and_write_step if len(obs_slot.shape) >= 1 else None
+    obs_dtype, shape = (obs_slot.dtype, obs_slot.shape) if frames is None else (
+        frames.dtype, frames.frame_shape)  # fmt: skip
+    if len(shape) < 1 or not (_numba_has(obs_dtype) and _numba_has(action_dtype)):
+        return None
+    return stage_and_write_step if frames is None else stage_frames_and_write_step
+
+
+def _numba_has(dtype: np.dtype) -> bool:
+    """Whether numba compiles arrays of ``dtype`` (bool, integers, float32, float64; not
+    float16, which it types but cannot compile)."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "biu" or dtype in (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def entry_point(staging: Any, obs: tuple[np.dtype, int], action: tuple[np.dtype, int],
                 reward: np.dtype) -> Any:  # fmt: skip
     """The entry point of ``staging`` (one of the two functions above) compiled for arrays of
     any strides: observations of dtype and rank ``obs`` (both), actions ``action``, rewards
-    ``reward`` (rank 1) and bool done flags. It raises TypeError, having run nothing, if an
-    argument is not an array of its type."""
+    ``reward`` (rank 1), bool done and truncated flags. It raises TypeError, having run
+    nothing, if an argument is not an array of its type."""
 
     def array(dtype: np.dtype, ndim: int) -> Any:
         return types.Array(from_dtype(np.dtype(dtype)), ndim, "A")
 
     signature = (types.Array(types.int64, 1, "C"), array(*obs), array(*obs), array(*action),
-                 array(reward, 1), array(np.bool_, 1))  # fmt: skip
+                 array(reward, 1), array(np.bool_, 1), array(np.bool_, 1))  # fmt: skip
     staging.compile(signature)
     return staging.overloads[signature].entry_point

@@ -92,9 +92,11 @@ class StepChecks:
             and reward.__class__ is ndarray and reward.shape == lead
             and (reward.dtype is FLOAT32 or reward.dtype is FLOAT64)
             and done.__class__ is ndarray and done.shape == lead and done.dtype is BOOL_DTYPE
-            and trunc is False and not extras
+            and (trunc is False or (trunc.__class__ is ndarray and trunc.shape == lead
+                                    and trunc.dtype is BOOL_DTYPE))
+            and not extras
         ):  # fmt: skip
-            return self._write_compiled(obs, action, reward, next_obs, done, info)
+            return self._write_compiled(obs, action, reward, next_obs, done, trunc, info)
         return (
             obs.__class__ is ndarray and obs.shape == shape
             and ((d := obs.dtype) is usual or d in dtypes)

@@ -12,8 +12,8 @@ SAME_STEP final observations) in three stages:
 2. Staging: each field is assigned into a ``(E, stage_bytes)`` uint8 block laid out like a
    packed row (the same numpy assignments, so the same casts, as the general path's), and the
    action also, as float64, into the kernel's ``control`` array for the range check. A
-   vector-env step whose arrays all have their fields' own dtypes (with ``truncated=False``
-   and no extra fields: the usual step) is staged by compiled code instead, in the same call
+   vector-env step whose arrays all have their fields' own dtypes (bool done and truncated
+   flags, no extra fields: the usual step) is staged by compiled code instead, in the same call
    as stage 3 (stage_kernel.py, compiled_step.py): staging is a copy there, with no cast to
    decide, and one call costs less than the assignments.
 3. One compiled call (:func:`~pearll.buffers.writing.step_kernel.write_step`): checks every action
@@ -157,12 +157,11 @@ class StepWriter(StepChecks, CompiledStaging, FinalStepWrites):
         self._reporting = False  # control[REPORT] is set at the first add with observers
         self._trunc_zero = True  # the staged truncated flags are all zeros (see _write)
         self._stage_and_write = compiled_staging(
-            vector,
-            self._leaves is None and not self._extras and not compressed,
-            obs_slot,
-            self._frames,
-        )
+            vector, self._leaves is None and not self._extras and not compressed, obs_slot,
+            self._frames, self._action_dtype,
+        )  # fmt: skip
         self._staging_f32 = self._staging_f64 = None  # its entry points, at the first adds
+        self._no_truncations = np.zeros(num_envs, bool)
         if self._leaves is not None:
             self.try_add = self._try_vector_dict if vector else self._try_single_dict
         else:
