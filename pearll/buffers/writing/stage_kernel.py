@@ -118,12 +118,37 @@ def _assign(target, source, e, frame):
 
 @overload(_assign)
 def _assign_compiled(target, source, e, frame):
+    # Explicit loops for one and two axes (flat observations, grayscale frames: numba's
+    # generic array assignment walks strided views an element at a time, several times slower).
     if source.ndim == target.ndim + 2:
+        if target.ndim == 2:
 
-        def assign_frame(target, source, e, frame):
+            def assign_frame(target, source, e, frame):
+                for i in range(target.shape[0]):
+                    for j in range(target.shape[1]):
+                        target[i, j] = source[e, frame, i, j]
+
+            return assign_frame
+
+        def assign_any_frame(target, source, e, frame):
             target[...] = source[e, frame]
 
-        return assign_frame
+        return assign_any_frame
+    if target.ndim == 1:
+
+        def assign_flat(target, source, e, frame):
+            for i in range(target.shape[0]):
+                target[i] = source[e, i]
+
+        return assign_flat
+    if target.ndim == 2:
+
+        def assign_rows(target, source, e, frame):
+            for i in range(target.shape[0]):
+                for j in range(target.shape[1]):
+                    target[i, j] = source[e, i, j]
+
+        return assign_rows
 
     def assign(target, source, e, frame):
         target[...] = source[e]

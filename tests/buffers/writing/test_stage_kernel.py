@@ -157,3 +157,27 @@ def test_arrays_of_any_strides_are_staged():
     assert len(used) == 10
     assert_same_state(buffers[0], buffers[1])
     assert_same_state(buffers[0], buffers[2])
+
+
+@pytest.mark.parametrize("layout", ["transposed", "reversed"])
+def test_frame_stacks_of_any_strides_are_staged(layout):
+    # Stacks as VecTransposeImage gives them (an (E, H, W, k) array seen as (E, k, H, W)), or
+    # with negative strides: the element-by-element copy of the compiled staging.
+    env = SpacesEnv(spaces.Box(0, 255, (4, 6, 5), np.uint8), spaces.Discrete(3), 2)
+    buffers, used = three_buffers(env, ReplayBuffer, 16, frame_stack=4)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (2, 6, 5, 30), dtype=np.uint8)
+
+    def stack(t):
+        window = frames[..., t : t + 4]  # (E, H, W, k)
+        view = np.moveaxis(window, -1, 1)  # (E, k, H, W), strided
+        return (
+            view if layout == "transposed" else np.ascontiguousarray(view[:, :, ::-1])[:, :, ::-1]
+        )
+
+    for t in range(20):
+        done = np.array([t % 7 == 6, False])
+        add_to_all(buffers, stack(t), np.arange(2) % 3, np.ones(2), stack(t + 1), done)
+    assert len(used) == 20
+    assert_same_state(buffers[0], buffers[1])
+    assert_same_state(buffers[0], buffers[2])
