@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -251,22 +250,6 @@ def target_lines(medians: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_on_cpu_clock(case: Case, rounds: int, calls: int) -> dict[str, float]:
-    """As bench_buffers.run, timed with this thread's CPU clock: on a shared machine the time
-    the process waits for a core is left out (what other jobs do to the caches is not)."""
-    samples: dict[str, list[float]] = {name: [] for name in case.ops}
-    for op in case.ops.values():
-        for _ in range(max(1, calls // 10)):  # warm-up
-            op()
-    for _ in range(rounds):
-        for name, op in case.ops.items():
-            start = time.thread_time()
-            for _ in range(calls):
-                op()
-            samples[name].append((time.thread_time() - start) * 1e6 / calls / case.per_call)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -292,7 +275,7 @@ def main() -> None:
         sections.append(million_table())
     for case in speed_cases(WORST, capacity):
         print(f"{case.title} ...", flush=True)
-        medians = (run_on_cpu_clock if args.clock == "cpu" else run)(case, rounds, calls)
+        medians = run(case, rounds, calls, args.clock)
         sections.append(table(case, medians))
         if CODEC_ALONE.format("lz4") in medians:
             sections.append(target_lines(medians))

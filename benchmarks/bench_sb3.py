@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from stable_baselines3.common.envs import BitFlippingEnv
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer as SB3Her
 
-from benchmarks.bench_buffers import Case
+from benchmarks.bench_buffers import CLOCKS, Case, run
 from benchmarks.sb3_memory import allocated_table, rss_table
 from pearll import sb3
 
@@ -180,30 +178,6 @@ def prioritized_cases(quick: bool) -> list[Case]:
     fill(uniform, Stream(obs_space, 1, stored), stored)
     case.ops["SB3 uniform sample (SB3 has no PER)"] = lambda: uniform.sample(256)
     return [case]
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
-
-
-def run(case: Case, rounds: int, calls: int, clock: str = "wall") -> dict[str, float]:
-    """Median µs per call of each op, the ops interleaved round by round. ``clock="cpu"``
-    times this thread's CPU time, which time slices given to other processes on a loaded
-    machine do not inflate (the wall clock does, by whole slices)."""
-    now = CLOCKS[clock]
-    samples: dict[str, list[float]] = {name: [] for name in case.ops}
-
-    def timed(op, count: int) -> float:
-        start = now()
-        for _ in range(count):
-            op()
-        return (now() - start) / count
-
-    for op in case.ops.values():
-        timed(op, max(1, calls // 10))  # warm-up
-    for _ in range(rounds):
-        for name, op in case.ops.items():
-            samples[name].append(timed(op, calls) * 1e6 / case.per_call)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def table(case: Case, results: dict[str, float]) -> list[str]:

@@ -199,14 +199,12 @@ class PearllAdapter(Checkpointing, Sampling):
         # observations, other argument types) takes _add_general, which handles every case.
         try:  # free unless raised (an argument that is not an array: _add_general's case)
             next_bytes = next_obs.tobytes()
-            if self._frame_bytes:  # frame stacks: see _follows_on_stacks
-                fast = self._fast and self._follows_on_stacks(obs, next_obs, next_bytes, done)
-            else:
-                fast = (
-                    self._fast  # see _add_general
-                    and done.tobytes() == self._no_done_bytes
-                    and obs.tobytes() == self._last_next_bytes  # follows on
-                )
+            fast = (
+                self._fast  # see _add_general
+                and done.tobytes() == self._no_done_bytes
+                and (self._follows_on_stacks(obs, next_obs, next_bytes) if self._frame_bytes
+                     else obs.tobytes() == self._last_next_bytes)  # follows on
+            )  # fmt: skip
         except AttributeError:
             fast = False
         if fast:
@@ -219,13 +217,12 @@ class PearllAdapter(Checkpointing, Sampling):
             return
         self._add_general(obs, next_obs, action, reward, done, infos)
 
-    def _follows_on_stacks(self, obs: Any, next_obs: Any, next_bytes: bytes, done: Any) -> bool:
-        """``add``'s fast-path test with frame stacks: no done, stacks as stored, ``obs`` the
-        previous ``next_obs``, and each next stack its stack shifted by one frame (the check of
+    def _follows_on_stacks(self, obs: Any, next_obs: Any, next_bytes: bytes) -> bool:
+        """``add``'s follow-on test with frame stacks: stacks as stored, ``obs`` the previous
+        ``next_obs``, and each next stack its stack shifted by one frame (the check of
         check_stacks). Stacks are 28 KB at 4x84x84: a C-contiguous ``obs`` is compared in place
         (a bytes object's ``startswith`` takes any buffer and compares memory), not copied."""
-        if not (done.tobytes() == self._no_done_bytes and obs.shape == self._obs_shape
-                and next_obs.shape == self._obs_shape):  # fmt: skip
+        if not (obs.shape == self._obs_shape and next_obs.shape == self._obs_shape):
             return False
         try:
             stacks = memoryview(obs).cast("B")

@@ -15,15 +15,7 @@ from hypothesis import strategies as st
 
 from pearll.sb3 import ReplayBuffer
 from tests.fixtures import sb3_steps, sb3_vec_env
-
-
-def held(buffer):
-    batch = buffer.pearll_buffer.all(flatten_env=True)
-    return Counter(
-        (batch.observations[i].tobytes(), int(batch.actions[i, 0]), float(batch.rewards[i, 0]),
-         batch.next_observations[i].tobytes(), float(batch.dones[i, 0]))
-        for i in range(len(batch.rewards))
-    )  # fmt: skip
+from tests.sb3.test_replay import held_by_ours as held
 
 
 def true_transitions(step):

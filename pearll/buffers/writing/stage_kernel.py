@@ -42,9 +42,8 @@ def stage_and_write_step(control, obs, next_obs, action, reward, done, trunc):
     obs_at, next_at = control[kernel.OBS_OFFSET], control[kernel.NEXT_STAGED_AT]
     for e in range(control[kernel.NUM_ENVS]):
         row = at + e * stage_bytes
-        _copy_row(carray(pointer(row + obs_at), obs.shape[1:], obs.dtype), obs, e, 0)
-        _copy_row(carray(pointer(row + next_at), next_obs.shape[1:], next_obs.dtype), next_obs,
-                  e, 0)  # fmt: skip
+        _copy(carray(pointer(row + obs_at), obs.shape[1:], obs.dtype), obs[e])
+        _copy(carray(pointer(row + next_at), next_obs.shape[1:], next_obs.dtype), next_obs[e])
         _stage_rest(control, row, e, action, reward, done, trunc)
     return write_step(control)
 
@@ -57,10 +56,9 @@ def stage_frames_and_write_step(control, obs, next_obs, action, reward, done, tr
     frames_at, frame_bytes = control[kernel.STAGED_FRAMES_AT], control[kernel.FRAME_BYTES]
     for e in range(control[kernel.NUM_ENVS]):
         row = at + e * stage_bytes
-        frame = carray(pointer(row + frames_at), obs.shape[2:], obs.dtype)
-        _copy_row(frame, obs, e, obs.shape[1] - 1)
+        _copy(carray(pointer(row + frames_at), obs.shape[2:], obs.dtype), obs[e, -1])
         following = carray(pointer(row + frames_at + frame_bytes), obs.shape[2:], obs.dtype)
-        _copy_row(following, next_obs, e, obs.shape[1] - 1)
+        _copy(following, next_obs[e, -1])
         _stage_rest(control, row, e, action, reward, done, trunc)
     return write_step(control)
 
@@ -83,88 +81,61 @@ def _stage_rest(control, row, e, action, reward, done, trunc):
     carray(pointer(row + control[kernel.TRUNCATEDS_OFFSET]), 1, np.bool_)[0] = trunc[e]
 
 
-def _copy_row(target, source, e, frame):
-    """``target[...] = source[e]``, or with frame stacks (``source`` ``(E, k, *frame)``)
-    ``target[...] = source[e, frame]`` (compiled: the overload below)."""
-    target[...] = source[e] if source.ndim == target.ndim + 1 else source[e, frame]
-
-
-@overload(_copy_row)
-def _copy_row_compiled(target, source, e, frame):
-    # One item is the axes after the sub-env's (and the stack's, for frames): chosen here, by
-    # the arrays' ranks, so that each compiled version indexes as its arrays allow.
-    stacked = source.ndim == target.ndim + 2
-    first = 2 if stacked else 1
-
-    def copy(target, source, e, frame):
-        if _trailing_contiguous(source, first):  # one run of bytes: copied in vector registers
-            start = source.ctypes.data + e * source.strides[0]
-            if stacked:
-                start += frame * source.strides[1]
-            nbytes = target.size * source.itemsize
-            copied = carray(pointer(target.ctypes.data), nbytes, np.uint8)
-            given = carray(pointer(start), nbytes, np.uint8)
-            for b in range(nbytes):
-                copied[b] = given[b]
-        else:
-            _assign(target, source, e, frame)
-
-    return copy
-
-
-def _assign(target, source, e, frame):
-    """The element-by-element copy of :func:`_copy_row` (compiled: the overload below)."""
-
-
-@overload(_assign)
-def _assign_compiled(target, source, e, frame):
-    # Explicit loops for one and two axes (flat observations, grayscale frames: numba's
-    # generic array assignment walks strided views an element at a time, several times slower).
-    if source.ndim == target.ndim + 2:
-        if target.ndim == 2:
-
-            def assign_frame(target, source, e, frame):
-                for i in range(target.shape[0]):
-                    for j in range(target.shape[1]):
-                        target[i, j] = source[e, frame, i, j]
-
-            return assign_frame
-
-        def assign_any_frame(target, source, e, frame):
-            target[...] = source[e, frame]
-
-        return assign_any_frame
-    if target.ndim == 1:
-
-        def assign_flat(target, source, e, frame):
-            for i in range(target.shape[0]):
-                target[i] = source[e, i]
-
-        return assign_flat
-    if target.ndim == 2:
-
-        def assign_rows(target, source, e, frame):
-            for i in range(target.shape[0]):
-                for j in range(target.shape[1]):
-                    target[i, j] = source[e, i, j]
-
-        return assign_rows
-
-    def assign(target, source, e, frame):
-        target[...] = source[e]
-
-    return assign
+@njit(cache=True)
+def _copy(target, item):
+    """``target[...] = item`` for a C-contiguous ``target`` and an ``item`` of its shape (one
+    sub-env's observation or newest frame, a view of any strides): as one run of bytes where
+    ``item`` is C-contiguous too (copied in vector registers), else element by element."""
+    if _contiguous(item):
+        nbytes = target.size * item.itemsize
+        copied = carray(pointer(target.ctypes.data), nbytes, np.uint8)
+        given = carray(pointer(item.ctypes.data), nbytes, np.uint8)
+        for b in range(nbytes):
+            copied[b] = given[b]
+    else:
+        _assign(target, item)
 
 
 @njit(cache=True)
-def _trailing_contiguous(array, first):
-    """Whether axes ``first`` on of ``array`` are C-contiguous (axes of length 1 aside)."""
+def _contiguous(array):
+    """Whether ``array`` is C-contiguous (axes of length 1 aside)."""
     expected = array.itemsize
-    for axis in range(array.ndim - 1, first - 1, -1):
+    for axis in range(array.ndim - 1, -1, -1):
         if array.shape[axis] > 1 and array.strides[axis] != expected:
             return False
         expected *= array.shape[axis]
     return True
+
+
+def _assign(target, item):
+    """``target[...] = item``, element by element (compiled: the overload below)."""
+    target[...] = item
+
+
+@overload(_assign)
+def _assign_compiled(target, item):
+    # Explicit loops for one and two axes (flat observations, grayscale frames): numba's
+    # generic array assignment walks a strided view several times slower.
+    if target.ndim == 1:
+
+        def assign_flat(target, item):
+            for i in range(target.shape[0]):
+                target[i] = item[i]
+
+        return assign_flat
+    if target.ndim == 2:
+
+        def assign_rows(target, item):
+            for i in range(target.shape[0]):
+                for j in range(target.shape[1]):
+                    target[i, j] = item[i, j]
+
+        return assign_rows
+
+    def assign(target, item):
+        target[...] = item
+
+    return assign
 
 
 def _action_value(action, e, j):

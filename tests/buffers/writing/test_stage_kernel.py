@@ -40,6 +40,12 @@ def three_buffers(env, buffer_class, capacity, **options):
     return buffers, used
 
 
+def assert_all_same(buffers):
+    """The three buffers hold the same bytes and bookkeeping."""
+    for other in buffers[1:]:
+        assert_same_state(buffers[0], other)
+
+
 def add_to_all(buffers, *step, **kwargs):
     """The step added to each buffer: the error each raised (type and message), or None."""
     outcomes = []
@@ -86,8 +92,7 @@ def test_env_streams_end_the_same_in_every_autoreset_mode(
     buffers, used = three_buffers(env, buffer_class, capacity)
     run_env(buffers, env, steps, seed)
     assert len(used) == steps  # the compiled staging took every step
-    assert_same_state(buffers[0], buffers[1])
-    assert_same_state(buffers[0], buffers[2])
+    assert_all_same(buffers)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -103,8 +108,7 @@ def test_frame_stacks_end_the_same(mode, num_envs, capacity, steps, seed):
     buffers, used = three_buffers(env, ReplayBuffer, capacity, frame_stack=4)
     run_env(buffers, env, steps, seed)
     assert len(used) == steps
-    assert_same_state(buffers[0], buffers[1])
-    assert_same_state(buffers[0], buffers[2])
+    assert_all_same(buffers)
 
 
 SPACES = [
@@ -140,8 +144,7 @@ def test_values_out_of_range_are_refused_alike(observation_space, action_space, 
             trunc = rng.random(num_envs) < 0.2 if rng.random() < 0.5 else False
             add_to_all(buffers, obs, action, reward, next_obs, done, trunc)
     assert used
-    assert_same_state(buffers[0], buffers[1])
-    assert_same_state(buffers[0], buffers[2])
+    assert_all_same(buffers)
 
 
 def test_arrays_of_any_strides_are_staged():
@@ -155,8 +158,7 @@ def test_arrays_of_any_strides_are_staged():
         action = np.arange(4)[::2] % 3
         add_to_all(buffers, obs, action, np.ones(2), next_obs, np.zeros(2, bool))
     assert len(used) == 10
-    assert_same_state(buffers[0], buffers[1])
-    assert_same_state(buffers[0], buffers[2])
+    assert_all_same(buffers)
 
 
 @pytest.mark.parametrize("layout", ["transposed", "reversed"])
@@ -179,5 +181,4 @@ def test_frame_stacks_of_any_strides_are_staged(layout):
         done = np.array([t % 7 == 6, False])
         add_to_all(buffers, stack(t), np.arange(2) % 3, np.ones(2), stack(t + 1), done)
     assert len(used) == 20
-    assert_same_state(buffers[0], buffers[1])
-    assert_same_state(buffers[0], buffers[2])
+    assert_all_same(buffers)
